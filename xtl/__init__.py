@@ -1,0 +1,2 @@
+"""xtl: cross-lingual transfer kit."""
+__version__ = "0.1.0"

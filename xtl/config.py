@@ -1,0 +1,286 @@
+"""The experiment file (contract version 1): keys, types, defaults and validation.
+
+See docs/contracts.md for the prose; this module is its executable form. Everything is checked
+here, before any data is read or any model is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xtl import tasks as registry
+from xtl.errors import ConfigError, unknown
+
+CONTRACT_VERSION = 1
+
+# The paper's recipe (jiant's released X-STILTs settings; ../shared/spec/paper.md section 3).
+HPARAM_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-5,
+    "epochs": 3,
+    "batch_size": 32,
+    "grad_accum": 1,
+    "max_length": 256,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,
+    "adam_epsilon": 1e-8,
+    "eval_every": 0,  # steps between dev evaluations; 0 = at the end of every epoch
+    "patience": 0,  # dev evaluations without improvement before stopping; 0 = never stop
+    "precision": "auto",  # auto | bf16 | fp16 | fp32
+    "input_prefix": "",  # e.g. "query: " for e5 models
+}
+HPARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
+    "grad_accum": (int,), "max_length": (int,), "warmup_ratio": (float, int),
+    "weight_decay": (float, int), "max_grad_norm": (float, int), "adam_epsilon": (float,),
+    "eval_every": (int,), "patience": (int,), "precision": (str,), "input_prefix": (str,),
+}
+PHASES = ("intermediate", "target")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+SPLITS = ("validation", "test")
+
+TOP_LEVEL: dict[str, Any] = {
+    "xtl": CONTRACT_VERSION,
+    "name": None,
+    "out": None,
+    "mirror": None,
+    "models": None,
+    "intermediate": ["none"],
+    "targets": None,
+    "seeds": [0],
+    "train_sizes": [None],
+    "subsample_seed": 0,
+    "intermediate_seed": None,
+    "hparams": {},
+    "tasks": {},
+    "grid": {},
+    "eval_split": "validation",
+    "eval_languages": None,
+    "executor": "local",
+}
+REQUIRED = ("models", "targets")
+EXECUTORS = ("local",)
+
+
+@dataclass
+class Experiment:
+    """A validated experiment file with defaults filled in."""
+
+    path: Path | None
+    raw: dict[str, Any]
+    values: dict[str, Any]
+    declared: dict[str, dict]  # tasks declared in the file: name -> Task fields
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; errors name the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML: {err.problem or err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    exp = parse(raw if raw is not None else {}, source=str(path))
+    exp.path = path
+    if exp.values["name"] is None:
+        exp.values["name"] = path.stem
+    return exp
+
+
+def parse(raw: Any, source: str = "<experiment>") -> Experiment:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the experiment must be a mapping of keys, got "
+                          f"{type(raw).__name__}")
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise unknown(f"key in {source}", key, TOP_LEVEL)
+    values = copy.deepcopy(TOP_LEVEL) | copy.deepcopy(raw)
+    for key in REQUIRED:
+        if not values.get(key):
+            raise ConfigError(f"{source}: {key!r} is required (a non-empty list)")
+    if values["xtl"] != CONTRACT_VERSION:
+        raise ConfigError(f"{source}: contract version xtl: {values['xtl']!r} is not supported; "
+                          f"this xtl reads version {CONTRACT_VERSION} (docs/contracts.md)")
+    for key in ("models", "targets", "intermediate", "seeds", "train_sizes"):
+        values[key] = _as_list(values[key], key, source)
+    declared = _declared_tasks(values["tasks"], source)
+    _check_names(values, declared, source)
+    _check_axes(values, source)
+    _check_hparams(values["hparams"], f"{source}: hparams")
+    for name, spec in values["tasks"].items():
+        _check_hparams(_task_overrides(spec), f"{source}: tasks.{name}")
+    _check_grid(values["grid"], source)
+    if values["eval_split"] not in SPLITS:
+        raise unknown(f"eval_split in {source}", values["eval_split"], SPLITS)
+    if values["executor"] not in EXECUTORS:
+        raise unknown(f"executor in {source}", values["executor"], EXECUTORS)
+    return Experiment(None, raw, values, declared)
+
+
+def _as_list(value: Any, key: str, source: str) -> list:
+    if value is None:
+        return [None]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _declared_tasks(spec: Any, source: str) -> dict[str, dict]:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{source}: 'tasks' must map task names to overrides or declarations")
+    declared = {}
+    for name, entry in spec.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: tasks.{name} must be a mapping, got {entry!r}")
+        if "format" in entry:
+            fields = {k: v for k, v in entry.items() if k != "hparams"}
+            registry.declare(name, fields)  # validates now; rebuilt where it is used
+            declared[name] = fields
+        elif name not in registry.REGISTRY:
+            raise unknown(f"task in {source}: tasks", name, registry.REGISTRY)
+    return declared
+
+
+def _task_overrides(entry: dict) -> dict:
+    """A tasks.<name> entry's hyperparameter overrides (declarations nest them in 'hparams')."""
+    return dict(entry.get("hparams", {})) if "format" in entry else dict(entry)
+
+
+def task_names(values: dict, declared: dict) -> set[str]:
+    return set(registry.REGISTRY) | set(declared)
+
+
+def intermediate_stages(entry: Any, source: str = "<experiment>") -> list[list[str]]:
+    """An `intermediate` axis value as stages, each a list of tasks trained together.
+
+    none -> []; "mnli" -> [["mnli"]]; ["mnli", "squad"] -> [["mnli", "squad"]] (multi-task);
+    {"chain": ["siqa", "copa"]} -> [["siqa"], ["copa"]] (each stage starts from the last).
+    """
+    if entry is None or entry == "none":
+        return []
+    if isinstance(entry, str):
+        return [[entry]]
+    if isinstance(entry, list) and entry and all(isinstance(t, str) for t in entry):
+        return [list(entry)]
+    if isinstance(entry, dict) and set(entry) == {"chain"} and isinstance(entry["chain"], list):
+        stages = []
+        for step in entry["chain"]:
+            stages += intermediate_stages(step, source)
+        return stages
+    raise ConfigError(f"{source}: intermediate entry {entry!r} is not 'none', a task name, a "
+                      "list of task names (multi-task) or {chain: [...]}")
+
+
+def _check_names(values: dict, declared: dict, source: str) -> None:
+    known = task_names(values, declared)
+    for target in values["targets"]:
+        if target not in known:
+            raise unknown(f"target task in {source}", target, known)
+    for entry in values["intermediate"]:
+        for stage in intermediate_stages(entry, source):
+            if len(stage) > 1:
+                raise ConfigError(f"{source}: multi-task intermediate training {stage} is part of "
+                                  "the contract but not implemented yet in this version of xtl")
+            for name in stage:
+                if name not in known:
+                    raise unknown(f"intermediate task in {source}", name, known)
+    if values["eval_languages"] is not None:
+        langs = _as_list(values["eval_languages"], "eval_languages", source)
+        values["eval_languages"] = langs
+        allowed = set()
+        for target in values["targets"]:
+            allowed |= set(resolve_task(target, declared).languages)
+        for lang in langs:
+            if lang not in allowed:
+                raise unknown(f"language in {source}: eval_languages", lang, allowed)
+
+
+def _check_axes(values: dict, source: str) -> None:
+    for seed in values["seeds"]:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"{source}: seeds must be integers, got {seed!r}")
+    for size in values["train_sizes"]:
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise ConfigError(f"{source}: train_sizes entries must be positive integers or null "
+                              f"(full data), got {size!r}")
+    for model in values["models"]:
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"{source}: models entries must be names or paths, got {model!r}")
+    for key in ("subsample_seed",):
+        if not isinstance(values[key], int):
+            raise ConfigError(f"{source}: {key} must be an integer, got {values[key]!r}")
+    if values["intermediate_seed"] is not None and not isinstance(values["intermediate_seed"], int):
+        raise ConfigError(f"{source}: intermediate_seed must be an integer or null")
+
+
+def split_scope(key: str) -> tuple[str | None, str]:
+    """'target.learning_rate' -> ('target', 'learning_rate'); 'epochs' -> (None, 'epochs')."""
+    if "." in key:
+        phase, name = key.split(".", 1)
+        if phase not in PHASES:
+            raise unknown("hyperparameter scope", phase, PHASES)
+        return phase, name
+    return None, key
+
+
+def check_hparam(key: str, value: Any, where: str) -> None:
+    _, name = split_scope(key)
+    if name not in HPARAM_TYPES:
+        raise unknown(f"hyperparameter in {where}", name, HPARAM_TYPES)
+    if isinstance(value, bool) or not isinstance(value, HPARAM_TYPES[name]):
+        expected = " or ".join(t.__name__ for t in HPARAM_TYPES[name])
+        raise ConfigError(f"{where}: {key} = {value!r} has the wrong type; expected {expected}")
+    if name in ("learning_rate", "epochs", "batch_size", "grad_accum", "max_length") and value <= 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be > 0")
+    if name == "warmup_ratio" and not 0 <= value < 1:
+        raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")
+    if name == "precision" and value not in PRECISIONS:
+        raise unknown(f"precision in {where}", value, PRECISIONS)
+
+
+def _check_hparams(hparams: Any, where: str) -> None:
+    if not isinstance(hparams, dict):
+        raise ConfigError(f"{where} must be a mapping of hyperparameters, got {hparams!r}")
+    for key, value in hparams.items():
+        check_hparam(key, value, where)
+
+
+def _check_grid(grid: Any, source: str) -> None:
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{source}: grid must map hyperparameter names to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: grid.{key} must be a non-empty list, got {values!r}")
+        for value in values:
+            check_hparam(key, value, f"{source}: grid")
+
+
+def resolve_task(name: str, declared: dict[str, dict]) -> registry.Task:
+    if name in declared:
+        return registry.declare(name, declared[name])
+    return registry.get(name)
+
+
+def resolve_hparams(phase: str, task: registry.Task, model_defaults: dict, values: dict,
+                    grid_point: dict) -> dict:
+    """Defaults < task recipe < model preset < file hparams < tasks.<name> < grid value."""
+    resolved = dict(HPARAM_DEFAULTS) | dict(task.hparams) | dict(model_defaults)
+    layers = [values["hparams"], _task_overrides(values["tasks"].get(task.name, {})), grid_point]
+    for layer in layers:
+        for key, value in layer.items():
+            scope, name = split_scope(key)
+            if scope in (None, phase):
+                resolved[name] = value
+    return resolved

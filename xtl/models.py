@@ -1,0 +1,127 @@
+"""One pretrained encoder with one head per task, and checkpoints in the contract's layout.
+
+A checkpoint directory holds `encoder/` (a plain transformers directory: config, safetensors
+weights, tokenizer), `heads.safetensors` + `heads.json`, and `checkpoint.json`, written last,
+with a checksum over the rest and the id of the cell that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+import xtl
+from xtl.errors import ModelError
+from xtl.store import atomic_write_json, read_json, sha256_tree
+from xtl.tasks import Task, format_module
+
+MARKER = "checkpoint.json"
+
+
+class XtlModel(nn.Module):
+    """Encoder + a ModuleDict of task heads; `forward(task, batch)` returns the head's logits."""
+
+    def __init__(self, encoder: nn.Module, tasks: list[Task]):
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.tasks = {t.name: t for t in tasks}
+        self.heads = nn.ModuleDict({t.name: format_module(t.format).make_head(t, hidden)
+                                    for t in tasks})
+
+    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")
+                  if k in batch}
+        hidden = self.encoder(**inputs).last_hidden_state
+        return self.heads[task](hidden, batch)
+
+
+@dataclass
+class LoadReport:
+    """Which tensors came from where: the notebook prints it so reuse is never a guess."""
+
+    encoder_source: str
+    loaded: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    parent: dict | None = None
+
+    def summary(self) -> str:
+        lines = [f"encoder from {self.encoder_source}: {len(self.loaded)} tensors loaded"]
+        if self.missing:
+            lines.append(f"  not in the source, freshly initialised: {self.missing}")
+        lines.append(f"new (random init) head tensors: {len(self.new)}: {self.new}")
+        return "\n".join(lines)
+
+
+def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None = None
+          ) -> tuple[XtlModel, Any, LoadReport]:
+    """Load an encoder (a pretrained model or a checkpoint's encoder) and add fresh heads."""
+    parent = None
+    if init_checkpoint is not None:
+        parent = verify_checkpoint(init_checkpoint)
+        location = Path(init_checkpoint) / "encoder"
+    encoder, info = AutoModel.from_pretrained(str(location), output_loading_info=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(location))
+    model = XtlModel(encoder, tasks)
+    missing = sorted(info.get("missing_keys", []))
+    loaded = sorted(k for k in encoder.state_dict() if k not in set(missing))
+    new = sorted(f"heads.{k}" for k in model.heads.state_dict())
+    return model, tokenizer, LoadReport(str(location), loaded, new, missing, parent)
+
+
+def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict) -> dict:
+    """Write a complete checkpoint to `dest` atomically (temp dir, then rename)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        model.encoder.save_pretrained(tmp / "encoder")
+        tokenizer.save_pretrained(tmp / "encoder")
+        heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
+        save_file(heads, tmp / "heads.safetensors")
+        head_specs = {name: {"format": t.format, "label_names": list(t.label_names)}
+                      for name, t in model.tasks.items()}
+        (tmp / "heads.json").write_text(json.dumps(head_specs, indent=2, sort_keys=True))
+        record = {"xtl_version": xtl.__version__, "checksum": sha256_tree(tmp),
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta}
+        atomic_write_json(tmp / MARKER, record)
+        old = dest.with_name(f".{dest.name}.old")
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        return record
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def verify_checkpoint(path: Path) -> dict:
+    """The checkpoint's record if it is complete and its checksum matches; else `ModelError`."""
+    path = Path(path)
+    marker = path / MARKER
+    if not marker.is_file():
+        raise ModelError(f"checkpoint {str(path)!r} is incomplete or missing ({MARKER} absent)")
+    record = read_json(marker)
+    actual = sha256_tree(path, exclude=(MARKER,))
+    if actual != record.get("checksum"):
+        raise ModelError(f"checkpoint {str(path)!r} is corrupt: checksum {actual[:12]} does not "
+                         f"match the recorded {str(record.get('checksum'))[:12]}")
+    return record
+
+
+def load_heads(model: XtlModel, checkpoint: Path) -> None:
+    """Load saved head weights for the tasks this model has (evaluation of a trained cell)."""
+    state = load_file(Path(checkpoint) / "heads.safetensors")
+    model.heads.load_state_dict(state)

@@ -1,0 +1,168 @@
+"""What the phase notebooks call: one object per executed cell that knows its directories,
+loads data, builds and trains the model, evaluates and writes metrics.json.
+
+The notebooks hold the narrative and display; the logic lives here so it is testable without
+a kernel (tests call these functions directly).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from xtl import evaluate, sources, train, zoo
+from xtl.config import HPARAM_DEFAULTS, check_hparam, resolve_task
+from xtl.errors import ConfigError, DataError, ModelError
+from xtl.progress import headless
+from xtl.models import build, load_heads, verify_checkpoint
+from xtl.provenance import collect
+from xtl.store import atomic_write_json, atomic_write_text
+from xtl.tasks import Task
+
+METRICS_SCHEMA = "xtl.metrics/1"
+
+
+@dataclass
+class CellRun:
+    """The running cell: parameters, directories and the provenance gathered on the way."""
+
+    cell_id: str
+    kind: str
+    cell_dir: Path
+    checkpoint_dir: Path
+    params: dict[str, Any]
+    hparams: dict[str, Any]
+    mirror: Path | None
+    declared: dict[str, dict]
+    data: dict[str, dict] = field(default_factory=dict)
+    model_source: str = ""
+    parent: dict | None = None
+    precision: str = "fp32"
+    started: float = field(default_factory=time.time)
+
+    def task(self, name: str) -> Task:
+        return resolve_task(name, self.declared)
+
+    def load(self, task: Task, split: str, language: str | None = None, size: int | None = None,
+             subsample_seed: int = 0) -> sources.Split:
+        """Canonical rows; `size` takes a fixed random subset (nested across sizes)."""
+        language = language or task.train_language
+        loaded = sources.load(task, split, language, self.mirror)
+        if size is not None:
+            if size > len(loaded.rows):
+                raise DataError(f"train size {size} is larger than {task.name}/{language}/{split}"
+                                f" ({len(loaded.rows)} usable rows); not capping silently")
+            # Shuffle once with the subsample seed, then take a prefix: smaller sizes nest.
+            loaded.rows = loaded.rows.shuffle(seed=subsample_seed).select(range(size))
+        self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
+        return loaded
+
+    def build_model(self, name: str, tasks: list[Task], init_checkpoint: str | None = None):
+        location, self.model_source = zoo.materialize(name)
+        model, tokenizer, report = build(location, tasks,
+                                         Path(init_checkpoint) if init_checkpoint else None)
+        if report.parent is not None:
+            self.model_source = (f"checkpoint {init_checkpoint} of cell "
+                                 f"{report.parent.get('cell')} (base model: {self.model_source})")
+            self.parent = {"cell": report.parent.get("cell"),
+                           "checksum": report.parent.get("checksum"),
+                           "path": str(init_checkpoint)}
+        return model, tokenizer, report
+
+    def fit(self, model, tokenizer, task: Task, train_split, dev_split) -> train.FitResult:
+        meta = {"cell": self.cell_id, "kind": self.kind, "task": task.name,
+                "parent": self.parent}
+        result = train.fit(model, tokenizer, task, train_split, dev_split, self.hparams,
+                           self.params["seed"], self.checkpoint_dir, self.cell_dir /
+                           "history.jsonl", meta)
+        self.precision = result.precision
+        return result
+
+    def finished_checkpoint(self) -> Path | None:
+        """This cell's own best checkpoint if a previous run completed it (re-evaluation)."""
+        best = self.checkpoint_dir / "best"
+        try:
+            record = verify_checkpoint(best)
+        except ModelError:
+            return None
+        return best if record.get("cell") == self.cell_id else None
+
+    def load_trained(self, tasks: list[Task], checkpoint: Path):
+        """The encoder AND heads of a finished checkpoint of this cell, ready to evaluate."""
+        record = verify_checkpoint(checkpoint)
+        self.parent = self.parent or record.get("parent")
+        model, tokenizer, _ = build(checkpoint / "encoder", tasks)
+        load_heads(model, checkpoint)
+        return model, tokenizer
+
+    def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
+        precision = train.resolve_precision(self.hparams["precision"])
+        self.precision = precision
+        return evaluate.evaluate(model, tokenizer, task, splits, self.hparams, precision)
+
+    def finish(self, records: list[dict], examples: list[dict] | None = None,
+               extra: dict | None = None) -> dict:
+        """Write predictions, then metrics.json (last: its presence means the cell is done)."""
+        if examples:
+            by_file: dict[str, list[str]] = {}
+            for ex in examples:
+                name = f"{ex['task']}.{ex['language']}.{ex['split']}.jsonl"
+                by_file.setdefault(name, []).append(json.dumps(ex, ensure_ascii=False))
+            for name, lines in by_file.items():
+                atomic_write_text(self.cell_dir / "predictions" / name, "\n".join(lines) + "\n")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        doc = {
+            "schema": METRICS_SCHEMA,
+            "cell": self.cell_id,
+            "kind": self.kind,
+            "params": self.params,
+            "records": records,
+            "flags": sorted({f for r in records for f in r.get("flags", [])}),
+            "provenance": collect(data=self.data, hparams=self.hparams,
+                                  precision=self.precision, model_source=self.model_source,
+                                  parent=self.parent, finished=now,
+                                  wall_seconds=round(time.time() - self.started, 2),
+                                  **(extra or {})),
+        }
+        atomic_write_json(self.cell_dir / "metrics.json", doc)
+        return doc
+
+
+def check_compatible(target: Task, source: Task) -> None:
+    """A target trained on another task's rows (XNLI on MNLI) needs the same format and labels."""
+    if (target.format, tuple(target.label_names)) != (source.format, tuple(source.label_names)):
+        raise ConfigError(f"target {target.name!r} ({target.format}, {list(target.label_names)}) "
+                          f"cannot train on {source.name!r} ({source.format}, "
+                          f"{list(source.label_names)})")
+
+
+def records_table(records: list[dict]):
+    """Records as a language x metric table (pandas), for display."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
+    return frame.pivot_table(index="language", columns="metric", values="value").round(2)
+
+
+def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: dict,
+          mirror: str | None = None, declared_tasks: dict | None = None, **params: Any) -> CellRun:
+    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter)."""
+    resolved = dict(HPARAM_DEFAULTS)
+    for key, value in hparams.items():
+        check_hparam(key, value, "notebook parameter hparams")
+        resolved[key] = value
+    if kind not in ("stage", "target"):
+        raise ConfigError(f"kind must be 'stage' or 'target', got {kind!r}")
+    run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
+                  {"cell_id": cell_id, "kind": kind, **params}, resolved,
+                  sources.resolve_mirror(mirror), dict(declared_tasks or {}))
+    run.cell_dir.mkdir(parents=True, exist_ok=True)
+    if headless():
+        datasets.disable_progress_bars()
+    return run

@@ -1,0 +1,172 @@
+"""Rows for (task, split, language) from the Hub, a Hub-layout mirror, or a generator.
+
+Every source goes through the same adapter, so the rows a model sees do not depend on where
+they came from. A mirror has the Hub's Parquet layout:
+`<mirror>/<owner>/<repo>/<config>/<split>-*.parquet` (single-config repos use `data/`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from xtl.errors import DataError, unknown
+from xtl.tasks import Task
+
+MIRROR_ENV = "XTL_HUB_MIRROR"
+
+
+@dataclass
+class Split:
+    """Canonical rows of one (task, split, language) and where they came from."""
+
+    task: str
+    split: str
+    language: str
+    rows: datasets.Dataset
+    source: str  # "hub" | "mirror" | "synthetic"
+    location: str
+    fingerprint: str
+    unusable: dict[str, int] = field(default_factory=dict)
+
+    def provenance(self) -> dict:
+        return {"source": self.source, "location": self.location, "fingerprint": self.fingerprint,
+                "rows": len(self.rows), "unusable": dict(self.unusable)}
+
+
+def resolve_mirror(from_file: str | os.PathLike | None) -> Path | None:
+    """The mirror in use: `XTL_HUB_MIRROR` wins over the experiment file's `mirror`."""
+    value = os.environ.get(MIRROR_ENV) or from_file
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        where = MIRROR_ENV if os.environ.get(MIRROR_ENV) else "the experiment file's 'mirror'"
+        raise DataError(f"Hub mirror {str(path)!r} (from {where}) is not a directory; expected "
+                        "<mirror>/<owner>/<repo>/<config>/<split>-*.parquet")
+    return path
+
+
+def check_available(task: Task, split: str, language: str, mirror: Path | None) -> None:
+    """Cheap preflight: the mirror has the files (Hub availability is checked by `--check`)."""
+    if language not in task.languages:
+        raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
+    source_split = task.source_split(split)
+    if task.generator is None and mirror is not None:
+        _mirror_files(task, source_split, language, mirror)
+
+
+def load(task: Task, split: str, language: str, mirror: Path | None = None, seed: int = 0,
+         size: int | None = None) -> Split:
+    """Canonical rows of `task` for one split and language; unusable rows counted, not hidden."""
+    if language not in task.languages:
+        raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
+    source_split = task.source_split(split)
+    if task.generator is not None:
+        n = size or task.sizes.get(split, 0)
+        rows = task.generator(language, split, n, seed)
+        raw = _synthetic_dataset(task, rows)
+        key = json.dumps([task.name, language, split, n, seed], sort_keys=True)
+        source, location = "synthetic", f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"
+        fingerprint = hashlib.sha256(key.encode() + _rows_digest(rows)).hexdigest()[:16]
+    elif mirror is not None:
+        files = _mirror_files(task, source_split, language, mirror)
+        raw = datasets.load_dataset("parquet", data_files={"rows": [str(f) for f in files]},
+                                    split="rows")
+        source, location = "mirror", str(files[0].parent)
+        fingerprint = raw._fingerprint
+    else:
+        config = task.hub_config(language) or None
+        raw = datasets.load_dataset(task.hub_id, config, split=source_split)
+        source, location = "hub", f"{task.hub_id}/{config or 'default'}:{source_split}"
+        fingerprint = raw._fingerprint
+    rows, unusable = canonicalize(task, raw, split, language)
+    if len(rows) == 0:
+        raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
+                        f"(unusable: {unusable or 'none'}; {len(raw)} rows read)")
+    return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
+
+
+def _rows_digest(rows: list[dict]) -> bytes:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).digest()
+
+
+def _synthetic_dataset(task: Task, rows: list[dict]) -> datasets.Dataset:
+    features = datasets.Features({
+        col: (datasets.ClassLabel(names=list(task.label_names)) if canon == "label"
+              else datasets.Value("string"))
+        for canon, col in task.fields.items()
+    })
+    return datasets.Dataset.from_list(rows, features=features)
+
+
+def _mirror_files(task: Task, source_split: str, language: str, mirror: Path) -> list[Path]:
+    if task.hub_id is None:
+        raise DataError(f"task {task.name!r} has no Hub id, so it cannot come from a mirror")
+    repo = mirror / task.hub_id
+    config_dir = repo / (task.hub_config(language) or "data")
+    if not repo.is_dir():
+        raise DataError(f"the Hub mirror {str(mirror)!r} has no {task.hub_id!r} "
+                        f"(expected directory {str(repo)!r}); fill it with `xtl data download`")
+    if not config_dir.is_dir():
+        configs = sorted(p.name for p in repo.iterdir() if p.is_dir())
+        raise unknown(f"config of {task.hub_id!r} in the mirror (looked for {str(config_dir)!r})",
+                      config_dir.name, configs, DataError)
+    files = sorted(config_dir.glob(f"{source_split}-*.parquet"))
+    if not files:
+        splits = sorted({p.name.split("-")[0] for p in config_dir.glob("*.parquet")})
+        raise unknown(f"split in {str(config_dir)!r}", source_split, splits, DataError)
+    return files
+
+
+def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
+                 ) -> tuple[datasets.Dataset, dict[str, int]]:
+    """Rename the source's columns to the format's canonical fields and map labels to ints."""
+    missing = [col for col in task.fields.values() if col not in raw.column_names]
+    if missing:
+        raise DataError(f"{task.name}/{language}/{split}: columns {missing} missing; the source "
+                        f"has {raw.column_names}")
+    to_int = _label_mapper(task, raw, split, language)
+    id_col = task.fields.get("id")
+    keep = {canon: col for canon, col in task.fields.items() if canon not in ("id", "label")}
+    prefix = f"{language}-{split}-"
+
+    def convert(row: dict, i: int) -> dict:
+        out = {canon: row[col] for canon, col in keep.items()}
+        out["id"] = str(row[id_col]) if id_col else f"{prefix}{i:07d}"
+        out["label"] = to_int(row[task.fields["label"]], i)
+        return out
+
+    rows = raw.map(convert, with_indices=True, remove_columns=raw.column_names,
+                   desc=f"{task.name}/{language}/{split}")
+    usable = rows.filter(lambda r: r["label"] >= 0)
+    unusable = {"no label (-1 or empty)": len(rows) - len(usable)} if len(usable) < len(rows) else {}
+    return usable, unusable
+
+
+def _label_mapper(task: Task, raw: datasets.Dataset, split: str, language: str):
+    feature = raw.features[task.fields["label"]]
+    names = list(task.label_names)
+    if isinstance(feature, datasets.ClassLabel):
+        if list(feature.names) != names:
+            raise DataError(f"{task.name}/{language}/{split}: the source's labels are "
+                            f"{feature.names}, the task expects {names} in that order")
+        return lambda value, i: int(value)
+    lookup = {name: k for k, name in enumerate(names)}
+    lookup.update({alias: names.index(target) for alias, target in task.label_aliases.items()})
+
+    def to_int(value, i: int) -> int:
+        text = str(value).strip()
+        if text in ("", "-1", "None"):
+            return -1
+        if text not in lookup:
+            raise DataError(f"{task.name}/{language}/{split} row {i}: label {value!r} is outside "
+                            f"the label set {names}")
+        return lookup[text]
+
+    return to_int

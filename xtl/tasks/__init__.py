@@ -1,0 +1,112 @@
+"""The task registry: one module per task FORMAT, one short declarative entry per task.
+
+Adding a task means adding a `register(Task(...))` line to the module of its format (or a new
+format module in this package): nothing else in the kit names tasks. Users can also declare a
+task in their experiment file (`tasks: {name: {format: ..., hub_id: ..., ...}}`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any
+
+from xtl.errors import ConfigError, unknown
+
+DEFAULT_SPLITS = MappingProxyType({"train": "train", "validation": "validation", "test": "test"})
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the kit needs to know about a task; the format module knows how to featurise it."""
+
+    name: str
+    format: str
+    languages: tuple[str, ...]
+    label_names: tuple[str, ...] = ()
+    hub_id: str | None = None
+    # Hub config per language; "{language}" is substituted; "" = the repo's single config.
+    config: str = "{language}"
+    # canonical split -> the source's split name (e.g. MNLI validation -> validation_matched)
+    splits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    # canonical field -> the source's column
+    fields: Mapping[str, str] = field(default_factory=dict)
+    # string labels that mean a canonical label (e.g. XNLI-MT's "contradictory")
+    label_aliases: Mapping[str, str] = field(default_factory=dict)
+    # where a target's ENGLISH training data comes from (None: the task's own train split)
+    train_task: str | None = None
+    train_language: str = "en"
+    metric: str = "accuracy"
+    # synthetic tasks: (language, split, n, seed) -> rows in the Hub schema
+    generator: Callable[..., list[dict]] | None = None
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    # the task's recipe (epochs, batch, max length, ...) over the kit's defaults
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def hub_config(self, language: str) -> str:
+        return self.config.format(language=language)
+
+    def source_split(self, split: str) -> str:
+        if split not in self.splits:
+            raise unknown(f"split of task {self.name!r}", split, self.splits)
+        return self.splits[split]
+
+
+REGISTRY: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.name in REGISTRY:
+        raise ConfigError(f"task {task.name!r} is registered twice")
+    REGISTRY[task.name] = task
+    return task
+
+
+def _import_format_modules() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get(name: str) -> Task:
+    """The registered task called `name`, or an error naming the closest one."""
+    if name not in REGISTRY:
+        raise unknown("task", name, REGISTRY)
+    return REGISTRY[name]
+
+
+def format_module(fmt: str) -> Any:
+    """The module that featurises and scores tasks of format `fmt`."""
+    if fmt not in FORMATS:
+        raise unknown("task format", fmt, FORMATS)
+    return FORMATS[fmt]
+
+
+def declare(name: str, spec: Mapping[str, Any]) -> Task:
+    """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
+    allowed = {f.name for f in fields(Task)} - {"name", "generator"}
+    for key in spec:
+        if key not in allowed:
+            raise unknown(f"field in the declaration of task {name!r}", key, allowed)
+    for key in ("format", "languages", "hub_id"):
+        if key not in spec:
+            raise ConfigError(f"task {name!r} declared in the experiment file needs {key!r}")
+    spec = dict(spec)
+    spec["languages"] = tuple(spec["languages"])
+    spec["label_names"] = tuple(spec.get("label_names", ()))
+    format_module(spec["format"])
+    return Task(name=name, **spec)
+
+
+def with_overrides(task: Task, **changes: Any) -> Task:
+    return replace(task, **changes)
+
+
+_import_format_modules()
+FORMATS: dict[str, Any] = {
+    m.FORMAT: m for m in (importlib.import_module(f"{__name__}.{i.name}")
+                          for i in pkgutil.iter_modules(__path__)) if hasattr(m, "FORMAT")
+}

