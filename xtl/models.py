@@ -64,13 +64,17 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None = None
-          ) -> tuple[XtlModel, Any, LoadReport]:
-    """Load an encoder (a pretrained model or a checkpoint's encoder) and add fresh heads."""
+def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None = None,
+          seed: int = 0) -> tuple[XtlModel, Any, LoadReport]:
+    """Load an encoder (a pretrained model or a checkpoint's encoder) and add fresh heads.
+
+    `seed` fixes the fresh heads' (and any missing encoder tensors') initialisation.
+    """
     parent = None
     if init_checkpoint is not None:
         parent = verify_checkpoint(init_checkpoint)
         location = Path(init_checkpoint) / "encoder"
+    torch.manual_seed(seed)
     encoder, info = AutoModel.from_pretrained(str(location), output_loading_info=True)
     tokenizer = AutoTokenizer.from_pretrained(str(location))
     model = XtlModel(encoder, tasks)

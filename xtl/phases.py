@@ -19,8 +19,8 @@ import datasets
 from xtl import evaluate, sources, train, zoo
 from xtl.config import HPARAM_DEFAULTS, check_hparam, resolve_task
 from xtl.errors import ConfigError, DataError, ModelError
-from xtl.progress import headless
 from xtl.models import build, load_heads, verify_checkpoint
+from xtl.progress import headless
 from xtl.provenance import collect
 from xtl.store import atomic_write_json, atomic_write_text
 from xtl.tasks import Task
@@ -66,7 +66,8 @@ class CellRun:
     def build_model(self, name: str, tasks: list[Task], init_checkpoint: str | None = None):
         location, self.model_source = zoo.materialize(name)
         model, tokenizer, report = build(location, tasks,
-                                         Path(init_checkpoint) if init_checkpoint else None)
+                                         Path(init_checkpoint) if init_checkpoint else None,
+                                         seed=self.params["seed"])
         if report.parent is not None:
             self.model_source = (f"checkpoint {init_checkpoint} of cell "
                                  f"{report.parent.get('cell')} (base model: {self.model_source})")
@@ -116,6 +117,7 @@ class CellRun:
                 by_file.setdefault(name, []).append(json.dumps(ex, ensure_ascii=False))
             for name, lines in by_file.items():
                 atomic_write_text(self.cell_dir / "predictions" / name, "\n".join(lines) + "\n")
+        records = _merge(self.cell_dir / "metrics.json", records)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         doc = {
             "schema": METRICS_SCHEMA,
@@ -132,6 +134,15 @@ class CellRun:
         }
         atomic_write_json(self.cell_dir / "metrics.json", doc)
         return doc
+
+
+def _merge(path: Path, records: list[dict]) -> list[dict]:
+    """Keep earlier records of (task, language, split) this run did not evaluate again."""
+    if not path.is_file():
+        return records
+    fresh = {(r["task"], r["language"], r["split"]) for r in records}
+    old = json.loads(path.read_text(encoding="utf-8")).get("records", [])
+    return [r for r in old if (r["task"], r["language"], r["split"]) not in fresh] + records
 
 
 def check_compatible(target: Task, source: Task) -> None:

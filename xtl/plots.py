@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless kernels and tests; the inline backend still shows figures
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
 
 def training_curve(history: list[dict]) -> plt.Figure:
@@ -47,7 +43,8 @@ def language_scores(table: pd.DataFrame, metric: str, chance: float | None = Non
 
 def gain_heatmap(gains: pd.DataFrame, title: str) -> plt.Figure:
     """Intermediate (rows) x target (columns) gain over the no-intermediate baseline."""
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * gains.shape[1], 1.2 + 0.6 * gains.shape[0]))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 1.2 * gains.shape[1]),
+                                    max(2.8, 1.2 + 0.6 * gains.shape[0])))
     bound = max(1.0, float(gains.abs().max().max()))
     sns.heatmap(gains, annot=True, fmt="+.1f", cmap="RdBu", vmin=-bound, vmax=bound,
                 center=0, cbar_kws={"label": "gain (points)"}, ax=ax)

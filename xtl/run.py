@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 import xtl
-from xtl import config, plan as planning
+from xtl import config
+from xtl import plan as planning
 from xtl.errors import ConfigError, ModelError
 from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV

@@ -72,7 +72,8 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         rows = task.generator(language, split, n, seed)
         raw = _synthetic_dataset(task, rows)
         key = json.dumps([task.name, language, split, n, seed], sort_keys=True)
-        source, location = "synthetic", f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"
+        source = "synthetic"
+        location = f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"
         fingerprint = hashlib.sha256(key.encode() + _rows_digest(rows)).hexdigest()[:16]
     elif mirror is not None:
         files = _mirror_files(task, source_split, language, mirror)
@@ -145,7 +146,8 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
     rows = raw.map(convert, with_indices=True, remove_columns=raw.column_names,
                    desc=f"{task.name}/{language}/{split}")
     usable = rows.filter(lambda r: r["label"] >= 0)
-    unusable = {"no label (-1 or empty)": len(rows) - len(usable)} if len(usable) < len(rows) else {}
+    dropped = len(rows) - len(usable)
+    unusable = {"no label (-1 or empty)": dropped} if dropped else {}
     return usable, unusable
 
 

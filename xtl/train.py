@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
 from xtl import evaluate
-from xtl.progress import bar as progress_bar
 from xtl.errors import ConfigError
 from xtl.models import XtlModel, save_checkpoint
+from xtl.progress import bar as progress_bar
 from xtl.sources import Split
 from xtl.tasks import Task, format_module
 
@@ -58,7 +58,7 @@ def _accelerator(precision: str, grad_accum: int) -> Accelerator:
 def _optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
     # No weight decay on biases and LayerNorm weights, as in the BERT/XLM-R recipes.
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
     groups = [{"params": decay, "weight_decay": hp["weight_decay"]},

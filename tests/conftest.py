@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated xtl cache, the offline Hub switch, and ../shared when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+HUB = SHARED / "data" / "hub"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
+    """No test touches ~/.cache/xtl or the network; XTL_HUB_MIRROR from the caller is ignored."""
+    os.environ.setdefault("XTL_CACHE", str(tmp_path_factory.mktemp("xtl-cache")))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.pop("XTL_HUB_MIRROR", None)
+    yield
+
+
+@pytest.fixture
+def hub_mirror() -> Path:
+    """The real Hub-layout samples in ../shared/data/hub (skip where absent: a fresh clone)."""
+    if not HUB.is_dir():
+        pytest.skip("../shared/data/hub is not present (fresh clone)")
+    return HUB
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    from xtl import zoo
+
+    path, _ = zoo.materialize("tiny")
+    return Path(path)
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,117 @@
+"""Rows from the real Hub samples: through a mirror, and through the Hub code path itself."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from xtl import sources, tasks
+from xtl.errors import DataError
+
+HUB_TASKS = sorted(name for name, t in tasks.REGISTRY.items() if t.hub_id)
+
+
+def test_mnli_from_mirror(hub_mirror):
+    train = sources.load(tasks.get("mnli"), "train", "en", hub_mirror)
+    assert (train.source, len(train.rows)) == ("mirror", 3)
+    assert sorted(train.rows.column_names) == ["id", "label", "text_a", "text_b"]
+    assert train.rows["label"] == [1, 0, 0]  # neutral, entailment, entailment (real sample)
+    dev = sources.load(tasks.get("mnli"), "validation", "en", hub_mirror)
+    assert len(dev.rows) == 2 and dev.location.endswith("glue/mnli")  # validation_matched
+
+
+def test_mnli_test_split_has_no_labels(hub_mirror):
+    with pytest.raises(DataError, match="no usable rows.*-1"):
+        sources.load(tasks.get("mnli"), "test", "en", hub_mirror)
+
+
+@pytest.mark.parametrize("language", tasks.get("xnli").languages)
+def test_xnli_every_language_from_mirror(hub_mirror, language):
+    dev = sources.load(tasks.get("xnli"), "validation", language, hub_mirror)
+    assert len(dev.rows) == 1
+    assert dev.rows["id"] == [f"{language}-validation-0000000"]
+    assert set(dev.rows["label"]) <= {0, 1, 2}
+
+
+def test_xnli_parallel_rows_share_the_label(hub_mirror):
+    labels = {lang: sources.load(tasks.get("xnli"), "test", lang, hub_mirror).rows["label"]
+              for lang in ("en", "de", "zh", "ar")}
+    assert len({tuple(v) for v in labels.values()}) == 1
+
+
+def _serve_from(hub_mirror, calls):
+    def fake_load_dataset(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        folder = hub_mirror / path / (name or "data")
+        files = sorted(str(p) for p in folder.glob(f"{split}-*.parquet"))
+        assert files, f"the kit asked for {path}/{name}:{split}, which the Hub sample lacks"
+        return real(path="parquet", data_files={split: files}, split=split)
+
+    real = datasets.load_dataset
+    return fake_load_dataset
+
+
+EXPECTED_REQUESTS = {
+    "mnli": [("train", "en", ("nyu-mll/glue", "mnli", "train")),
+             ("validation", "en", ("nyu-mll/glue", "mnli", "validation_matched"))],
+    "xnli": [("validation", "de", ("facebook/xnli", "de", "validation")),
+             ("test", "zh", ("facebook/xnli", "zh", "test")),
+             ("train", "en", ("facebook/xnli", "en", "train"))],
+}
+
+
+def test_every_hub_task_has_an_expected_request():
+    assert sorted(EXPECTED_REQUESTS) == HUB_TASKS
+
+
+@pytest.mark.parametrize("name", HUB_TASKS)
+def test_hub_contract(hub_mirror, monkeypatch, name):
+    """The real `load_dataset` call, with only the I/O served from the local samples."""
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", _serve_from(hub_mirror, calls))
+    for split, language, expected in EXPECTED_REQUESTS[name]:
+        loaded = sources.load(tasks.get(name), split, language, mirror=None)
+        assert calls[-1] == expected
+        assert loaded.source == "hub" and len(loaded.rows) > 0
+
+
+def test_string_labels_and_unknown_labels():
+    task = tasks.Task(name="t", format="pair_classification", languages=("en",),
+                      label_names=("entailment", "neutral", "contradiction"),
+                      fields={"text_a": "a", "text_b": "b", "label": "gold"},
+                      label_aliases={"contradictory": "contradiction"})
+    raw = datasets.Dataset.from_list([{"a": "x", "b": "y", "gold": "contradictory"},
+                                      {"a": "x", "b": "y", "gold": ""},
+                                      {"a": "x", "b": "y", "gold": "neutral"}])
+    rows, unusable = sources.canonicalize(task, raw, "validation", "en")
+    assert rows["label"] == [2, 1] and unusable == {"no label (-1 or empty)": 1}
+    bad = datasets.Dataset.from_list([{"a": "x", "b": "y", "gold": "maybe"}])
+    with pytest.raises(DataError, match="row 0: label 'maybe' is outside the label set"):
+        sources.canonicalize(task, bad, "validation", "en")
+
+
+def test_classlabel_order_is_checked():
+    task = tasks.get("mnli")
+    raw = datasets.Dataset.from_dict(
+        {"premise": ["p"], "hypothesis": ["h"], "idx": [0], "label": [0]},
+        features=datasets.Features({"premise": datasets.Value("string"),
+                                    "hypothesis": datasets.Value("string"),
+                                    "idx": datasets.Value("int32"),
+                                    "label": datasets.ClassLabel(names=["yes", "no", "maybe"])}))
+    with pytest.raises(DataError, match="expects"):
+        sources.canonicalize(task, raw, "train", "en")
+
+
+def test_synthetic_task_goes_through_the_same_adapter():
+    loaded = sources.load(tasks.get("synth-nli"), "validation", "zh", seed=0)
+    assert loaded.source == "synthetic" and len(loaded.rows) == 300
+    assert sorted(loaded.rows.column_names) == ["id", "label", "text_a", "text_b"]
+    again = sources.load(tasks.get("synth-nli"), "validation", "zh", seed=0)
+    assert again.fingerprint == loaded.fingerprint and again.rows[:5] == loaded.rows[:5]
+
+
+def test_unknown_language_and_split():
+    with pytest.raises(DataError, match="'xx'"):
+        sources.load(tasks.get("xnli"), "validation", "xx")
+    with pytest.raises(Exception, match="split"):
+        sources.load(tasks.get("xnli"), "dev", "de")
