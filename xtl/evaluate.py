@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding
 
 from xtl import metrics
+from xtl.features import features
 from xtl.models import XtlModel
 from xtl.sources import Split
 from xtl.tasks import Task, format_module
@@ -24,11 +24,9 @@ def _autocast(precision: str, device: torch.device):
 
 
 def _batches(task: Task, split: Split, tokenizer: Any, hp: dict) -> Iterator[dict]:
-    from xtl.train import features
-
     feats = features(task, split, tokenizer, hp)
     loader = DataLoader(feats, batch_size=2 * hp["batch_size"],
-                        collate_fn=DataCollatorWithPadding(tokenizer))
+                        collate_fn=format_module(task.format).collator(tokenizer))
     yield from loader
 
 

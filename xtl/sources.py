@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 
 from xtl.errors import DataError, unknown
-from xtl.tasks import Task
+from xtl.tasks import Task, format_module
 
 MIRROR_ENV = "XTL_HUB_MIRROR"
 
@@ -127,7 +127,14 @@ def _mirror_files(task: Task, source_split: str, language: str, mirror: Path) ->
 
 def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
                  ) -> tuple[datasets.Dataset, dict[str, int]]:
-    """Rename the source's columns to the format's canonical fields and map labels to ints."""
+    """Rename the source's columns to the format's canonical fields and map labels to ints.
+
+    A format module may define its own `canonicalize(task, raw, split, language)` (choices held
+    in several columns, QA answers to re-locate, ...); this generic one serves the rest.
+    """
+    own = getattr(format_module(task.format), "canonicalize", None)
+    if own is not None:
+        return own(task, raw, split, language)
     missing = [col for col in task.fields.values() if col not in raw.column_names]
     if missing:
         raise DataError(f"{task.name}/{language}/{split}: columns {missing} missing; the source "

@@ -18,10 +18,11 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from xtl import evaluate
 from xtl.errors import ConfigError
+from xtl.features import features
 from xtl.models import XtlModel, save_checkpoint
 from xtl.progress import bar as progress_bar
 from xtl.sources import Split
@@ -66,16 +67,6 @@ def _optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=hp["learning_rate"], eps=hp["adam_epsilon"])
 
 
-def features(task: Task, split: Split, tokenizer: Any, hp: dict):
-    """Tokenised rows of a split, ready for the collator (padding is dynamic, per batch)."""
-    fmt = format_module(task.format)
-    return split.rows.map(
-        fmt.featurize, batched=True, remove_columns=split.rows.column_names,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": hp["max_length"],
-                   "prefix": hp["input_prefix"]},
-        desc=f"tokenise {split.task}/{split.language}/{split.split}")
-
-
 def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, hp: dict,
         seed: int, checkpoint_dir: Path, history_path: Path, meta: dict) -> FitResult:
     """Train `model`'s head for `task` on `train`; keep the best checkpoint by `dev` score."""
@@ -84,7 +75,7 @@ def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, h
     set_seed(seed)
     result = FitResult(precision=resolve_precision(hp["precision"]))
     accelerator = _accelerator(result.precision, hp["grad_accum"])
-    collate = DataCollatorWithPadding(tokenizer)
+    collate = format_module(task.format).collator(tokenizer)
     train_feats = features(task, train, tokenizer, hp)
     loader = DataLoader(train_feats, batch_size=hp["batch_size"], shuffle=True,
                         collate_fn=collate, generator=torch.Generator().manual_seed(seed))
@@ -125,7 +116,7 @@ def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, h
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            seen += len(batch["labels"])
+            seen += len(batch["input_ids"])
             if not accelerator.sync_gradients:
                 continue
             step += 1

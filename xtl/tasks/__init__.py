@@ -3,6 +3,15 @@
 Adding a task means adding a `register(Task(...))` line to the module of its format (or a new
 format module in this package): nothing else in the kit names tasks. Users can also declare a
 task in their experiment file (`tasks: {name: {format: ..., hub_id: ..., ...}}`).
+
+A format module defines, at module level:
+- `FORMAT: str` and `CANONICAL_FIELDS` (the canonical row's fields besides `id`);
+- `featurize(batch, tokenizer, max_length, prefix="") -> dict` (batched `datasets.map`);
+- `collator(tokenizer)` -> a callable turning a list of features into a padded batch;
+- `make_head(task, hidden_size) -> nn.Module` whose `forward(hidden, batch)` gives logits;
+- `loss(logits, batch) -> Tensor` and `decode(logits) -> list` (predictions per row).
+Optionally `canonicalize(task, raw, split, language) -> (rows, unusable)` where the generic
+column renaming in `xtl.sources.canonicalize` is not enough.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import DataCollatorWithPadding
 
 from xtl.tasks import Task, register
 
@@ -22,6 +23,11 @@ def featurize(batch: dict[str, list], tokenizer: Any, max_length: int, prefix: s
     enc = tokenizer(a, b, truncation=True, max_length=max_length)
     enc["labels"] = list(batch["label"])
     return dict(enc)
+
+
+def collator(tokenizer: Any) -> Any:
+    """Pads each batch to its longest row (dynamic padding)."""
+    return DataCollatorWithPadding(tokenizer)
 
 
 class ClassificationHead(nn.Module):

@@ -1,0 +1,20 @@
+"""Model features from canonical rows: each format's featuriser, run through `datasets.map`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import datasets
+
+from xtl.sources import Split
+from xtl.tasks import Task, format_module
+
+
+def features(task: Task, split: Split, tokenizer: Any, hp: dict) -> datasets.Dataset:
+    """Tokenised rows of a split, ready for the format's collator (padding is per batch)."""
+    fmt = format_module(task.format)
+    return split.rows.map(
+        fmt.featurize, batched=True, remove_columns=split.rows.column_names,
+        fn_kwargs={"tokenizer": tokenizer, "max_length": hp["max_length"],
+                   "prefix": hp["input_prefix"]},
+        desc=f"tokenise {split.task}/{split.language}/{split.split}")
