@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import datasets
 import pytest
 
@@ -51,6 +54,7 @@ def _serve_from(hub_mirror, calls):
     return fake_load_dataset
 
 
+# task -> [(canonical split, language, the (repo id, config, split) the kit must request)]
 EXPECTED_REQUESTS = {
     "mnli": [("train", "en", ("nyu-mll/glue", "mnli", "train")),
              ("validation", "en", ("nyu-mll/glue", "mnli", "validation_matched"))],
@@ -60,8 +64,16 @@ EXPECTED_REQUESTS = {
 }
 
 
+def all_requests() -> dict:
+    """This file's table plus the `HUB_REQUESTS` of every tests/test_tasks_*.py module."""
+    table = dict(EXPECTED_REQUESTS)
+    for path in sorted(Path(__file__).parent.glob("test_tasks_*.py")):
+        table.update(getattr(importlib.import_module(path.stem), "HUB_REQUESTS", {}))
+    return table
+
+
 def test_every_hub_task_has_an_expected_request():
-    assert sorted(EXPECTED_REQUESTS) == HUB_TASKS
+    assert sorted(all_requests()) == HUB_TASKS
 
 
 @pytest.mark.parametrize("name", HUB_TASKS)
@@ -69,7 +81,10 @@ def test_hub_contract(hub_mirror, monkeypatch, name):
     """The real `load_dataset` call, with only the I/O served from the local samples."""
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", _serve_from(hub_mirror, calls))
-    for split, language, expected in EXPECTED_REQUESTS[name]:
+    requests = all_requests()
+    if name not in requests:
+        pytest.fail(f"task {name!r} has no expected Hub request in any HUB_REQUESTS table")
+    for split, language, expected in requests[name]:
         loaded = sources.load(tasks.get(name), split, language, mirror=None)
         assert calls[-1] == expected
         assert loaded.source == "hub" and len(loaded.rows) > 0

@@ -33,12 +33,20 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "patience": 0,  # dev evaluations without improvement before stopping; 0 = never stop
     "precision": "auto",  # auto | bf16 | fp16 | fp32
     "input_prefix": "",  # e.g. "query: " for e5 models
+    "doc_stride": 128,  # extractive QA: overlap between windows of a long context
+    "max_answer_length": 30,  # extractive QA: longest answer span (tokens) at decoding
+    "group_by_length": True,  # batches of similar length: less padding
+    "gradient_checkpointing": False,  # recompute activations: less memory, ~30% slower
+    "save_every": 0,  # optimizer steps between resumable checkpoints; 0 = at each dev evaluation
+    "device": "auto",  # auto | cpu | cuda | cuda:N
 }
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
     "grad_accum": (int,), "max_length": (int,), "warmup_ratio": (float, int),
     "weight_decay": (float, int), "max_grad_norm": (float, int), "adam_epsilon": (float,),
     "eval_every": (int,), "patience": (int,), "precision": (str,), "input_prefix": (str,),
+    "doc_stride": (int,), "max_answer_length": (int,), "group_by_length": (bool,),
+    "gradient_checkpointing": (bool,), "save_every": (int,), "device": (str,),
 }
 PHASES = ("intermediate", "target")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -239,10 +247,12 @@ def check_hparam(key: str, value: Any, where: str) -> None:
     _, name = split_scope(key)
     if name not in HPARAM_TYPES:
         raise unknown(f"hyperparameter in {where}", name, HPARAM_TYPES)
-    if isinstance(value, bool) or not isinstance(value, HPARAM_TYPES[name]):
+    types = HPARAM_TYPES[name]
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in HPARAM_TYPES[name])
         raise ConfigError(f"{where}: {key} = {value!r} has the wrong type; expected {expected}")
-    if name in ("learning_rate", "epochs", "batch_size", "grad_accum", "max_length") and value <= 0:
+    if name in ("learning_rate", "epochs", "batch_size", "grad_accum", "max_length", "doc_stride",
+                "max_answer_length") and value <= 0:
         raise ConfigError(f"{where}: {key} = {value!r} must be > 0")
     if name == "warmup_ratio" and not 0 <= value < 1:
         raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")

@@ -76,7 +76,7 @@ def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, h
     result = FitResult(precision=resolve_precision(hp["precision"]))
     accelerator = _accelerator(result.precision, hp["grad_accum"])
     collate = format_module(task.format).collator(tokenizer)
-    train_feats = features(task, train, tokenizer, hp)
+    train_feats = features(task, train, tokenizer, hp, train=True)
     loader = DataLoader(train_feats, batch_size=hp["batch_size"], shuffle=True,
                         collate_fn=collate, generator=torch.Generator().manual_seed(seed))
     steps_per_epoch = math.ceil(len(loader) / hp["grad_accum"])

@@ -6,12 +6,15 @@ task in their experiment file (`tasks: {name: {format: ..., hub_id: ..., ...}}`)
 
 A format module defines, at module level:
 - `FORMAT: str` and `CANONICAL_FIELDS` (the canonical row's fields besides `id`);
-- `featurize(batch, tokenizer, max_length, prefix="") -> dict` (batched `datasets.map`);
+- `featurize(batch, tokenizer, hp, train=False) -> dict` (batched `datasets.map`; `hp` the
+  resolved hyperparameters: max_length, input_prefix, doc_stride, ...);
 - `collator(tokenizer)` -> a callable turning a list of features into a padded batch;
 - `make_head(task, hidden_size) -> nn.Module` whose `forward(hidden, batch)` gives logits;
 - `loss(logits, batch) -> Tensor` and `decode(logits) -> list` (predictions per row).
-Optionally `canonicalize(task, raw, split, language) -> (rows, unusable)` where the generic
-column renaming in `xtl.sources.canonicalize` is not enough.
+Optionally `canonicalize(task, raw, split, language) -> (rows, report)` where the generic
+column renaming in `xtl.sources.canonicalize` is not enough; `report` maps a reason to a
+count: reasons starting with "repaired:" are rows kept after a repair (e.g. a re-located QA
+answer), every other reason counts rows that could not be used.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Task:
     label_aliases: Mapping[str, str] = field(default_factory=dict)
     # where a target's ENGLISH training data comes from (None: the task's own train split)
     train_task: str | None = None
+    # stages trained before the target's own English training (XCOPA: Social IQa, then COPA)
+    train_prelude: tuple[str, ...] = ()
     train_language: str = "en"
     metric: str = "accuracy"
     # synthetic tasks: (language, split, n, seed) -> rows in the Hub schema

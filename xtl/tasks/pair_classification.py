@@ -16,11 +16,12 @@ CANONICAL_FIELDS = ("text_a", "text_b", "label")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
-def featurize(batch: dict[str, list], tokenizer: Any, max_length: int, prefix: str = "") -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
     """Tokenise a batch of canonical rows; padding is left to the collator (dynamic)."""
+    prefix = hp["input_prefix"]
     a = [prefix + t for t in batch["text_a"]]
     b = [prefix + t for t in batch["text_b"]]
-    enc = tokenizer(a, b, truncation=True, max_length=max_length)
+    enc = tokenizer(a, b, truncation=True, max_length=hp["max_length"])
     enc["labels"] = list(batch["label"])
     return dict(enc)
 
