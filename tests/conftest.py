@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Before any test module imports `datasets` or `huggingface_hub`, which read these at import:
+# no test may reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 HUB = SHARED / "data" / "hub"

@@ -153,4 +153,4 @@ def test_cli_plan_lists_cells(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "xtl.cli", "plan", str(exp), "--out",
                            str(tmp_path / "o")], capture_output=True, text=True, check=True)
     assert "6 cells (2 intermediate stages, 4 targets)" in proc.stdout
-    assert proc.stdout.count("[todo]") == 6
+    assert proc.stdout.count("[pending]") == 6 and "work: 1,200 examples x 3 epochs" in proc.stdout

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from xtl import phases, sources, tasks, train
+from xtl import phases, resume, sampling, sources, tasks, train
 from xtl.config import HPARAM_DEFAULTS
-from xtl.errors import ModelError
-from xtl.models import build, load_heads, save_checkpoint, verify_checkpoint
+from xtl.errors import ConfigError, DataError, ModelError
+from xtl.features import features
+from xtl.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
 
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
                         "precision": "fp32"}
@@ -56,6 +57,9 @@ def test_loss_falls_and_best_is_kept(tiny_dir, data, tmp_path):
     assert verify_checkpoint(tmp_path / "ckpt" / "last")["step"] == 24
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == result.history
+    assert not result.collapsed and result.flags == []
+    assert 0 <= result.padded_fraction < 0.5 and result.device == "cpu"
+    assert not resume.pending(tmp_path / "ckpt")  # the resume state is gone once complete
 
 
 def test_same_seed_same_numbers(tiny_dir, data, tmp_path):
@@ -131,3 +135,150 @@ def test_target_phase_in_process_on_real_samples(hub_mirror, tmp_path):
     assert doc["provenance"]["data"]["xnli/de/validation"]["rows"] == 1
     with pytest.raises(Exception, match="larger than"):
         run.load(source, "train", size=4)
+
+
+# --- length-grouped batches -------------------------------------------------------------------
+
+def _ragged_rows(language: str, split: str, n: int, seed: int) -> list[dict]:
+    """Like the toy, with 0-40 filler words: lengths vary five-fold, as in real NLI pairs."""
+    g = torch.Generator().manual_seed(seed + 7 * (split == "validation"))
+    labels = torch.randint(0, 3, (n,), generator=g).tolist()
+    fillers = torch.randint(0, 41, (n,), generator=g).tolist()
+    return [{"premise": f"the {WORDS[k]} thing" + " so" * f, "hypothesis": "a thing",
+             "label": k} for k, f in zip(labels, fillers, strict=True)]
+
+
+RAGGED = tasks.with_overrides(NLI, name="toy-ragged", generator=_ragged_rows)
+
+
+def test_length_groups_keep_every_example_once_and_pad_less():
+    lengths = torch.randint(5, 200, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    grouped = sampling.BatchPlan(lengths, 16, seed=3)
+    plain = sampling.BatchPlan(lengths, 16, seed=3, group_by_length=False)
+    for plan in (grouped, plain):
+        for epoch in (0, 1):
+            batches = plan.epoch(epoch)
+            assert len(batches) == len(plan) == 63 and max(map(len, batches)) == 16
+            assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert grouped.epoch(0) == sampling.BatchPlan(lengths, 16, seed=3).epoch(0)  # seeded
+    assert grouped.epoch(0) != grouped.epoch(1)  # reshuffled every epoch
+    assert grouped.epoch(0) != sampling.BatchPlan(lengths, 16, seed=4).epoch(0)
+    assert max(lengths[i] for i in grouped.epoch(0)[0]) == max(lengths)  # longest batch first
+    padded = {name: sampling.padded_fraction(p.epoch(0), lengths)
+              for name, p in (("grouped", grouped), ("plain", plain))}
+    assert padded["grouped"] < 0.1 < 0.3 < padded["plain"]
+
+
+def test_fit_reports_the_padding_of_its_batches(tiny_dir, tmp_path):
+    train_rows = sources.load(RAGGED, "train", "en", size=128)
+    dev_rows = sources.load(RAGGED, "validation", "en", size=32)
+    model, tok, _ = build(tiny_dir, [RAGGED])
+    hp = HP | {"epochs": 1, "batch_size": 8}
+    result = train.fit(model, tok, RAGGED, train_rows, dev_rows, hp, 0, tmp_path / "ckpt",
+                       tmp_path / "history.jsonl", {"cell": "test"})
+    lengths = train.lengths(features(RAGGED, train_rows, tok, hp, train=True))
+    grouped = sampling.BatchPlan(lengths, 8, 0)
+    plain = sampling.BatchPlan(lengths, 8, 0, group_by_length=False)
+    assert result.padded_fraction == pytest.approx(sampling.padded_fraction(grouped.epoch(0),
+                                                                            lengths))
+    assert result.padded_fraction < 0.5 * sampling.padded_fraction(plain.epoch(0), lengths)
+    steps = [h for h in result.history if "loss" in h]
+    assert all(0 <= h["padded_fraction"] < 1 for h in steps)
+
+
+# --- collapse ---------------------------------------------------------------------------------
+
+def test_a_run_stuck_at_the_majority_class_is_flagged(tiny_dir, data, tmp_path):
+    model, tok, _ = build(tiny_dir, [NLI])
+    with torch.no_grad():  # a head that always says "entailment", and no lr to unlearn it
+        model.heads[NLI.name].out.bias.copy_(torch.tensor([50.0, 0.0, 0.0]))
+    result = train.fit(model, tok, NLI, *data, HP | {"epochs": 1, "learning_rate": 1e-9}, 0,
+                       tmp_path / "ckpt", tmp_path / "history.jsonl", {"cell": "test"})
+    assert result.collapsed and result.flags == ["collapsed"]
+    majority = train.majority_share(NLI, data[1])
+    assert result.best_score <= majority + train.COLLAPSE_MARGIN
+
+
+# --- precision, devices, gradient checkpointing ----------------------------------------------
+
+def test_devices_and_precisions_resolve_or_fail_clearly():
+    assert train.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        train.resolve_device("tpu")
+    with pytest.raises(ConfigError, match="unknown device 'cuda:x'"):
+        train.resolve_device("cuda:x")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="'cuda:1': CUDA is not available"):
+            train.resolve_device("cuda:1")
+        with pytest.raises(ConfigError, match="'fp16' needs a CUDA device"):
+            train.resolve_precision("fp16", "cpu")
+    assert train.resolve_precision("fp32", "cpu") == "fp32"
+    assert train.resolve_precision("auto", "cpu") in ("bf16", "fp32")
+
+
+def test_gradient_checkpointing_changes_memory_not_numbers(tiny_dir, data, tmp_path):
+    small = (data[0].rows.select(range(64)), data[1].rows.select(range(32)))
+    splits = [sources.Split("toy-nli", s, "en", rows, "synthetic", "x", "f")
+              for s, rows in zip(("train", "validation"), small, strict=True)]
+    runs = {}
+    for on in (False, True):
+        model, tok, _ = build(tiny_dir, [NLI])
+        runs[on] = train.fit(model, tok, NLI, *splits, HP | {"epochs": 1,
+                             "gradient_checkpointing": on}, 0, tmp_path / str(on) / "ckpt",
+                             tmp_path / str(on) / "history.jsonl", {"cell": "test"})
+        assert model.encoder.is_activation_checkpointing == on
+    loss = {on: [h["loss"] for h in r.history if "loss" in h] for on, r in runs.items()}
+    assert loss[True] == pytest.approx(loss[False], rel=1e-5)
+
+
+# --- bad input, refused before the first step -------------------------------------------------
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"learning_rate": 0.0}, ConfigError, "learning_rate = 0.0 must be > 0"),
+    ({"learning_rate": -1e-5}, ConfigError, "learning_rate = -1e-05 must be > 0"),
+    ({"batch_size": 0}, ConfigError, "batch_size = 0 must be > 0"),
+    ({"device": "gpu"}, ConfigError, "unknown device 'gpu'"),
+    ({"precision": "fp8"}, ConfigError, "unknown precision in fit 'fp8'"),
+    ({"save_every": -1}, ConfigError, "save_every = -1 must be >= 0"),
+])
+def test_bad_hyperparameters_are_refused_before_any_work(tiny_dir, data, tmp_path, change,
+                                                         error, message):
+    model, tok, _ = build(tiny_dir, [NLI])
+    with pytest.raises(error, match=message):
+        train.fit(model, tok, NLI, *data, HP | change, 0, tmp_path / "ckpt",
+                  tmp_path / "history.jsonl", {"cell": "test"})
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "history.jsonl").exists()
+
+
+def test_labels_beyond_the_head_are_refused(tiny_dir, data, tmp_path):
+    two = tasks.with_overrides(NLI, label_names=("entailment", "not-entailment"))
+    model, tok, _ = build(tiny_dir, [two])
+    with pytest.raises(DataError, match=r"label id 2 \(\d+ row\(s\)\) is outside the 2 classes"):
+        train.fit(model, tok, two, *data, HP, 0, tmp_path / "ckpt", tmp_path / "h.jsonl",
+                  {"cell": "test"})
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_checkpoint_of_another_model_is_refused(tiny_dir, tmp_path):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_dir))
+    ours = AutoConfig.from_pretrained(str(tiny_dir))
+    shape = {k: getattr(ours, k) for k in ("vocab_size", "hidden_size", "num_hidden_layers",
+                                           "num_attention_heads", "intermediate_size")}
+    others = {"bert": BertConfig(**shape),
+              "small-vocab": AutoConfig.from_pretrained(str(tiny_dir), vocab_size=999)}
+    for name, config in others.items():
+        save_checkpoint(XtlModel(AutoModel.from_config(config), [NLI]), tok, tmp_path / name,
+                        {"cell": name})
+    with pytest.raises(ModelError, match=r"another model.*model_type 'bert' \(expected "
+                                         r"'xlm-roberta'\)"):
+        build(tiny_dir, [NLI], init_checkpoint=tmp_path / "bert", expect_like=tiny_dir)
+    with pytest.raises(ModelError, match=r"vocab_size 999 \(expected \d+\)"):
+        build(tiny_dir, [NLI], init_checkpoint=tmp_path / "small-vocab", expect_like=tiny_dir)
+    build(tiny_dir, [NLI], init_checkpoint=tmp_path / "small-vocab")  # unchecked, as before
+    grown = AutoTokenizer.from_pretrained(str(tiny_dir))
+    grown.add_tokens(["zzz-new-token"])
+    save_checkpoint(XtlModel(AutoModel.from_config(ours), [NLI]), grown, tmp_path / "tok", {})
+    with pytest.raises(ModelError, match=r"another tokenizer.*vocabulary size (\d+) \(expected"):
+        build(tiny_dir, [NLI], init_checkpoint=tmp_path / "tok", expect_like=tiny_dir)

@@ -1,9 +1,10 @@
-"""`xtl` command line: tasks, plan, run, report."""
+"""`xtl` command line: tasks, data, plan, run, status, report."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from xtl.errors import XtlError
 
@@ -13,49 +14,110 @@ def _tasks(args: argparse.Namespace) -> None:
 
     for name, task in sorted(tasks.REGISTRY.items()):
         source = task.hub_id or ("generated" if task.generator else "raw files")
-        print(f"{name:<12} {task.format:<20} {len(task.languages):>3} languages  {source}"
-              f"{'  (trains on ' + task.train_task + ')' if task.train_task else ''}")
+        trains = f"  (trains on {task.train_task})" if task.train_task else ""
+        print(f"{name:<16} {task.format:<20} {len(task.languages):>3} languages  "
+              f"{source}{trains}")
 
 
 def _plan(args: argparse.Namespace) -> None:
-    from xtl import config, plan, run
+    from xtl import plan, run
 
-    exp = config.load(args.file)
-    built = plan.build(exp)
-    plan.preflight(built, exp)
-    run_dir = run.RunDir(run.output_dir(exp, args.out))
-    done = {c.id for c in built.cells if run.is_done(run_dir, c)}
-    print(plan.describe(built, done))
+    exp, built, run_dir = run.prepare(args.file, args.out, force=True)
+    if args.check:
+        plan.check_hub(built, exp)
+    mirror = Path(built.mirror) if built.mirror else None
+    states = {c.id: run.state_of(run_dir, built, c) for c in built.cells}
+    works = {c.id: plan.work(c, exp, mirror) for c in built.cells}
+    print(plan.describe(built, states, works))
+    changed = run.changed_cells(run_dir, built)
+    if changed:
+        print("changed since the last run in this directory (xtl run needs --force or --out):")
+        print("  " + "\n  ".join(changed))
     print(f"run directory: {run_dir.root}")
 
 
 def _run(args: argparse.Namespace) -> None:
     from xtl import run
 
-    summary = run.run(args.file, args.out)
+    summary = run.run(args.file, args.out, retry_failed=args.retry_failed, force=args.force)
     if summary.failed:
         sys.exit(1)
 
 
-def _report(args: argparse.Namespace) -> None:
+def _root(args: argparse.Namespace) -> Path:
     from xtl import config, run
 
     root = run.output_dir(config.load(args.file), args.out)
+    if not (root / "plan.json").is_file():
+        raise XtlError(f"{root} has no plan.json: nothing has been run there yet")
+    return root
+
+
+def _status(args: argparse.Namespace) -> None:
+    from xtl import run
+
+    print(run.status_table(_root(args)))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from xtl import run
+
+    root = _root(args)
     run.report(root)
     print(f"wrote {root / 'analysis' / 'report.html'} and {root / 'index.html'}")
+
+
+def _data_show(args: argparse.Namespace) -> None:
+    from xtl import sources, tasks
+
+    task = tasks.get(args.task)
+    language = args.lang or task.train_language
+    split = sources.load(task, args.split, language, sources.resolve_mirror(args.mirror))
+    print(f"{task.name}/{language}/{args.split}: {len(split.rows)} usable rows from "
+          f"{split.source} ({split.location}); unusable: {split.unusable or 'none'}")
+    for row in split.rows.select(range(min(args.n, len(split.rows)))):
+        print("  " + repr(row))
+
+
+def _data_download(args: argparse.Namespace) -> None:
+    from xtl import mirror
+
+    written = mirror.download(args.file, Path(args.to))
+    print(f"wrote {len(written)} split files under {args.to}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="xtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list registered tasks").set_defaults(func=_tasks)
-    for name, func, text in (("plan", _plan, "print the cells of an experiment"),
+    for name, func, text in (("plan", _plan, "print the cells, their dependencies and work"),
                              ("run", _run, "run every cell that is not done"),
+                             ("status", _status, "done / running / failed / pending / skipped"),
                              ("report", _report, "re-render the analysis and index")):
         p = sub.add_parser(name, help=text)
         p.add_argument("file", help="experiment file (YAML)")
         p.add_argument("--out", help="run directory (default: the file's 'out' or runs/<name>)")
         p.set_defaults(func=func)
+        if name == "run":
+            p.add_argument("--retry-failed", action="store_true", help="rerun failed cells")
+            p.add_argument("--force", action="store_true",
+                           help="run although the file changed cells of this run directory")
+        if name == "plan":
+            p.add_argument("--check", action="store_true",
+                           help="verify every dataset config and split on the Hub or mirror")
+    data = sub.add_parser("data", help="inspect or download task data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    show = data_sub.add_parser("show", help="row count and decoded examples of a split")
+    show.add_argument("task")
+    show.add_argument("--split", default="validation")
+    show.add_argument("--lang")
+    show.add_argument("--mirror", help="Hub-layout mirror (XTL_HUB_MIRROR wins)")
+    show.add_argument("-n", type=int, default=3, help="examples to print")
+    show.set_defaults(func=_data_show)
+    down = data_sub.add_parser("download", help="fill a Hub-layout mirror for an experiment")
+    down.add_argument("file")
+    down.add_argument("--to", required=True, help="mirror directory to fill")
+    down.set_defaults(func=_data_download)
     args = parser.parse_args(argv)
     try:
         args.func(args)

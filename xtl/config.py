@@ -70,9 +70,11 @@ TOP_LEVEL: dict[str, Any] = {
     "eval_split": "validation",
     "eval_languages": None,
     "executor": "local",
+    "keep_checkpoints": "best",
 }
 REQUIRED = ("models", "targets")
 EXECUTORS = ("local",)
+RETENTION = ("best", "all", "none")
 
 
 @dataclass
@@ -134,6 +136,8 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
     _check_grid(values["grid"], source)
     if values["eval_split"] not in SPLITS:
         raise unknown(f"eval_split in {source}", values["eval_split"], SPLITS)
+    if values["keep_checkpoints"] not in RETENTION:
+        raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     if values["executor"] not in EXECUTORS:
         raise unknown(f"executor in {source}", values["executor"], EXECUTORS)
     return Experiment(None, raw, values, declared)

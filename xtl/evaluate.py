@@ -1,9 +1,12 @@
-"""Prediction for a task's splits, batched and in inference mode, and the per-language records."""
+"""Prediction for a task's splits, batched and in inference mode, and the per-language records.
+
+Classification-like formats go through the generic path here (logits per row, the format's
+`decode`); a format with its own `predict` (extractive QA: windows and span decoding) and
+`references` is asked for those instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -12,47 +15,59 @@ from torch.utils.data import DataLoader
 from xtl import metrics
 from xtl.features import features
 from xtl.models import XtlModel
+from xtl.precision import autocast
 from xtl.sources import Split
 from xtl.tasks import Task, format_module
 
 
-def _autocast(precision: str, device: torch.device):
-    if precision in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device.type, dtype=dtype)
-    return nullcontext()
-
-
-def _batches(task: Task, split: Split, tokenizer: Any, hp: dict) -> Iterator[dict]:
-    feats = features(task, split, tokenizer, hp)
-    loader = DataLoader(feats, batch_size=2 * hp["batch_size"],
-                        collate_fn=format_module(task.format).collator(tokenizer))
-    yield from loader
-
-
 @torch.inference_mode()
-def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
-            precision: str = "fp32") -> tuple[list, torch.Tensor]:
-    """(decoded predictions, logits) for every row of `split`, in row order."""
+def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
+            precision: str) -> torch.Tensor:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    decode = format_module(task.format).decode
-    logits = []
-    for batch in _batches(task, split, tokenizer, hp):
+    fmt = format_module(task.format)
+    loader = DataLoader(features(task, split, tokenizer, hp), batch_size=2 * hp["batch_size"],
+                        collate_fn=fmt.collator(tokenizer))
+    out = []
+    for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        with _autocast(precision, device):
-            logits.append(model(task.name, batch).float().cpu())
+        with autocast(precision, device):
+            out.append(model(task.name, batch).float().cpu())
     model.train(was_training)
-    stacked = torch.cat(logits)
-    return decode(stacked), stacked
+    return torch.cat(out)
+
+
+def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
+            precision: str = "fp32") -> tuple[list, torch.Tensor | None]:
+    """(predictions, logits or None) for every row of `split`, in row order."""
+    fmt = format_module(task.format)
+    if hasattr(fmt, "predict"):
+        return fmt.predict(model, tokenizer, task, split, hp, precision), None
+    logits = _logits(model, tokenizer, task, split, hp, precision)
+    return fmt.decode(logits), logits
+
+
+def references(task: Task, split: Split) -> list:
+    fmt = format_module(task.format)
+    return fmt.references(split.rows) if hasattr(fmt, "references") else split.rows["label"]
 
 
 def score_split(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
                 precision: str = "fp32") -> float:
-    """The task's headline metric on one split (used for dev evaluation while training)."""
+    """The task's headline score on one split (dev evaluation while training)."""
     predictions, _ = predict(model, tokenizer, task, split, hp, precision)
-    return metrics.score(task, predictions, split.rows["label"], split.language)[task.metric]
+    scores = metrics.score(task, predictions, references(task, split), split.language)
+    return metrics.headline(task, scores)
+
+
+def _shown(task: Task, value: Any) -> Any:
+    """A label id as its name; QA references as their answer texts; anything else as is."""
+    if isinstance(value, dict) and "answers" in value:
+        return value["answers"]
+    if task.label_names and isinstance(value, int):
+        return task.label_names[value]
+    return value
 
 
 def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], hp: dict,
@@ -61,16 +76,17 @@ def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], h
     records, examples = [], []
     for split in splits:
         predictions, logits = predict(model, tokenizer, task, split, hp, precision)
-        references = split.rows["label"]
-        flags = ["collapsed"] if metrics.collapsed(predictions) else []
-        for name, value in metrics.score(task, predictions, references, split.language).items():
+        refs = references(task, split)
+        flags = ["collapsed"] if logits is not None and metrics.collapsed(predictions) else []
+        for name, value in metrics.score(task, predictions, refs, split.language).items():
             records.append({"task": task.name, "language": split.language, "split": split.split,
-                            "metric": name, "value": value, "n": len(references),
-                            "flags": flags})
-        for i, (ex_id, pred, ref) in enumerate(zip(split.rows["id"], predictions, references,
+                            "metric": name, "value": value, "n": len(refs), "flags": flags})
+        for i, (ex_id, pred, ref) in enumerate(zip(split.rows["id"], predictions, refs,
                                                    strict=True)):
-            examples.append({"id": ex_id, "task": task.name, "language": split.language,
-                             "split": split.split, "prediction": task.label_names[pred],
-                             "reference": task.label_names[ref],
-                             "logits": [round(x, 5) for x in logits[i].tolist()]})
+            example = {"id": ex_id, "task": task.name, "language": split.language,
+                       "split": split.split, "prediction": _shown(task, pred),
+                       "reference": _shown(task, ref)}
+            if logits is not None:
+                example["logits"] = [round(x, 5) for x in logits[i].tolist()]
+            examples.append(example)
     return records, examples

@@ -1,23 +1,83 @@
-"""Model features from canonical rows: each format's featuriser, run through `datasets.map`."""
+"""Model features from canonical rows: each format's featuriser through `datasets.map`, cached.
+
+Tokenised splits are saved under `$XTL_CACHE/features/<key>`; the key covers everything that
+changes the features (task, split, language, source fingerprint, tokenizer, the featuriser's
+hyperparameters, train/eval, kit version), so a second run tokenises nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import datasets
 
+import xtl
+from xtl import zoo
 from xtl.sources import Split
 from xtl.tasks import Task, format_module
 
+# The hyperparameters a featuriser may read; the others do not change features.
+FEATURE_HPARAMS = ("max_length", "input_prefix", "doc_stride")
 
-def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = False
-             ) -> datasets.Dataset:
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of the tokenizer's full definition (vocabulary, normaliser, specials)."""
+    cached = getattr(tokenizer, "_xtl_fingerprint", None)
+    if cached:
+        return cached
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(),
+                                                                   sort_keys=True)
+    digest = hashlib.sha256(text.encode())
+    digest.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True).encode())
+    tokenizer._xtl_fingerprint = digest.hexdigest()[:16]
+    return tokenizer._xtl_fingerprint
+
+
+def cache_key(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool) -> str:
+    parts = {"task": task.name, "format": task.format, "split": split.split,
+             "language": split.language, "source": split.source, "data": split.fingerprint,
+             "tokenizer": tokenizer_fingerprint(tokenizer), "train": train,
+             "hp": {k: hp.get(k) for k in FEATURE_HPARAMS}, "xtl": xtl.__version__}
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return f"{task.name}-{split.language}-{split.split}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = False,
+             cache: bool = True) -> datasets.Dataset:
     """Tokenised rows of a split, ready for the format's collator (padding is per batch).
 
     `train` says whether the features are for training (QA keeps offsets only for evaluation).
     """
+    path = zoo.cache_dir() / "features" / cache_key(task, split, tokenizer, hp, train)
+    if cache and (path / "dataset_info.json").is_file():
+        return datasets.load_from_disk(str(path))
     fmt = format_module(task.format)
-    return split.rows.map(
+    feats = split.rows.map(
         fmt.featurize, batched=True, remove_columns=split.rows.column_names,
         fn_kwargs={"tokenizer": tokenizer, "hp": hp, "train": train},
         desc=f"tokenise {split.task}/{split.language}/{split.split}")
+    if cache:
+        _save(feats, path)
+        return datasets.load_from_disk(str(path))
+    return feats
+
+
+def _save(feats: datasets.Dataset, path) -> None:
+    """Save to a temp dir and rename: a concurrent or killed writer leaves no half cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        feats.save_to_disk(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another process cached it first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -8,8 +8,6 @@ with a checksum over the rest and the id of the cell that made it.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,10 +16,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 import xtl
+from xtl.atomicdir import recover, replace_dir
 from xtl.errors import ModelError
+from xtl.faults import fault
 from xtl.store import atomic_write_json, read_json, sha256_tree
 from xtl.tasks import Task, format_module
 
@@ -65,18 +65,25 @@ class LoadReport:
 
 
 def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None = None,
-          seed: int = 0) -> tuple[XtlModel, Any, LoadReport]:
+          seed: int = 0, expect_like: Path | str | None = None
+          ) -> tuple[XtlModel, Any, LoadReport]:
     """Load an encoder (a pretrained model or a checkpoint's encoder) and add fresh heads.
 
     `seed` fixes the fresh heads' (and any missing encoder tensors') initialisation.
+    `expect_like` (the base model the caller means): a checkpoint whose architecture or
+    tokenizer differs from it is refused before its weights are loaded.
     """
     parent = None
     if init_checkpoint is not None:
         parent = verify_checkpoint(init_checkpoint)
         location = Path(init_checkpoint) / "encoder"
+        if expect_like is not None:
+            _check_config_like(location, expect_like)
     torch.manual_seed(seed)
     encoder, info = AutoModel.from_pretrained(str(location), output_loading_info=True)
     tokenizer = AutoTokenizer.from_pretrained(str(location))
+    if init_checkpoint is not None and expect_like is not None:
+        _check_tokenizer_like(tokenizer, location, expect_like)
     model = XtlModel(encoder, tasks)
     missing = sorted(info.get("missing_keys", []))
     loaded = sorted(k for k in encoder.state_dict() if k not in set(missing))
@@ -84,12 +91,35 @@ def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None 
     return model, tokenizer, LoadReport(str(location), loaded, new, missing, parent)
 
 
+# What must agree between a checkpoint and the base model it claims to continue.
+SAME_CONFIG = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")
+
+
+def _check_config_like(location: Path, expect_like: Path | str) -> None:
+    found, expected = AutoConfig.from_pretrained(str(location)), AutoConfig.from_pretrained(
+        str(expect_like))
+    diffs = [f"{key} {getattr(found, key, None)!r} (expected {getattr(expected, key, None)!r})"
+             for key in SAME_CONFIG if getattr(found, key, None) != getattr(expected, key, None)]
+    if diffs:
+        raise ModelError(f"checkpoint {str(location.parent)!r} is of another model than "
+                         f"{str(expect_like)!r}: " + "; ".join(diffs))
+
+
+def _check_tokenizer_like(tokenizer: Any, location: Path, expect_like: Path | str) -> None:
+    expected = AutoTokenizer.from_pretrained(str(expect_like))
+    found = {"vocabulary size": len(tokenizer), "pad id": tokenizer.pad_token_id}
+    want = {"vocabulary size": len(expected), "pad id": expected.pad_token_id}
+    diffs = [f"{key} {found[key]!r} (expected {want[key]!r})" for key in found
+             if found[key] != want[key]]
+    if diffs:
+        raise ModelError(f"checkpoint {str(location.parent)!r} has another tokenizer than "
+                         f"{str(expect_like)!r}: " + "; ".join(diffs))
+
+
 def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict) -> dict:
     """Write a complete checkpoint to `dest` atomically (temp dir, then rename)."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
+
+    def fill(tmp: Path) -> dict:
         model.encoder.save_pretrained(tmp / "encoder")
         tokenizer.save_pretrained(tmp / "encoder")
         heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
@@ -97,23 +127,19 @@ def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict) -> 
         head_specs = {name: {"format": t.format, "label_names": list(t.label_names)}
                       for name, t in model.tasks.items()}
         (tmp / "heads.json").write_text(json.dumps(head_specs, indent=2, sort_keys=True))
+        fault("checkpoint_write")  # crash tests: weights written, marker not yet
         record = {"xtl_version": xtl.__version__, "checksum": sha256_tree(tmp),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta}
         atomic_write_json(tmp / MARKER, record)
-        old = dest.with_name(f".{dest.name}.old")
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
         return record
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    return replace_dir(Path(dest), fill)
 
 
 def verify_checkpoint(path: Path) -> dict:
     """The checkpoint's record if it is complete and its checksum matches; else `ModelError`."""
     path = Path(path)
+    recover(path)  # a write that died between its two renames left the old copy complete
     marker = path / MARKER
     if not marker.is_file():
         raise ModelError(f"checkpoint {str(path)!r} is incomplete or missing ({MARKER} absent)")

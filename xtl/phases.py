@@ -16,7 +16,7 @@ from typing import Any
 
 import datasets
 
-from xtl import evaluate, sources, train, zoo
+from xtl import evaluate, resume, sources, train, zoo
 from xtl.config import HPARAM_DEFAULTS, check_hparam, resolve_task
 from xtl.errors import ConfigError, DataError, ModelError
 from xtl.models import build, load_heads, verify_checkpoint
@@ -44,6 +44,8 @@ class CellRun:
     model_source: str = ""
     parent: dict | None = None
     precision: str = "fp32"
+    flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
+    training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
     started: float = field(default_factory=time.time)
 
     def task(self, name: str) -> Task:
@@ -60,14 +62,15 @@ class CellRun:
                                 f" ({len(loaded.rows)} usable rows); not capping silently")
             # Shuffle once with the subsample seed, then take a prefix: smaller sizes nest.
             loaded.rows = loaded.rows.shuffle(seed=subsample_seed).select(range(size))
+            loaded.fingerprint = f"{loaded.fingerprint}|n={size}|seed={subsample_seed}"
         self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
         return loaded
 
     def build_model(self, name: str, tasks: list[Task], init_checkpoint: str | None = None):
         location, self.model_source = zoo.materialize(name)
-        model, tokenizer, report = build(location, tasks,
-                                         Path(init_checkpoint) if init_checkpoint else None,
-                                         seed=self.params["seed"])
+        init = Path(init_checkpoint) if init_checkpoint else None
+        model, tokenizer, report = build(location, tasks, init, seed=self.params["seed"],
+                                         expect_like=location if init else None)
         if report.parent is not None:
             self.model_source = (f"checkpoint {init_checkpoint} of cell "
                                  f"{report.parent.get('cell')} (base model: {self.model_source})")
@@ -83,10 +86,18 @@ class CellRun:
                            self.params["seed"], self.checkpoint_dir, self.cell_dir /
                            "history.jsonl", meta)
         self.precision = result.precision
+        self.flags |= set(result.flags)
+        self.training = fit_summary(result)
         return result
 
     def finished_checkpoint(self) -> Path | None:
-        """This cell's own best checkpoint if a previous run completed it (re-evaluation)."""
+        """This cell's own best checkpoint if a previous run completed its training.
+
+        A run killed mid-training leaves a valid `best` too; its pending resume state says the
+        training is not finished, so the cell trains (resuming) instead of evaluating it.
+        """
+        if resume.pending(self.checkpoint_dir):
+            return None
         best = self.checkpoint_dir / "best"
         try:
             record = verify_checkpoint(best)
@@ -103,9 +114,11 @@ class CellRun:
         return model, tokenizer
 
     def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
-        precision = train.resolve_precision(self.hparams["precision"])
-        self.precision = precision
-        return evaluate.evaluate(model, tokenizer, task, splits, self.hparams, precision)
+        """All languages in one process, on the training device, in the training precision."""
+        device = train.resolve_device(self.hparams["device"])
+        self.precision = train.resolve_precision(self.hparams["precision"], device)
+        return evaluate.evaluate(model.to(device), tokenizer, task, splits, self.hparams,
+                                 self.precision)
 
     def finish(self, records: list[dict], examples: list[dict] | None = None,
                extra: dict | None = None) -> dict:
@@ -125,15 +138,34 @@ class CellRun:
             "kind": self.kind,
             "params": self.params,
             "records": records,
-            "flags": sorted({f for r in records for f in r.get("flags", [])}),
+            "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
             "provenance": collect(data=self.data, hparams=self.hparams,
                                   precision=self.precision, model_source=self.model_source,
-                                  parent=self.parent, finished=now,
+                                  parent=self.parent, training=self.training, finished=now,
                                   wall_seconds=round(time.time() - self.started, 2),
                                   **(extra or {})),
         }
-        atomic_write_json(self.cell_dir / "metrics.json", doc)
+        atomic_write_json(self.cell_dir / "metrics.json", doc, fault_point="metrics_write")
         return doc
+
+
+def fit_summary(result: train.FitResult) -> dict:
+    """What metrics.json keeps of a training run."""
+    return {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_score,
+            "precision": result.precision, "device": result.device,
+            "padded_fraction": round(result.padded_fraction, 4), "collapsed": result.collapsed,
+            "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2)}
+
+
+def describe_fit(result: train.FitResult, task: Task) -> None:
+    """One paragraph on a finished fit, for the notebook."""
+    resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+    print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} "
+          f"({result.precision}{resumed}); padded tokens {result.padded_fraction:.1%}; "
+          f"best dev {task.metric} {result.best_score:.2f} at step {result.best_step}")
+    if result.collapsed:
+        print("WARNING: collapsed: the dev score never rose above the majority class; this run "
+              "is flagged in metrics.json")
 
 
 def _merge(path: Path, records: list[dict]) -> list[dict]:

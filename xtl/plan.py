@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from xtl import sources, zoo
-from xtl.config import CONTRACT_VERSION, Experiment, intermediate_stages, resolve_hparams
+from xtl.config import (
+    CONTRACT_VERSION,
+    Experiment,
+    intermediate_stages,
+    resolve_hparams,
+    split_scope,
+)
 from xtl.config import resolve_task as _task
-from xtl.errors import ConfigError
+from xtl.errors import ConfigError, DataError
 
 
 @dataclass
@@ -49,6 +55,11 @@ class Plan:
     def by_id(self) -> dict[str, Cell]:
         return {c.id: c for c in self.cells}
 
+    @classmethod
+    def from_json(cls, doc: dict) -> Plan:
+        return cls(doc["experiment"], [Cell(**c) for c in doc["cells"]], doc.get("mirror"),
+                   doc.get("contract", CONTRACT_VERSION))
+
     def to_json(self) -> dict:
         return {"contract": self.contract, "experiment": self.experiment, "mirror": self.mirror,
                 "cells": [asdict(c) for c in self.cells]}
@@ -58,6 +69,12 @@ def _grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
     keys = sorted(grid)
     return [dict(zip(keys, combo, strict=True))
             for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def _grid_label(point: dict[str, Any], phase: str) -> str:
+    """' | key=value' for the grid values that apply to `phase` (part of a cell's label)."""
+    return "".join(f" | {k}={val}" for k, val in point.items()
+                   if split_scope(k)[0] in (None, phase))
 
 
 def _intermediate_label(entry: Any) -> str:
@@ -81,9 +98,13 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
         inter_label = _intermediate_label(entry)
         axes = {"model": model, "intermediate": inter_label, "target": target, "seed": seed,
                 "train_size": size, **{f"grid.{k}": val for k, val in point.items()}}
-        parent = None
-        for stage in intermediate_stages(entry):
+        target_task = _task(target, exp.declared)
+        # a target's own English prelude (XCOPA: Social IQa before COPA) follows the stages
+        stages = intermediate_stages(entry) + [[t] for t in target_task.train_prelude]
+        parent, chain = None, []
+        for stage in stages:
             task = _task(stage[0], exp.declared)
+            chain.append("+".join(stage))
             identity = {
                 "contract": CONTRACT_VERSION, "kind": "stage", "model": identity_model,
                 "tasks": [_task_identity(t, exp) for t in stage], "seed": stage_seed,
@@ -92,9 +113,10 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             }
             cid = cell_id("stage", identity)
             if cid not in cells:
-                cells[cid] = Cell(cid, "stage", "intermediate", f"{model} | {'+'.join(stage)} "
-                                  f"| seed {stage_seed}", identity, parent,
-                                  {"model": model, "intermediate": "+".join(stage),
+                cells[cid] = Cell(cid, "stage", "intermediate",
+                                  f"{model} | {'>'.join(chain)} | seed {stage_seed}"
+                                  + _grid_label(point, "intermediate"), identity, parent,
+                                  {"model": model, "intermediate": ">".join(chain),
                                    "seed": stage_seed})
             parent = cid
         task = _task(target, exp.declared)
@@ -114,7 +136,8 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
         if cid not in cells:
             cells[cid] = Cell(cid, "target", "target",
                               f"{model} | {inter_label} -> {target} | seed {seed}"
-                              + (f" | n={size}" if size else ""), identity, parent, axes,
+                              + (f" | n={size}" if size else "") + _grid_label(point, "target"),
+                              identity, parent, axes,
                               {"split": v["eval_split"], "languages": languages})
     if not cells:
         raise ConfigError("the experiment expands to zero cells")
@@ -128,32 +151,93 @@ def _task_identity(name: str, exp: Experiment) -> Any:
     return {"name": name, **exp.declared[name]} if name in exp.declared else name
 
 
-def preflight(plan: Plan, exp: Experiment) -> None:
-    """Check that every (task, split, language) a cell reads is available in the mirror."""
-    mirror = Path(plan.mirror) if plan.mirror else None
+def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:
+    """Every (task, split, language) some cell reads, each once, in plan order."""
+    needed: dict[tuple[str, str, str], Any] = {}
     for cell in plan.cells:
         if cell.kind == "stage":
             for t in cell.identity["tasks"]:
                 task = _task(t if isinstance(t, str) else t["name"], exp.declared)
                 for split in ("train", "validation"):
-                    sources.check_available(task, split, task.train_language, mirror)
+                    needed[(task.name, split, task.train_language)] = task
         else:
             task = _task(cell.axes["target"], exp.declared)
             train = _task(task.train_task or task.name, exp.declared)
-            sources.check_available(train, "train", train.train_language, mirror)
-            sources.check_available(train, "validation", train.train_language, mirror)
+            for split in ("train", "validation"):
+                needed[(train.name, split, train.train_language)] = train
             for lang in cell.evaluation["languages"]:
-                sources.check_available(task, cell.evaluation["split"], lang, mirror)
+                needed[(task.name, cell.evaluation["split"], lang)] = task
+    return [(task, split, lang) for (_, split, lang), task in needed.items()]
 
 
-def describe(plan: Plan, done: set[str] | None = None) -> str:
-    """The cells as text: one line each, dependants indented under their stage."""
-    done = done or set()
-    lines = [f"experiment {plan.experiment!r}: {len(plan.cells)} cells "
-             f"({sum(c.kind == 'stage' for c in plan.cells)} intermediate stages, "
-             f"{sum(c.kind == 'target' for c in plan.cells)} targets); mirror: {plan.mirror}"]
+def preflight(plan: Plan, exp: Experiment) -> None:
+    """Check that every (task, split, language) a cell reads is available in the mirror."""
+    mirror = Path(plan.mirror) if plan.mirror else None
+    for task, split, lang in needed_splits(plan, exp):
+        sources.check_available(task, split, lang, mirror)
+
+
+def check_hub(plan: Plan, exp: Experiment) -> None:
+    """`xtl plan --check`: every Hub config and split the plan reads exists (before GPU time)."""
+    if plan.mirror:
+        return  # preflight already checked every file of the mirror
+    import datasets
+
+    seen: dict[tuple[str, str], list[str]] = {}
+    for task, split, lang in needed_splits(plan, exp):
+        if task.generator is not None:
+            continue
+        key = (task.hub_id, task.hub_config(lang))
+        if key not in seen:
+            try:
+                seen[key] = datasets.get_dataset_split_names(key[0], key[1] or None)
+            except Exception as err:
+                raise DataError(f"cannot list the splits of {key[0]!r} config {key[1]!r} on the "
+                                f"Hub: {type(err).__name__}: {err}") from None
+        if task.source_split(split) not in seen[key]:
+            raise DataError(f"{key[0]!r} config {key[1]!r} has no split "
+                            f"{task.source_split(split)!r} (it has {seen[key]})")
+
+
+def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
+    """Examples x epochs of a cell's training (and rows it evaluates), from cheap row counts."""
+    epochs = cell.identity["hparams"]["epochs"]
+    if cell.kind == "stage":
+        names = [t if isinstance(t, str) else t["name"] for t in cell.identity["tasks"]]
+        rows = [sources.count_rows(_task(n, exp.declared), "train", "en", mirror) for n in names]
+        return _times(None if None in rows else sum(rows), epochs)
+    task = _task(cell.axes["target"], exp.declared)
+    train = _task(task.train_task or task.name, exp.declared)
+    n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
+                                                          mirror)
+    evals = [sources.count_rows(task, cell.evaluation["split"], lang, mirror)
+             for lang in cell.evaluation["languages"]]
+    shown = "?" if None in evals else f"{sum(evals):,}"
+    return f"{_times(n, epochs)}; evaluates {shown} rows in {len(evals)} languages"
+
+
+def _times(rows: int | None, epochs: float) -> str:
+    if rows is None:
+        return f"? examples x {epochs} epochs (row count known after download)"
+    return f"{rows:,} examples x {epochs} epochs = {rows * epochs:,.0f}"
+
+
+def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, str]) -> str:
+    """The cells as a dependency tree: each stage, then the cells that start from it."""
+    stages = sum(c.kind == "stage" for c in plan.cells)
+    lines = [f"experiment {plan.experiment!r}: {len(plan.cells)} cells ({stages} intermediate "
+             f"stages, {len(plan.cells) - stages} targets); mirror: {plan.mirror}"]
+    children: dict[str | None, list[Cell]] = {}
     for cell in plan.cells:
-        mark = "done" if cell.id in done else "todo"
-        after = f" (after {cell.parent})" if cell.parent else ""
-        lines.append(f"  [{mark}] {cell.id}  {cell.label}{after}")
+        children.setdefault(cell.parent, []).append(cell)
+
+    def walk(parent: str | None, depth: int) -> None:
+        for cell in children.get(parent, []):
+            state, note = states.get(cell.id, ("pending", ""))
+            lines.append(f"{'    ' * depth}  [{state}] {cell.id}  {cell.label}"
+                         + (f"  ({note})" if note else ""))
+            lines.append(f"{'    ' * depth}      work: {works.get(cell.id, '?')}")
+            walk(cell.id, depth + 1)
+
+    walk(None, 0)
     return "\n".join(lines)

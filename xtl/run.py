@@ -1,8 +1,9 @@
 """Executing a plan: each cell is a papermill run of its phase notebook, then an HTML report.
 
-A cell is done when its status says so and its outputs are complete (metrics.json present, a
-stage's best checkpoint verified, a target's metrics covering the requested evaluation); done
-cells are skipped, so a rerun continues where the last one stopped.
+A cell is done when its status says so AND its outputs are complete (metrics.json present, a
+stage's best checkpoint verified, a target's metrics covering the requested evaluation), so a
+rerun continues where the last one stopped, whatever killed it. A failing cell keeps its partial
+notebook and error; the grid goes on and its dependants are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+import shutil
 import socket
 import sys
 import time
@@ -24,6 +26,8 @@ import xtl
 from xtl import config
 from xtl import plan as planning
 from xtl.errors import ConfigError, ModelError
+from xtl.faults import fault
+from xtl.lock import RunLock
 from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
 from xtl.store import atomic_write_json, atomic_write_text, read_json
@@ -71,29 +75,89 @@ class RunDir:
 
     def status(self, cell_id: str) -> dict:
         path = self.cell(cell_id) / "status.json"
-        return read_json(path) if path.is_file() else {"state": "pending"}
+        try:
+            return read_json(path) if path.is_file() else {"state": "pending"}
+        except ValueError:  # unreadable: treat as never run
+            return {"state": "pending"}
 
     def set_status(self, cell_id: str, **status: Any) -> None:
         atomic_write_json(self.cell(cell_id) / "status.json",
                           {"cell": cell_id, "host": socket.gethostname(), "pid": os.getpid(),
-                           **status})
+                           "updated": _now(), **status}, fault_point="status_update")
+
+
+def outputs_complete(run_dir: RunDir, cell: planning.Cell) -> bool:
+    """metrics.json present (and covering the requested evaluation for a target)."""
+    metrics = run_dir.cell(cell.id) / "metrics.json"
+    try:
+        records = read_json(metrics)["records"] if metrics.is_file() else None
+    except (ValueError, KeyError):
+        return False
+    if records is None:
+        return False
+    if cell.kind == "stage":
+        return True
+    have = {(r["language"], r["split"]) for r in records}
+    return {(lang, cell.evaluation["split"]) for lang in cell.evaluation["languages"]} <= have
+
+
+def checkpoint_ok(run_dir: RunDir, cell: planning.Cell) -> bool:
+    try:
+        return verify_checkpoint(run_dir.checkpoint(cell.id) / "best").get("cell") == cell.id
+    except ModelError:
+        return False
 
 
 def is_done(run_dir: RunDir, cell: planning.Cell) -> bool:
     """Done = status done AND complete outputs (never trust the status file alone)."""
-    if run_dir.status(cell.id).get("state") != "done":
+    if run_dir.status(cell.id).get("state") != "done" or not outputs_complete(run_dir, cell):
         return False
-    metrics = run_dir.cell(cell.id) / "metrics.json"
-    if not metrics.is_file():
-        return False
-    if cell.kind == "stage":
-        try:
-            return verify_checkpoint(run_dir.checkpoint(cell.id) / "best").get("cell") == cell.id
-        except ModelError:
-            return False
-    have = {(r["language"], r["split"]) for r in read_json(metrics)["records"]}
-    want = {(lang, cell.evaluation["split"]) for lang in cell.evaluation["languages"]}
-    return want <= have
+    return cell.kind == "target" or checkpoint_ok(run_dir, cell)
+
+
+def dependants(plan: planning.Plan, cell_id: str) -> list[planning.Cell]:
+    return [c for c in plan.cells if c.parent == cell_id]
+
+
+def not_needed(run_dir: RunDir, plan: planning.Plan, cell: planning.Cell) -> bool:
+    """A finished stage whose checkpoint retention removed, while every dependant is done."""
+    deps = dependants(plan, cell.id)
+    return (cell.kind == "stage" and run_dir.status(cell.id).get("state") == "done"
+            and outputs_complete(run_dir, cell) and bool(deps)
+            and all(is_done(run_dir, d) or not_needed(run_dir, plan, d) for d in deps))
+
+
+def state_of(run_dir: RunDir, plan: planning.Plan, cell: planning.Cell) -> tuple[str, str]:
+    """(state, note) for `xtl status` and `xtl plan`."""
+    if is_done(run_dir, cell):
+        return "done", ""
+    if not_needed(run_dir, plan, cell):
+        return "done", "checkpoint removed (keep_checkpoints); dependants are done"
+    status = run_dir.status(cell.id)
+    state = status.get("state", "pending")
+    if state == "done" and outputs_complete(run_dir, cell):
+        return "pending", ("checkpoint removed (keep_checkpoints) or invalid: the stage is "
+                           "retrained for the cells that need it")
+    if state == "done":
+        return "pending", "outputs missing or incomplete: will be recomputed"
+    if state == "failed":
+        return "failed", status.get("error", "")
+    if state == "skipped":
+        return "skipped", status.get("reason", "")
+    if state == "running":
+        return "running", f"pid {status.get('pid')} on {status.get('host')} since " \
+                          f"{status.get('started')} (stale if that process is gone)"
+    return "pending", ""
+
+
+def changed_cells(run_dir: RunDir, plan: planning.Plan) -> list[str]:
+    """Cells whose label exists in the directory's previous plan under another id."""
+    path = run_dir.root / "plan.json"
+    if not path.is_file():
+        return []
+    old = {c["label"]: c["id"] for c in read_json(path)["cells"]}
+    return [f"{c.label}: {old[c.label]} -> {c.id}" for c in plan.cells
+            if c.label in old and old[c.label] != c.id]
 
 
 def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Plan,
@@ -139,7 +203,7 @@ def render_html(notebook: Path, dest: Path) -> None:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_filename(str(notebook))
-    atomic_write_text(dest, body)
+    atomic_write_text(dest, body, fault_point="html_render")
 
 
 @dataclass
@@ -151,42 +215,69 @@ class Summary:
     seconds: float = 0.0
 
 
-def run(exp_path: str | Path, out: str | Path | None = None, log=print) -> Summary:
-    """Plan, then execute every cell that is not done, in dependency order; then report."""
-    started = time.perf_counter()
+def prepare(exp_path: str | Path, out: str | Path | None = None, force: bool = False
+            ) -> tuple[config.Experiment, planning.Plan, RunDir]:
+    """Everything that can fail on bad input, before anything runs."""
     exp = config.load(exp_path)
     plan = planning.build(exp)
     planning.preflight(plan, exp)
     run_dir = RunDir(output_dir(exp, out))
+    changed = changed_cells(run_dir, plan)
+    if changed and not force:
+        raise ConfigError(
+            f"the experiment file changed the parameters of {len(changed)} cell(s) already in "
+            f"{run_dir.root}:\n  " + "\n  ".join(changed) + "\nuse --out DIR for a new run "
+            "directory, or --force to add the new cells beside the old ones")
+    return exp, plan, run_dir
+
+
+def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool = False,
+        force: bool = False, log=print) -> Summary:
+    """Plan, then execute every cell that is not done, in dependency order; then report."""
+    started = time.perf_counter()
+    exp, plan, run_dir = prepare(exp_path, out, force)
     run_dir.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
-    atomic_write_json(run_dir.root / "plan.json", plan.to_json())
-    kernel = kernel_name()
-    summary, bad = Summary(), set()
-    log(f"xtl run: {len(plan.cells)} cells -> {run_dir.root}")
-    for i, cell in enumerate(plan.cells, 1):
-        prefix = f"[{i}/{len(plan.cells)}] {cell.kind:<6} {cell.label}"
-        if is_done(run_dir, cell):
-            summary.skipped.append(cell.id)
-            log(f"{prefix}: done already, skipped")
-            continue
-        if cell.parent in bad:
-            bad.add(cell.id)
-            summary.blocked.append(cell.id)
-            run_dir.set_status(cell.id, state="skipped", reason=f"depends on {cell.parent}, "
-                               "which did not finish", label=cell.label, updated=_now())
-            log(f"{prefix}: skipped (its intermediate cell {cell.parent} did not finish)")
-            continue
-        if execute_cell(run_dir, cell, plan, exp, kernel, log, prefix):
-            summary.done.append(cell.id)
-        else:
-            bad.add(cell.id)
-            summary.failed.append(cell.id)
-    report(run_dir.root, kernel, log)
+    with RunLock(run_dir.root, log):
+        atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
+        atomic_write_json(run_dir.root / "plan.json", plan.to_json())
+        kernel = kernel_name()
+        summary = _run_cells(run_dir, plan, exp, kernel, retry_failed, log)
+        report(run_dir.root, kernel, log)
     summary.seconds = time.perf_counter() - started
     log(f"xtl run: {len(summary.done)} ran, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed, {len(summary.blocked)} skipped in {summary.seconds:.1f}s;"
         f" open {run_dir.root / 'index.html'}")
+    return summary
+
+
+def _run_cells(run_dir: RunDir, plan: planning.Plan, exp: config.Experiment, kernel: str,
+               retry_failed: bool, log) -> Summary:
+    summary, bad = Summary(), set()
+    for i, cell in enumerate(plan.cells, 1):
+        prefix = f"[{i}/{len(plan.cells)}] {cell.kind:<6} {cell.label}"
+        if is_done(run_dir, cell) or not_needed(run_dir, plan, cell):
+            summary.skipped.append(cell.id)
+            log(f"{prefix}: done already, skipped")
+            continue
+        status = run_dir.status(cell.id)
+        if status.get("state") == "failed" and not retry_failed:
+            bad.add(cell.id)
+            summary.failed.append(cell.id)
+            log(f"{prefix}: failed earlier ({status.get('error')}); --retry-failed reruns it")
+            continue
+        if cell.parent in bad:
+            bad.add(cell.id)
+            summary.blocked.append(cell.id)
+            run_dir.set_status(cell.id, state="skipped", label=cell.label,
+                               reason=f"depends on {cell.parent}, which did not finish")
+            log(f"{prefix}: skipped (it depends on {cell.parent}, which did not finish)")
+            continue
+        if execute_cell(run_dir, cell, plan, exp, kernel, log, prefix):
+            summary.done.append(cell.id)
+            apply_retention(run_dir, plan, exp["keep_checkpoints"], log)
+        else:
+            bad.add(cell.id)
+            summary.failed.append(cell.id)
     return summary
 
 
@@ -198,6 +289,7 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
     cell_dir = run_dir.cell(cell.id)
     started, t0 = _now(), time.perf_counter()
     run_dir.set_status(cell.id, state="running", label=cell.label, started=started)
+    fault("cell_start")
     log(f"{prefix}: running ...")
     notebook = cell_dir / "notebook.ipynb"
     error = None
@@ -208,16 +300,34 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
         error = f"{err.ename}: {err.evalue} (notebook cell {err.exec_count})"
     except Exception as err:  # a dead kernel or a papermill error: the grid goes on
         error = f"{type(err).__name__}: {err}"
+    fault("after_notebook")
     if notebook.is_file():
         render_html(notebook, cell_dir / "report.html")
     seconds = round(time.perf_counter() - t0, 2)
-    if error is None and not (cell_dir / "metrics.json").is_file():
-        error = "the notebook finished without writing metrics.json"
+    if error is None and not outputs_complete(run_dir, cell):
+        error = "the notebook finished without writing complete metrics.json"
     state = "failed" if error else "done"
     run_dir.set_status(cell.id, state=state, label=cell.label, started=started,
                        finished=_now(), seconds=seconds, error=error)
     log(f"{prefix}: {state} in {seconds:.1f}s" + (f": {error}" if error else ""))
     return error is None
+
+
+def apply_retention(run_dir: RunDir, plan: planning.Plan, keep: str, log) -> None:
+    """keep_checkpoints: 'all' keeps everything; 'best' drops `last` (and resume state) of done
+    cells; 'none' also drops `best` once every dependant of the cell is done."""
+    if keep == "all":
+        return
+    for cell in plan.cells:
+        root = run_dir.checkpoint(cell.id)
+        if not root.is_dir() or run_dir.status(cell.id).get("state") != "done":
+            continue
+        for extra in ("last", "resume"):
+            shutil.rmtree(root / extra, ignore_errors=True)
+        deps = dependants(plan, cell.id)
+        if keep == "none" and all(is_done(run_dir, d) for d in deps):
+            shutil.rmtree(root, ignore_errors=True)
+            log(f"removed checkpoints of {cell.id} (keep_checkpoints: none)")
 
 
 def report(root: Path, kernel: str | None = None, log=print) -> None:
@@ -233,9 +343,10 @@ def report(root: Path, kernel: str | None = None, log=print) -> None:
 
 
 def _headline(metrics_path: Path) -> str:
-    if not metrics_path.is_file():
-        return ""
-    records = read_json(metrics_path)["records"]
+    try:
+        records = read_json(metrics_path)["records"] if metrics_path.is_file() else []
+    except (ValueError, KeyError):
+        return "unreadable metrics.json"
     if not records:
         return ""
     metric = records[0]["metric"]
@@ -245,29 +356,43 @@ def _headline(metrics_path: Path) -> str:
 
 def write_index(root: Path) -> None:
     """index.html: the analysis on top, then every cell with status, headline score and link."""
-    plan = read_json(root / "plan.json")
+    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    run_dir = RunDir(root)
     rows = []
-    for cell in plan["cells"]:
-        cell_dir = root / "cells" / cell["id"]
-        status = read_json(cell_dir / "status.json") if (cell_dir / "status.json").is_file() \
-            else {"state": "pending"}
-        link = (f'<a href="cells/{cell["id"]}/report.html">report</a>'
-                if (cell_dir / "report.html").is_file() else "")
-        note = status.get("error") or status.get("reason") or ""
-        rows.append(f"<tr><td><code>{cell['id']}</code></td><td>{html.escape(cell['label'])}"
-                    f"</td><td class='{status['state']}'>{status['state']}</td>"
-                    f"<td>{_headline(cell_dir / 'metrics.json')}</td><td>{link}</td>"
-                    f"<td>{html.escape(str(note))}</td></tr>")
+    for cell in plan.cells:
+        state, note = state_of(run_dir, plan, cell)
+        link = (f'<a href="cells/{cell.id}/report.html">report</a>'
+                if (run_dir.cell(cell.id) / "report.html").is_file() else "")
+        rows.append(f"<tr><td><code>{cell.id}</code></td><td>{html.escape(cell.label)}</td>"
+                    f"<td class='{state}'>{state}</td>"
+                    f"<td>{_headline(run_dir.cell(cell.id) / 'metrics.json')}</td><td>{link}</td>"
+                    f"<td>{html.escape(note)}</td></tr>")
     analysis = ('<p><a href="analysis/report.html">Analysis report</a></p>'
                 if (root / "analysis" / "report.html").is_file() else
                 "<p>No analysis report yet.</p>")
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>xtl: {html.escape(plan['experiment'])}</title><style>
+<title>xtl: {html.escape(plan.experiment)}</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}} .done{{color:green}} .failed{{color:red}}
 .skipped{{color:#a60}}</style></head><body>
-<h1>xtl experiment {html.escape(plan['experiment'])}</h1>{analysis}
+<h1>xtl experiment {html.escape(plan.experiment)}</h1>{analysis}
 <table><tr><th>cell</th><th>what</th><th>status</th><th>headline</th><th>report</th>
 <th>note</th></tr>{''.join(rows)}</table>
 <p>Generated {_now()} by xtl {xtl.__version__}.</p></body></html>"""
     atomic_write_text(root / "index.html", page)
+
+
+def status_table(root: Path) -> str:
+    """`xtl status`: one line per cell with its state and why."""
+    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    run_dir = RunDir(root)
+    lines, counts = [], {}
+    for cell in plan.cells:
+        state, note = state_of(run_dir, plan, cell)
+        counts[state] = counts.get(state, 0) + 1
+        seconds = run_dir.status(cell.id).get("seconds")
+        took = f" {seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
+        lines.append(f"  {state:<8} {cell.id}  {cell.label}{took}" + (f"  ({note})" if note
+                                                                       else ""))
+    head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return f"{root}: {head}\n" + "\n".join(lines)

@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 
 from xtl.errors import DataError, unknown
-from xtl.tasks import Task, format_module
+from xtl.tasks import Task, format_module, get
 
 MIRROR_ENV = "XTL_HUB_MIRROR"
 
@@ -57,8 +57,26 @@ def check_available(task: Task, split: str, language: str, mirror: Path | None) 
     if language not in task.languages:
         raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
     source_split = task.source_split(split)
-    if task.generator is None and mirror is not None:
+    for member in task.combine:
+        check_available(get(member), source_split, language, mirror)
+    if task.generator is None and mirror is not None and not task.combine:
         _mirror_files(task, source_split, language, mirror)
+
+
+def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> int | None:
+    """Rows of a split without loading it (generator sizes, Parquet metadata); None if unknown."""
+    if task.combine:
+        counts = [count_rows(get(m), task.source_split(split), language, mirror)
+                  for m in task.combine]
+        return None if None in counts else sum(counts)
+    if task.generator is not None:
+        return task.sizes.get(split)
+    if mirror is None:
+        return None
+    import pyarrow.parquet as pq
+
+    files = _mirror_files(task, task.source_split(split), language, mirror)
+    return sum(pq.read_metadata(f).num_rows for f in files)
 
 
 def load(task: Task, split: str, language: str, mirror: Path | None = None, seed: int = 0,
@@ -67,6 +85,8 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     if language not in task.languages:
         raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
     source_split = task.source_split(split)
+    if task.combine:
+        return _load_combined(task, split, source_split, language, mirror, seed, size)
     if task.generator is not None:
         n = size or task.sizes.get(split, 0)
         rows = task.generator(language, split, n, seed)
@@ -91,6 +111,39 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw)} rows read)")
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
+
+
+def _load_combined(task: Task, split: str, member_split: str, language: str,
+                   mirror: Path | None, seed: int, size: int | None) -> Split:
+    """The member tasks' rows of one split, concatenated; ids and unusable counts name the
+    member they came from (a nested combination keeps its members' names)."""
+    parts, unusable = [], {}
+    for name in task.combine:
+        member = get(name)
+        if (member.format, tuple(member.label_names)) != (task.format, tuple(task.label_names)):
+            raise DataError(f"task {task.name!r} combines {name!r}, whose format and labels "
+                            f"({member.format}, {list(member.label_names)}) differ from its own "
+                            f"({task.format}, {list(task.label_names)})")
+        part = load(member, member_split, language, mirror, seed, size)
+        leaf = not member.combine
+        rows = _tag_ids(part.rows, name) if leaf else part.rows
+        parts.append((part, rows.select_columns(sorted(rows.column_names))))
+        for reason, count in part.unusable.items():
+            unusable[f"{reason} ({name})" if leaf else reason] = count
+    features = parts[0][1].features
+    rows = datasets.concatenate_datasets(
+        [r if r.features == features else r.cast(features) for _, r in parts])
+    sources_used = sorted({p.source for p, _ in parts})
+    location = " + ".join(p.location for p, _ in parts)
+    digest = json.dumps([[p.task, p.fingerprint] for p, _ in parts]).encode()
+    return Split(task.name, split, language, rows, "+".join(sources_used), location,
+                 hashlib.sha256(digest).hexdigest()[:16], unusable)
+
+
+def _tag_ids(rows: datasets.Dataset, member: str) -> datasets.Dataset:
+    # members' own ids can collide (SNLI's generated ids, MNLI's idx): prefix the member
+    return rows.map(lambda b: {"id": [f"{member}/{i}" for i in b["id"]]}, batched=True,
+                    desc=f"ids of {member}")
 
 
 def _rows_digest(rows: list[dict]) -> bytes:
@@ -150,8 +203,13 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
         out["label"] = to_int(row[task.fields["label"]], i)
         return out
 
+    # explicit types: `map` would otherwise keep a same-named source column's type (PAWS-X's
+    # int32 `id` would stay int; a string `label` column would turn the int labels into text)
+    out_features = datasets.Features({**{canon: raw.features[col] for canon, col in keep.items()},
+                                      "id": datasets.Value("string"),
+                                      "label": datasets.Value("int64")})
     rows = raw.map(convert, with_indices=True, remove_columns=raw.column_names,
-                   desc=f"{task.name}/{language}/{split}")
+                   features=out_features, desc=f"{task.name}/{language}/{split}")
     usable = rows.filter(lambda r: r["label"] >= 0)
     dropped = len(rows) - len(usable)
     unusable = {"no label (-1 or empty)": dropped} if dropped else {}

@@ -9,9 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from xtl.faults import fault
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `path`."""
+
+def atomic_write_bytes(path: Path, data: bytes, fault_point: str | None = None) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`.
+
+    `fault_point` names the place for crash tests (`XTL_FAULT`): death between write and rename.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -20,18 +25,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if fault_point:
+            fault(fault_point)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, fault_point: str | None = None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), fault_point)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def atomic_write_json(path: Path, obj: Any, fault_point: str | None = None) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    atomic_write_text(path, text, fault_point)
 
 
 def read_json(path: Path) -> Any:

@@ -53,6 +53,9 @@ class Task:
     # stages trained before the target's own English training (XCOPA: Social IQa, then COPA)
     train_prelude: tuple[str, ...] = ()
     train_language: str = "en"
+    # a task whose rows are other registered tasks' rows, concatenated per split (ANLI = its
+    # three rounds; ANLI+ = ANLI + SNLI + MNLI); members share this task's format and labels
+    combine: tuple[str, ...] = ()
     metric: str = "accuracy"
     # synthetic tasks: (language, split, n, seed) -> rows in the Hub schema
     generator: Callable[..., list[dict]] | None = None

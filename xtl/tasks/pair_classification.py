@@ -1,4 +1,7 @@
-"""Sentence-pair classification (NLI, paraphrase): rows, features, head, predictions."""
+"""Sentence-pair classification (NLI, paraphrase) and single-sentence classification (SST-2).
+
+A task without a "text_b" field is classified from "text_a" alone.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from transformers import DataCollatorWithPadding
 from xtl.tasks import Task, register
 
 FORMAT = "pair_classification"
-# Canonical row: {"id": str, "text_a": str, "text_b": str, "label": int}
+# Canonical row: {"id": str, "text_a": str, "text_b": str, "label": int} ("text_b" optional)
 CANONICAL_FIELDS = ("text_a", "text_b", "label")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
@@ -20,8 +23,11 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
     """Tokenise a batch of canonical rows; padding is left to the collator (dynamic)."""
     prefix = hp["input_prefix"]
     a = [prefix + t for t in batch["text_a"]]
-    b = [prefix + t for t in batch["text_b"]]
-    enc = tokenizer(a, b, truncation=True, max_length=hp["max_length"])
+    if "text_b" in batch:
+        b = [prefix + t for t in batch["text_b"]]
+        enc = tokenizer(a, b, truncation=True, max_length=hp["max_length"])
+    else:  # single-sentence task (SST-2)
+        enc = tokenizer(a, truncation=True, max_length=hp["max_length"])
     enc["labels"] = list(batch["label"])
     return dict(enc)
 
@@ -102,4 +108,106 @@ register(Task(
     sizes={"train": 1200, "validation": 300, "test": 300},
     hparams={"epochs": 3, "max_length": 128},
     description="Synthetic multilingual NLI (xtl.synth), in the MNLI/XNLI Hub schema",
+))
+
+
+# --- English intermediate tasks (paper.md section 1; schemas from datasets.md) ---------------
+
+register(Task(
+    name="qqp",
+    format=FORMAT,
+    languages=("en",),
+    label_names=("not_duplicate", "duplicate"),
+    hub_id="nyu-mll/glue",
+    config="qqp",
+    # train 363,846 / validation 40,430 / test 390,965 (test labels are all -1)
+    fields={"text_a": "question1", "text_b": "question2", "label": "label", "id": "idx"},
+    description="Quora Question Pairs (GLUE), English intermediate task",
+))
+
+# Not in datasets.md: schema of the GLUE loader (sentence, label ClassLabel[negative,
+# positive], idx); splits train 67,349 / validation 872 / test 1,821 (test labels -1), seen on
+# the Hub viewer of nyu-mll/glue sst2. No real sample in the test mirror.
+register(Task(
+    name="sst2",
+    format=FORMAT,
+    languages=("en",),
+    label_names=("negative", "positive"),
+    hub_id="nyu-mll/glue",
+    config="sst2",
+    fields={"text_a": "sentence", "label": "label", "id": "idx"},
+    description="SST-2 sentiment (GLUE), single sentence, English intermediate task",
+))
+
+
+def _anli_round(k: int) -> Task:
+    # facebook/anli has ONE config; rounds are split names (train_r1, dev_r1, test_r1, ...).
+    return Task(
+        name=f"anli_r{k}",
+        format=FORMAT,
+        languages=("en",),
+        label_names=NLI_LABELS,
+        hub_id="facebook/anli",
+        config="plain_text",
+        splits={"train": f"train_r{k}", "validation": f"dev_r{k}", "test": f"test_r{k}"},
+        fields={"text_a": "premise", "text_b": "hypothesis", "label": "label", "id": "uid"},
+        description=f"Adversarial NLI, round {k} only",
+    )
+
+
+for _k in (1, 2, 3):
+    register(_anli_round(_k))
+
+register(Task(
+    name="anli",
+    format=FORMAT,
+    languages=("en",),
+    label_names=NLI_LABELS,
+    combine=("anli_r1", "anli_r2", "anli_r3"),
+    description="Adversarial NLI, rounds 1-3 concatenated per split (train 162,865)",
+))
+
+# Not in datasets.md (paper.md lists the id as unverified): stanfordnlp/snli, config
+# "plain_text" (Hub parquet plain_text/{train,validation,test}-00000-of-00001.parquet);
+# premise, hypothesis, label ClassLabel[entailment, neutral, contradiction], -1 where the
+# annotators reached no gold label (in every split: counted as unusable, never trained on).
+register(Task(
+    name="snli",
+    format=FORMAT,
+    languages=("en",),
+    label_names=NLI_LABELS,
+    hub_id="stanfordnlp/snli",
+    config="plain_text",
+    fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"},
+    description="Stanford NLI (550K train), part of ANLI+",
+))
+
+# jiant's "full ANLI": SNLI + MNLI + A1-A3 (paper.md). Concatenated here; jiant sampled the
+# subtasks proportionally to their size, which on one shared head is the same mixture. No test
+# split: MNLI's test labels are hidden, and ANLI+ is only ever an intermediate task.
+register(Task(
+    name="anli_plus",
+    format=FORMAT,
+    languages=("en",),
+    label_names=NLI_LABELS,
+    splits={"train": "train", "validation": "validation"},
+    combine=("anli", "snli", "mnli"),
+    description="ANLI+ = ANLI R1-R3 + SNLI + MNLI, concatenated (~1.1M train)",
+))
+
+# --- XTREME target ------------------------------------------------------------------------
+
+register(Task(
+    name="pawsx",
+    format=FORMAT,
+    languages=("de", "en", "es", "fr", "ja", "ko", "zh"),
+    # the Hub's ClassLabel names are the strings "0" (not a paraphrase) and "1" (paraphrase)
+    label_names=("0", "1"),
+    hub_id="google-research-datasets/paws-x",
+    config="{language}",
+    # `id` repeats across languages (the sets are parallel); -1 labels (card note) are counted
+    fields={"text_a": "sentence1", "text_b": "sentence2", "label": "label", "id": "id"},
+    # English training = PAWS-X en train (the original PAWS); jiant recipe: 5 epochs, len 256
+    hparams={"epochs": 5, "max_length": 256},
+    description="PAWS-X target (XTREME); English training data is PAWS-X en",
 ))

@@ -1,0 +1,91 @@
+"""What the notebook runner costs per cell, against calling the same xtl functions directly.
+
+Usage: python bench/runner_overhead.py [--repeats 3]
+One target cell (tiny, synth-nli, 100 training rows, German evaluation) is run three ways,
+interleaved: (a) the xtl calls of notebooks/target.ipynb in this process, (b) the notebook
+through papermill (kernel start + imports + the same calls), (c) an empty notebook through
+papermill (kernel start and shutdown alone); then the HTML rendering of (b)'s output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+
+from xtl import phases, run
+
+PARAMS = {"model": "tiny", "task": "synth-nli", "train_task": "synth-nli", "seed": 0,
+          "train_size": 100, "subsample_seed": 0, "init_checkpoint": None,
+          "eval_split": "validation", "eval_languages": ["de"], "mirror": None,
+          "declared_tasks": {},
+          "hparams": {"epochs": 1, "max_length": 64, "precision": "fp32"}}
+
+
+def direct(root: Path) -> None:
+    """The target notebook's calls, without a kernel."""
+    cell = phases.start("target", "bench", root / "cell", root / "ckpt", PARAMS["hparams"],
+                        model="tiny", task="synth-nli", seed=0)
+    task = cell.task("synth-nli")
+    train = cell.load(task, "train", size=100)
+    dev = cell.load(task, "validation")
+    model, tok, _ = cell.build_model("tiny", [task])
+    cell.fit(model, tok, task, train, dev)
+    model, tok = cell.load_trained([task], cell.checkpoint_dir / "best")
+    records, examples = cell.evaluate(model, tok, task, [cell.load(task, "validation", "de")])
+    cell.finish(records, examples)
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    kernel = run.kernel_name()
+    empty = Path(tempfile.mkdtemp()) / "empty.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")]), empty)
+    rows = {"direct": [], "papermill": [], "kernel": [], "html": []}
+    for _ in range(args.repeats):
+        root = Path(tempfile.mkdtemp(prefix="xtl-overhead-"))
+        rows["direct"].append(timed(direct, root / "a"))
+        params = {**PARAMS, "cell_id": "bench", "cell_dir": str(root / "b" / "cell"),
+                  "checkpoint_dir": str(root / "b" / "ckpt")}
+        out = root / "b" / "cell" / "notebook.ipynb"
+        rows["papermill"].append(timed(run.execute_notebook, "target", out, params, kernel))
+        rows["html"].append(timed(run.render_html, out, out.with_suffix(".html")))
+        rows["kernel"].append(timed(pm.execute_notebook, str(empty),
+                                    str(root / "empty-out.ipynb"), None, None, True, False,
+                                    kernel))
+    imports = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                              "import xtl.phases, xtl.plots"], capture_output=True, text=True)
+    total_import = sum(int(line.split("|")[1]) for line in imports.stderr.splitlines()
+                       if line.startswith("import time:") and line.split("|")[1].strip()
+                       .isdigit()) / 1e6
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"$ python bench/runner_overhead.py --repeats {args.repeats}")
+    print(json.dumps({k: [round(x, 2) for x in v] for k, v in rows.items()}))
+    print(f"direct calls           {med['direct']:6.2f} s")
+    print(f"papermill notebook     {med['papermill']:6.2f} s  "
+          f"(overhead {med['papermill'] - med['direct']:+.2f} s, "
+          f"ratio {med['papermill'] / med['direct']:.2f}x)")
+    print(f"  empty-kernel run     {med['kernel']:6.2f} s  (kernel start + shutdown)")
+    print(f"  imports (self time)  {total_import:6.2f} s  (xtl.phases + xtl.plots, fresh process)")
+    print(f"HTML rendering         {med['html']:6.2f} s")
+    print(f"runner overhead/cell   {med['papermill'] - med['direct'] + med['html']:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Tokenised splits are cached on disk, keyed by everything that changes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from xtl import sources, tasks
+from xtl.config import HPARAM_DEFAULTS
+from xtl.features import cache_key, features
+from xtl.models import build
+
+HP = HPARAM_DEFAULTS | {"max_length": 32}
+NLI = tasks.get("synth-nli")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_dir):
+    return build(tiny_dir, [NLI])[1]
+
+
+def test_second_call_reads_the_cache(tokenizer, monkeypatch):
+    split = sources.load(NLI, "validation", "de", size=40)
+    first = features(NLI, split, tokenizer, HP)
+    fmt = tasks.format_module(NLI.format)
+    monkeypatch.setattr(fmt, "featurize", lambda *a, **k: pytest.fail("tokenised twice"))
+    second = features(NLI, split, tokenizer, HP)
+    assert second["input_ids"] == first["input_ids"] and len(second) == 40
+    assert max(len(ids) for ids in second["input_ids"]) <= 32
+
+
+def test_key_changes_with_what_changes_features(tokenizer):
+    split = sources.load(NLI, "validation", "de", size=40)
+    other = sources.load(NLI, "validation", "de", size=40, seed=1)
+    key = cache_key(NLI, split, tokenizer, HP, False)
+    assert key == cache_key(NLI, split, tokenizer, HP | {"learning_rate": 1.0}, False)
+    assert key != cache_key(NLI, split, tokenizer, HP | {"max_length": 64}, False)
+    assert key != cache_key(NLI, split, tokenizer, HP | {"input_prefix": "query: "}, False)
+    assert key != cache_key(NLI, split, tokenizer, HP, True)
+    assert key != cache_key(NLI, other, tokenizer, HP, False)
