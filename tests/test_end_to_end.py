@@ -52,6 +52,7 @@ def contract_keys(doc: dict) -> dict[str, list[str]]:
         "provenance": sorted(prov),
         "data": sorted({k for d in prov["data"].values() for k in d}),
         "parent": sorted(prov["parent"] or {}),
+        "training": sorted(prov["training"] or {}),
         "git": sorted(prov["git"]),
         "hardware": sorted(k for k in prov["hardware"] if not k.startswith("gpu")),
     }

@@ -39,6 +39,8 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "gradient_checkpointing": False,  # recompute activations: less memory, ~30% slower
     "save_every": 0,  # optimizer steps between resumable checkpoints; 0 = at each dev evaluation
     "device": "auto",  # auto | cpu | cuda | cuda:N
+    "pooling": "mean",  # sentence embeddings for retrieval: "mean" (masked) or "cls"
+    "layer": -1,  # retrieval layer: index (-1 = last) or a fraction of depth (0.5 = middle)
 }
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
@@ -47,6 +49,7 @@ HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "eval_every": (int,), "patience": (int,), "precision": (str,), "input_prefix": (str,),
     "doc_stride": (int,), "max_answer_length": (int,), "group_by_length": (bool,),
     "gradient_checkpointing": (bool,), "save_every": (int,), "device": (str,),
+    "pooling": (str,), "layer": (int, float),
 }
 PHASES = ("intermediate", "target")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -57,6 +60,7 @@ TOP_LEVEL: dict[str, Any] = {
     "name": None,
     "out": None,
     "mirror": None,
+    "raw_dir": None,
     "models": None,
     "intermediate": ["none"],
     "targets": None,
@@ -260,6 +264,8 @@ def check_hparam(key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {key} = {value!r} must be > 0")
     if name == "warmup_ratio" and not 0 <= value < 1:
         raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")
+    if name == "pooling" and value not in ("mean", "cls"):
+        raise unknown(f"pooling in {where}", value, ("mean", "cls"))
     if name == "precision" and value not in PRECISIONS:
         raise unknown(f"precision in {where}", value, PRECISIONS)
 

@@ -39,6 +39,7 @@ class CellRun:
     params: dict[str, Any]
     hparams: dict[str, Any]
     mirror: Path | None
+    raw: Path | None
     declared: dict[str, dict]
     data: dict[str, dict] = field(default_factory=dict)
     model_source: str = ""
@@ -55,7 +56,7 @@ class CellRun:
              subsample_seed: int = 0) -> sources.Split:
         """Canonical rows; `size` takes a fixed random subset (nested across sizes)."""
         language = language or task.train_language
-        loaded = sources.load(task, split, language, self.mirror)
+        loaded = sources.load(task, split, language, self.mirror, raw=self.raw)
         if size is not None:
             if size > len(loaded.rows):
                 raise DataError(f"train size {size} is larger than {task.name}/{language}/{split}"
@@ -194,7 +195,8 @@ def records_table(records: list[dict]):
 
 
 def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: dict,
-          mirror: str | None = None, declared_tasks: dict | None = None, **params: Any) -> CellRun:
+          mirror: str | None = None, declared_tasks: dict | None = None,
+          raw_dir: str | None = None, **params: Any) -> CellRun:
     """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter)."""
     resolved = dict(HPARAM_DEFAULTS)
     for key, value in hparams.items():
@@ -204,7 +206,8 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
         raise ConfigError(f"kind must be 'stage' or 'target', got {kind!r}")
     run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
-                  sources.resolve_mirror(mirror), dict(declared_tasks or {}))
+                  sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),
+                  dict(declared_tasks or {}))
     run.cell_dir.mkdir(parents=True, exist_ok=True)
     if headless():
         datasets.disable_progress_bars()

@@ -51,6 +51,7 @@ class Plan:
     cells: list[Cell]
     mirror: str | None
     contract: int = CONTRACT_VERSION
+    raw_dir: str | None = None
 
     def by_id(self) -> dict[str, Cell]:
         return {c.id: c for c in self.cells}
@@ -58,11 +59,11 @@ class Plan:
     @classmethod
     def from_json(cls, doc: dict) -> Plan:
         return cls(doc["experiment"], [Cell(**c) for c in doc["cells"]], doc.get("mirror"),
-                   doc.get("contract", CONTRACT_VERSION))
+                   doc.get("contract", CONTRACT_VERSION), doc.get("raw_dir"))
 
     def to_json(self) -> dict:
         return {"contract": self.contract, "experiment": self.experiment, "mirror": self.mirror,
-                "cells": [asdict(c) for c in self.cells]}
+                "raw_dir": self.raw_dir, "cells": [asdict(c) for c in self.cells]}
 
 
 def _grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -86,6 +87,7 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
     """Expand the grid into deduplicated cells in dependency order; validate everything first."""
     v = exp.values
     mirror = sources.resolve_mirror(v["mirror"])
+    raw = sources.resolve_raw(v["raw_dir"])
     models = {name: zoo.validate(name) if check_models else None for name in v["models"]}
     cells: dict[str, Cell] = {}
     points = _grid_points(v["grid"])
@@ -120,6 +122,12 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
                                    "seed": stage_seed})
             parent = cid
         task = _task(target, exp.declared)
+        languages = [lang for lang in (v["eval_languages"] or task.languages)
+                     if lang in task.languages]
+        if task.format == "retrieval":  # no training: the stage's encoder (or the base) embeds
+            _add_retrieval_cell(cells, task, identity_model, defaults, v, point, parent, axes,
+                                model, inter_label, languages, exp)
+            continue
         train_task = task.train_task or task.name
         identity = {
             "contract": CONTRACT_VERSION, "kind": "target", "model": identity_model,
@@ -131,8 +139,6 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             "parent": parent,
         }
         cid = cell_id("target", identity)
-        languages = [lang for lang in (v["eval_languages"] or task.languages)
-                     if lang in task.languages]
         if cid not in cells:
             cells[cid] = Cell(cid, "target", "target",
                               f"{model} | {inter_label} -> {target} | seed {seed}"
@@ -142,8 +148,26 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
     if not cells:
         raise ConfigError("the experiment expands to zero cells")
     ordered = [c for c in cells.values() if c.kind == "stage"]
-    ordered += [c for c in cells.values() if c.kind == "target"]
-    return Plan(v["name"], ordered, str(mirror) if mirror else None)
+    ordered += [c for c in cells.values() if c.kind != "stage"]
+    return Plan(v["name"], ordered, str(mirror) if mirror else None,
+                raw_dir=str(raw) if raw else None)
+
+
+def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, defaults: dict, v: dict,
+                        point: dict, parent: str | None, axes: dict, model: str,
+                        inter_label: str, languages: list[str], exp: Experiment) -> None:
+    """A retrieval evaluation: no seed or train size of its own (only its parent's)."""
+    identity = {"contract": CONTRACT_VERSION, "kind": "retrieval", "model": identity_model,
+                "task": _task_identity(task.name, exp),
+                "hparams": resolve_hparams("target", task, defaults, v, point), "parent": parent}
+    cid = cell_id("retrieval", identity)
+    if cid not in cells:
+        seed = f" | seed {axes['seed']}" if parent else ""
+        cells[cid] = Cell(cid, "retrieval", "retrieval",
+                          f"{model} | {inter_label} -> {task.name}{seed}"
+                          + _grid_label(point, "target"), identity, parent,
+                          {**axes, "train_size": None},
+                          {"split": v["eval_split"], "languages": languages})
 
 
 def _task_identity(name: str, exp: Experiment) -> Any:
@@ -162,9 +186,10 @@ def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:
                     needed[(task.name, split, task.train_language)] = task
         else:
             task = _task(cell.axes["target"], exp.declared)
-            train = _task(task.train_task or task.name, exp.declared)
-            for split in ("train", "validation"):
-                needed[(train.name, split, train.train_language)] = train
+            if cell.kind == "target":
+                train = _task(task.train_task or task.name, exp.declared)
+                for split in ("train", "validation"):
+                    needed[(train.name, split, train.train_language)] = train
             for lang in cell.evaluation["languages"]:
                 needed[(task.name, cell.evaluation["split"], lang)] = task
     return [(task, split, lang) for (_, split, lang), task in needed.items()]
@@ -173,8 +198,9 @@ def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:
 def preflight(plan: Plan, exp: Experiment) -> None:
     """Check that every (task, split, language) a cell reads is available in the mirror."""
     mirror = Path(plan.mirror) if plan.mirror else None
+    raw = Path(plan.raw_dir) if plan.raw_dir else None
     for task, split, lang in needed_splits(plan, exp):
-        sources.check_available(task, split, lang, mirror)
+        sources.check_available(task, split, lang, mirror, raw)
 
 
 def check_hub(plan: Plan, exp: Experiment) -> None:
@@ -185,7 +211,7 @@ def check_hub(plan: Plan, exp: Experiment) -> None:
 
     seen: dict[tuple[str, str], list[str]] = {}
     for task, split, lang in needed_splits(plan, exp):
-        if task.generator is not None:
+        if task.generator is not None or task.from_raw(lang):
             continue
         key = (task.hub_id, task.hub_config(lang))
         if key not in seen:
@@ -207,12 +233,14 @@ def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
         rows = [sources.count_rows(_task(n, exp.declared), "train", "en", mirror) for n in names]
         return _times(None if None in rows else sum(rows), epochs)
     task = _task(cell.axes["target"], exp.declared)
-    train = _task(task.train_task or task.name, exp.declared)
-    n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
-                                                          mirror)
     evals = [sources.count_rows(task, cell.evaluation["split"], lang, mirror)
              for lang in cell.evaluation["languages"]]
     shown = "?" if None in evals else f"{sum(evals):,}"
+    if cell.kind == "retrieval":
+        return f"no training; embeds {shown} rows in {len(evals)} languages"
+    train = _task(task.train_task or task.name, exp.declared)
+    n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
+                                                          mirror)
     return f"{_times(n, epochs)}; evaluates {shown} rows in {len(evals)} languages"
 
 

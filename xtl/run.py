@@ -112,7 +112,7 @@ def is_done(run_dir: RunDir, cell: planning.Cell) -> bool:
     """Done = status done AND complete outputs (never trust the status file alone)."""
     if run_dir.status(cell.id).get("state") != "done" or not outputs_complete(run_dir, cell):
         return False
-    return cell.kind == "target" or checkpoint_ok(run_dir, cell)
+    return cell.kind != "stage" or checkpoint_ok(run_dir, cell)
 
 
 def dependants(plan: planning.Plan, cell_id: str) -> list[planning.Cell]:
@@ -170,11 +170,15 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
         "init_checkpoint": str(run_dir.checkpoint(cell.parent) / "best") if cell.parent
         else None,
         "cell_dir": str(run_dir.cell(cell.id)), "checkpoint_dir": str(run_dir.checkpoint(cell.id)),
-        "mirror": plan.mirror, "declared_tasks": exp.declared,
+        "mirror": plan.mirror, "raw_dir": plan.raw_dir, "declared_tasks": exp.declared,
     }
     if cell.kind == "stage":
         names = [t if isinstance(t, str) else t["name"] for t in ident["tasks"]]
         return {**common, "tasks": names}
+    if cell.kind == "retrieval":
+        del common["seed"], common["checkpoint_dir"]
+        return {**common, "task": cell.axes["target"], "eval_split": cell.evaluation["split"],
+                "eval_languages": cell.evaluation["languages"]}
     train_task = ident["train_task"]
     return {**common, "task": cell.axes["target"],
             "train_task": train_task if isinstance(train_task, str) else train_task["name"],

@@ -1,8 +1,11 @@
-"""Rows for (task, split, language) from the Hub, a Hub-layout mirror, or a generator.
+"""Rows for (task, split, language) from the Hub, a Hub-layout mirror, raw release files, or a
+generator.
 
 Every source goes through the same adapter, so the rows a model sees do not depend on where
 they came from. A mirror has the Hub's Parquet layout:
 `<mirror>/<owner>/<repo>/<config>/<split>-*.parquet` (single-config repos use `data/`).
+Raw release files (what the Hub lacks: BUCC, XTREME-R languages, ...) live under a raw root
+(`raw_dir` in the experiment file; `XTL_RAW_DIR` wins) at each task's `raw_path`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from pathlib import Path
 import datasets
 
 from xtl.errors import DataError, unknown
+from xtl.store import sha256_file
 from xtl.tasks import Task, format_module, get
 
 MIRROR_ENV = "XTL_HUB_MIRROR"
+RAW_ENV = "XTL_RAW_DIR"
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Split:
     split: str
     language: str
     rows: datasets.Dataset
-    source: str  # "hub" | "mirror" | "synthetic"
+    source: str  # "hub" | "mirror" | "raw" | "synthetic"
     location: str
     fingerprint: str
     unusable: dict[str, int] = field(default_factory=dict)
@@ -52,14 +57,42 @@ def resolve_mirror(from_file: str | os.PathLike | None) -> Path | None:
     return path
 
 
-def check_available(task: Task, split: str, language: str, mirror: Path | None) -> None:
-    """Cheap preflight: the mirror has the files (Hub availability is checked by `--check`)."""
+def resolve_raw(from_file: str | os.PathLike | None) -> Path | None:
+    """The raw root in use: `XTL_RAW_DIR` wins over the experiment file's `raw_dir`."""
+    value = os.environ.get(RAW_ENV) or from_file
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        where = RAW_ENV if os.environ.get(RAW_ENV) else "the experiment file's 'raw_dir'"
+        raise DataError(f"raw data directory {str(path)!r} (from {where}) is not a directory")
+    return path
+
+
+def _raw_root(task: Task, language: str, raw: Path | None) -> Path:
+    root = raw if raw is not None else resolve_raw(None)
+    if root is None:
+        raise DataError(f"{task.name}/{language} comes from raw release files ({task.raw_path}/); "
+                        f"set raw_dir in the experiment file or {RAW_ENV} to the directory that "
+                        f"holds {task.raw_path}/")
+    folder = root / task.raw_path
+    if not folder.is_dir():
+        raise DataError(f"{task.name}/{language}: {str(folder)!r} does not exist; the raw root "
+                        f"{str(root)!r} must hold {task.raw_path}/")
+    return folder
+
+
+def check_available(task: Task, split: str, language: str, mirror: Path | None,
+                    raw: Path | None = None) -> None:
+    """Cheap preflight: the mirror or raw root has the files (the Hub is checked by --check)."""
     if language not in task.languages:
         raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
     source_split = task.source_split(split)
     for member in task.combine:
-        check_available(get(member), source_split, language, mirror)
-    if task.generator is None and mirror is not None and not task.combine:
+        check_available(get(member), source_split, language, mirror, raw)
+    if task.from_raw(language):
+        _raw_root(task, language, raw)
+    elif task.generator is None and mirror is not None and not task.combine:
         _mirror_files(task, source_split, language, mirror)
 
 
@@ -71,7 +104,7 @@ def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> in
         return None if None in counts else sum(counts)
     if task.generator is not None:
         return task.sizes.get(split)
-    if mirror is None:
+    if mirror is None or task.from_raw(language):
         return None
     import pyarrow.parquet as pq
 
@@ -80,41 +113,49 @@ def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> in
 
 
 def load(task: Task, split: str, language: str, mirror: Path | None = None, seed: int = 0,
-         size: int | None = None) -> Split:
+         size: int | None = None, raw: Path | None = None) -> Split:
     """Canonical rows of `task` for one split and language; unusable rows counted, not hidden."""
     if language not in task.languages:
         raise unknown(f"language of task {task.name!r}", language, task.languages, DataError)
     source_split = task.source_split(split)
     if task.combine:
-        return _load_combined(task, split, source_split, language, mirror, seed, size)
-    if task.generator is not None:
+        return _load_combined(task, split, source_split, language, mirror, seed, size, raw)
+    if task.from_raw(language):
+        rows, files = task.raw_reader(_raw_root(task, language, raw), split, language)
+        raw_rows = rows if isinstance(rows, datasets.Dataset) else datasets.Dataset.from_list(rows)
+        source, location = "raw", str(files[0].parent) if files else task.raw_path
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.name.encode() + sha256_file(f).encode())
+        fingerprint = digest.hexdigest()[:16]
+    elif task.generator is not None:
         n = size or task.sizes.get(split, 0)
         rows = task.generator(language, split, n, seed)
-        raw = _synthetic_dataset(task, rows)
+        raw_rows = _synthetic_dataset(task, rows)
         key = json.dumps([task.name, language, split, n, seed], sort_keys=True)
         source = "synthetic"
         location = f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"
         fingerprint = hashlib.sha256(key.encode() + _rows_digest(rows)).hexdigest()[:16]
     elif mirror is not None:
         files = _mirror_files(task, source_split, language, mirror)
-        raw = datasets.load_dataset("parquet", data_files={"rows": [str(f) for f in files]},
-                                    split="rows")
+        raw_rows = datasets.load_dataset("parquet", data_files={"rows": [str(f) for f in files]},
+                                         split="rows")
         source, location = "mirror", str(files[0].parent)
-        fingerprint = raw._fingerprint
+        fingerprint = raw_rows._fingerprint
     else:
         config = task.hub_config(language) or None
-        raw = datasets.load_dataset(task.hub_id, config, split=source_split)
+        raw_rows = datasets.load_dataset(task.hub_id, config, split=source_split)
         source, location = "hub", f"{task.hub_id}/{config or 'default'}:{source_split}"
-        fingerprint = raw._fingerprint
-    rows, unusable = canonicalize(task, raw, split, language)
+        fingerprint = raw_rows._fingerprint
+    rows, unusable = canonicalize(task, raw_rows, split, language)
     if len(rows) == 0:
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
-                        f"(unusable: {unusable or 'none'}; {len(raw)} rows read)")
+                        f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
 
 
 def _load_combined(task: Task, split: str, member_split: str, language: str,
-                   mirror: Path | None, seed: int, size: int | None) -> Split:
+                   mirror: Path | None, seed: int, size: int | None, raw: Path | None) -> Split:
     """The member tasks' rows of one split, concatenated; ids and unusable counts name the
     member they came from (a nested combination keeps its members' names)."""
     parts, unusable = [], {}
@@ -124,7 +165,7 @@ def _load_combined(task: Task, split: str, member_split: str, language: str,
             raise DataError(f"task {task.name!r} combines {name!r}, whose format and labels "
                             f"({member.format}, {list(member.label_names)}) differ from its own "
                             f"({task.format}, {list(task.label_names)})")
-        part = load(member, member_split, language, mirror, seed, size)
+        part = load(member, member_split, language, mirror, seed, size, raw)
         leaf = not member.combine
         rows = _tag_ids(part.rows, name) if leaf else part.rows
         parts.append((part, rows.select_columns(sorted(rows.column_names))))

@@ -29,8 +29,6 @@ class Preset:
     builder: Callable[[Path], None] | None = None
     # hyperparameter defaults a user should not have to know (override in the file)
     hparams: dict[str, Any] = field(default_factory=dict)
-    # sentence-embedding settings for retrieval: pooling ("mean" | "cls") and layer (-1 = last)
-    retrieval: dict[str, Any] = field(default_factory=lambda: {"pooling": "mean", "layer": -1})
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,8 @@ PRESETS: dict[str, Preset] = {
         "multilingual-e5-small", "e5s-v1", hub_id="intfloat/multilingual-e5-small",
         # e5 was trained with "query: " prefixes and mean pooling; ~1e-4 is needed on small
         # data (1e-5 leaves it at the majority class: ../shared/spec/offline-models.md)
-        hparams={"learning_rate": 1e-4, "max_length": 256, "input_prefix": "query: "},
-        retrieval={"pooling": "mean", "layer": -1}),
+        hparams={"learning_rate": 1e-4, "max_length": 256, "input_prefix": "query: ",
+                 "pooling": "mean", "layer": -1}),
 }
 
 

@@ -59,6 +59,12 @@ class Task:
     metric: str = "accuracy"
     # synthetic tasks: (language, split, n, seed) -> rows in the Hub schema
     generator: Callable[..., list[dict]] | None = None
+    # raw release files, for what the Hub lacks: reader(root / raw_path, split, language) ->
+    # (rows with the `fields` columns, the files read); see xtl/readers/
+    raw_reader: Callable[..., tuple[Any, list]] | None = None
+    raw_path: str = ""
+    # languages the Hub source has (None: all); the others come from the raw reader
+    hub_languages: tuple[str, ...] | None = None
     sizes: Mapping[str, int] = field(default_factory=dict)
     # the task's recipe (epochs, batch, max length, ...) over the kit's defaults
     hparams: Mapping[str, Any] = field(default_factory=dict)
@@ -66,6 +72,13 @@ class Task:
 
     def hub_config(self, language: str) -> str:
         return self.config.format(language=language)
+
+    def from_raw(self, language: str) -> bool:
+        """Whether this language's rows come from raw release files rather than the Hub."""
+        if self.raw_reader is None:
+            return False
+        return self.hub_id is None or (self.hub_languages is not None
+                                       and language not in self.hub_languages)
 
     def source_split(self, split: str) -> str:
         if split not in self.splits:
@@ -104,7 +117,7 @@ def format_module(fmt: str) -> Any:
 
 def declare(name: str, spec: Mapping[str, Any]) -> Task:
     """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
-    allowed = {f.name for f in fields(Task)} - {"name", "generator"}
+    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader"}
     for key in spec:
         if key not in allowed:
             raise unknown(f"field in the declaration of task {name!r}", key, allowed)

@@ -30,6 +30,7 @@ from transformers import DataCollatorWithPadding
 
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
+from xtl.readers import squad as squad_json
 from xtl.tasks import Task, register
 
 FORMAT = "span_qa"
@@ -521,6 +522,9 @@ register(Task(
     metric="squad",
     train_task="squad",
     hparams=QA_TARGET_RECIPE,
+    # the deepmind/xquad release files, for a user without the Hub copy (hub_languages=())
+    raw_reader=squad_json.reader("xquad.{language}.json", strip=True),
+    raw_path="xquad",
     description="XQuAD target (evaluation only); English training data is SQuAD v1.1",
 ))
 
