@@ -166,11 +166,14 @@ def test_keep_checkpoints_is_validated(tmp_path):
 # --- crash safety end to end (slow) ----------------------------------------------------------
 
 def _results(out: Path) -> dict:
+    """Every cell's metric values and per-example predictions (logits to 5 decimals)."""
     found = {}
     for metrics in sorted((out / "cells").glob("*/metrics.json")):
         doc = json.loads(metrics.read_text())
         found[metrics.parent.name] = sorted((r["language"], r["split"], r["metric"], r["value"])
                                             for r in doc["records"])
+        for path in sorted((metrics.parent / "predictions").glob("*.jsonl")):
+            found[f"{metrics.parent.name}/{path.name}"] = path.read_text()
     return found
 
 

@@ -13,10 +13,21 @@ def _tasks(args: argparse.Namespace) -> None:
     from xtl import tasks
 
     for name, task in sorted(tasks.REGISTRY.items()):
-        source = task.hub_id or ("generated" if task.generator else "raw files")
-        trains = f"  (trains on {task.train_task})" if task.train_task else ""
         print(f"{name:<16} {task.format:<20} {len(task.languages):>3} languages  "
-              f"{source}{trains}")
+              f"{_source(task)}" + (f"  (trains on {task.train_task})" if task.train_task else ""))
+
+
+def _source(task) -> str:
+    """Where a task's rows come from, in a few words."""
+    if task.combine:
+        return "combines " + " + ".join(task.combine)
+    if task.generator is not None:
+        return "generated (xtl.synth)"
+    raw = f"raw files <raw_dir>/{task.raw_path}/"
+    if task.hub_id is None:
+        return raw
+    extra = [lang for lang in task.languages if task.from_raw(lang)]
+    return task.hub_id + (f"; {', '.join(extra)} from {raw}" if extra else "")
 
 
 def _plan(args: argparse.Namespace) -> None:

@@ -585,6 +585,10 @@ METRICS: dict[str, Callable[[Task, Any, Any, str | None], dict[str, float]]] = {
     "mlqa": lambda task, p, r, lang: mlqa(p, r, lang),
     "squad_v2": lambda task, p, r, lang: squad_v2(p, r),
     "bucc_f1": _score_bucc,
+    # supertagging (CCG): per-token accuracy, as jiant reports it
+    "token_accuracy": lambda task, p, r, lang: {"token_accuracy": token_accuracy(
+        _tag_names(p, task.label_names, "prediction"), _tag_names(r, task.label_names,
+                                                                  "reference"))},
 }
 QA_METRICS = frozenset({"squad", "mlqa", "squad_v2"})
 
@@ -611,7 +615,12 @@ def headline(task: Task, scores: Mapping[str, float]) -> float:
     (EM + F1) / 2."""
     if task.metric in QA_METRICS:
         return qa_score(scores)
-    return scores["accuracy"] if task.metric == "accuracy" else scores["f1"]
+    return scores[headline_key(task)]
+
+
+def headline_key(task: Task) -> str:
+    """The record (metric name) a per-language table or figure shows for `task`."""
+    return {"accuracy": "accuracy", "token_accuracy": "token_accuracy"}.get(task.metric, "f1")
 
 
 def collapsed(predictions: Sequence) -> bool:

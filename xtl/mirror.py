@@ -20,8 +20,8 @@ def download(exp_path: str | Path, dest: Path) -> list[Path]:
     built = plan.build(exp)
     written = []
     for task, split, lang in plan.needed_splits(built, exp):
-        if task.generator is not None:
-            continue
+        if task.generator is not None or task.from_raw(lang):
+            continue  # generated or raw-only: nothing on the Hub to mirror
         source_split = task.source_split(split)
         out = (Path(dest) / task.hub_id / (task.hub_config(lang) or "data")
                / f"{source_split}-00000-of-00001.parquet")

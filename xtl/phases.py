@@ -202,8 +202,8 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
     for key, value in hparams.items():
         check_hparam(key, value, "notebook parameter hparams")
         resolved[key] = value
-    if kind not in ("stage", "target"):
-        raise ConfigError(f"kind must be 'stage' or 'target', got {kind!r}")
+    if kind not in ("stage", "target", "retrieval"):
+        raise ConfigError(f"kind must be 'stage', 'target' or 'retrieval', got {kind!r}")
     run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
                   sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),

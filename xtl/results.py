@@ -29,7 +29,7 @@ def load(run_dir: Path) -> pd.DataFrame:
 
 def target_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Mean over languages of each target cell's headline metric, then mean over seeds."""
-    targets = table[table["kind"] == "target"].copy()
+    targets = table[table["kind"].isin(["target", "retrieval"])].copy()
     if targets.empty:
         return targets
     targets["train_size"] = targets["train_size"].fillna("full")

@@ -165,7 +165,7 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
     """The literal parameters papermill injects (also written to params.yaml in the cell)."""
     ident = cell.identity
     common = {
-        "cell_id": cell.id, "model": cell.axes["model"], "seed": ident["seed"],
+        "cell_id": cell.id, "model": cell.axes["model"], "seed": ident.get("seed"),
         "hparams": ident["hparams"],
         "init_checkpoint": str(run_dir.checkpoint(cell.parent) / "best") if cell.parent
         else None,

@@ -131,7 +131,9 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     elif task.generator is not None:
         n = size or task.sizes.get(split, 0)
         rows = task.generator(language, split, n, seed)
-        raw_rows = _synthetic_dataset(task, rows)
+        # a generator may give a typed Dataset (nested features) or plain rows
+        raw_rows = rows if isinstance(rows, datasets.Dataset) else _synthetic_dataset(task, rows)
+        rows = raw_rows.to_list() if isinstance(rows, datasets.Dataset) else rows
         key = json.dumps([task.name, language, split, n, seed], sort_keys=True)
         source = "synthetic"
         location = f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"

@@ -211,3 +211,52 @@ register(Task(
     hparams={"epochs": 5, "max_length": 256},
     description="PAWS-X target (XTREME); English training data is PAWS-X en",
 ))
+
+# --- Translated intermediate data (research question b) ------------------------------------
+# One task per training language: `<English task>_mt_<lang>` trains a stage on that language
+# (`train_language`). A stage on English uses the English task itself (`mnli`, `pawsx`). A mix
+# of languages is a multi-task stage over these tasks, or one concatenated task once `combine`
+# can take a member in another language (see the MLQA translate-train note in span_qa.py).
+# Checkpoint selection uses the task's own dev split: the XNLI / PAWS-X dev set of the
+# TRAINING language (the Hub has no translated MNLI dev; PAWS-X's non-English dev sets are
+# human translations). Those are the XNLI / PAWS-X targets' dev sets too: report such a
+# target on `eval_split: test` when its stage was selected on them.
+
+# XNLI-MT (datasets.md 2.1 [L][H], verified): facebook/xnli per-language `train` = MNLI train
+# machine-translated, 392,702 rows (`en` = the original MNLI); ClassLabel as MNLI's.
+XNLI_MT_LANGUAGES = ("ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
+                     "vi", "zh")
+
+for _language in XNLI_MT_LANGUAGES:
+    register(Task(
+        name=f"mnli_mt_{_language}",
+        format=FORMAT,
+        languages=(_language,),
+        label_names=NLI_LABELS,
+        hub_id="facebook/xnli",
+        config="{language}",
+        splits={"train": "train", "validation": "validation"},
+        fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"},
+        train_language=_language,
+        hparams={"epochs": 3, "max_length": 256},  # as MNLI
+        description=f"MNLI machine-translated to {_language} (XNLI-MT), intermediate task",
+    ))
+
+# PAWS-X translated train (datasets.md 2.2 [L][H], verified): google-research-datasets/paws-x
+# `<lang>` train = `translated_train.tsv` (~49,401 rows), machine-translated from English PAWS.
+PAWSX_MT_LANGUAGES = ("de", "es", "fr", "ja", "ko", "zh")
+
+for _language in PAWSX_MT_LANGUAGES:
+    register(Task(
+        name=f"pawsx_mt_{_language}",
+        format=FORMAT,
+        languages=(_language,),
+        label_names=("0", "1"),
+        hub_id="google-research-datasets/paws-x",
+        config="{language}",
+        splits={"train": "train", "validation": "validation"},
+        fields={"text_a": "sentence1", "text_b": "sentence2", "label": "label", "id": "id"},
+        train_language=_language,
+        hparams={"epochs": 5, "max_length": 256},  # as PAWS-X
+        description=f"PAWS (English) machine-translated to {_language} (PAWS-X translate-train)",
+    ))

@@ -555,3 +555,27 @@ register(Task(
     hparams=QA_TARGET_RECIPE,
     description="TyDiQA-GoldP target; trained on its English GoldP training rows",
 ))
+
+# --- Translated intermediate data (research question b) ------------------------------------
+# MLQA translate-train (datasets.md 2.6 [L], verified): facebook/mlqa `mlqa-translate-train.<l>`
+# = SQuAD v1.1 train (and dev) machine-translated to <l>, splits `train` and `validation`, the
+# MLQA schema (context, question, answers, id; not stripped). One task per training language
+# (`train_language`), selected on the translated SQuAD dev of that language. Mixing languages:
+# a multi-task stage over these tasks; a single concatenated task needs `combine` members that
+# load in their own language (`xtl.sources._load_combined` passes the combined task's language
+# to every member today, so members of different languages cannot be concatenated yet).
+MLQA_TT_LANGUAGES = ("ar", "de", "es", "hi", "vi", "zh")
+
+for _language in MLQA_TT_LANGUAGES:
+    register(Task(
+        name=f"squad_mt_{_language}",
+        format=FORMAT,
+        languages=(_language,),
+        hub_id="facebook/mlqa",
+        config="mlqa-translate-train.{language}",
+        splits={"train": "train", "validation": "validation"},
+        metric="squad",
+        train_language=_language,
+        hparams=QA_STAGE_RECIPE,
+        description=f"SQuAD v1.1 machine-translated to {_language} (MLQA translate-train)",
+    ))
