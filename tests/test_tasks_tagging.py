@@ -449,3 +449,14 @@ def test_tiny_model_learns_toy_tags_and_evaluates(tiny_dir, toy_mirror, tmp_path
     words = sources.load(TOY, "validation", "de", toy_mirror).rows["tokens"]
     assert [len(e["prediction"]) for e in examples[32:]] == [len(w) for w in words]
     assert torch.isfinite(torch.tensor([r["value"] for r in records])).all()
+
+
+def test_label_goes_past_a_bare_word_start_marker():
+    """e5/XLM-R split a CJK character into "▁" + the character: label the character."""
+    from xtl.tasks.tagging import _label_positions
+
+    bare = 6
+    # word 0 = ["▁", "微"], word 1 = ["▁软"] (content first), word 2 = ["▁"] only
+    assert _label_positions([0, 0, 1, 2, -1], [bare, 10, 11, bare, 2], {bare}) == \
+        [-1, 0, 1, 2, -1]
+    assert _label_positions([0, 0, 1], [5, 10, 11], {bare}) == [0, -1, 1]

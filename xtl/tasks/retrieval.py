@@ -31,6 +31,7 @@ import datasets
 
 from xtl.errors import ConfigError, DataError
 from xtl.readers import bucc, tatoeba
+from xtl.synth import dataset_generator
 from xtl.tasks import Task, register
 
 FORMAT = "retrieval"
@@ -157,4 +158,17 @@ register(Task(
     hparams=RECIPE,
     description="BUCC 2018 bitext mining (margin-based, threshold tuned on the sample part); "
                 "no training; F1",
+))
+
+register(Task(
+    name="synth-retrieval",
+    format=FORMAT,
+    languages=("de", "es", "fr", "ru", "zh", "ar", "hi"),
+    splits={"validation": "validation", "test": "test"},
+    fields={"source": "source_sentence", "target": "target_sentence"},
+    metric="accuracy",
+    generator=dataset_generator("retrieval"),
+    sizes={"validation": 1000, "test": 1000},
+    hparams=RECIPE,
+    description="Synthetic sentence retrieval (xtl.synth.retrieval) in the Tatoeba schema",
 ))

@@ -31,6 +31,7 @@ from transformers import DataCollatorWithPadding
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
 from xtl.readers import squad as squad_json
+from xtl.synth import dataset_generator
 from xtl.tasks import Task, register
 
 FORMAT = "span_qa"
@@ -579,3 +580,14 @@ for _language in MLQA_TT_LANGUAGES:
         hparams=QA_STAGE_RECIPE,
         description=f"SQuAD v1.1 machine-translated to {_language} (MLQA translate-train)",
     ))
+
+register(Task(
+    name="synth-qa",
+    format=FORMAT,
+    languages=("en", "de", "es", "fr", "ru", "zh", "ar", "hi"),
+    metric="squad",
+    generator=dataset_generator("qa"),
+    sizes={"train": 1000, "validation": 200, "test": 200},
+    hparams={"epochs": 3, "max_length": 256},
+    description="Synthetic multilingual extractive QA (xtl.synth.qa) in the SQuAD/XQuAD schema",
+))

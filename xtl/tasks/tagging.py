@@ -36,6 +36,7 @@ from xtl.precision import autocast
 from xtl.readers import ccg as ccg_reader
 from xtl.readers import conllu
 from xtl.readers import panx as panx_reader
+from xtl.synth import dataset_generator
 from xtl.tasks import Task, register
 
 FORMAT = "tagging"
@@ -226,11 +227,38 @@ def _room(tokenizer: Any, hp: dict) -> tuple[list[int], list[int], int, int]:
     return head, tail, room, min(hp["doc_stride"], room // 2)
 
 
+def _bare_ids(tokenizer: Any) -> set[int]:
+    """Ids of sub-tokens that only mark a word start ("▁" alone in SentencePiece vocabularies)."""
+    vocab = tokenizer.get_vocab()
+    return {vocab[t] for t in ("\u2581",) if t in vocab}
+
+
+def _label_positions(words: list[int], ids: list[int], bare: set[int]) -> list[int]:
+    """The word index at the sub-token that carries each word's label, -1 elsewhere.
+
+    That is the word's first sub-token, unless it is a bare word-start marker: XLM-R-style
+    tokenizers split a CJK character into "▁" + the character, and a label on the bare "▁" is
+    a label on nothing (zero-shot zh NER collapses); then the first sub-token with content.
+    """
+    chosen: dict[int, int] = {}
+    for k, w in enumerate(words):
+        if w < 0:
+            continue
+        if w not in chosen or (ids[chosen[w]] in bare and ids[k] not in bare
+                               and all(ids[j] in bare for j in range(chosen[w], k))):
+            chosen[w] = k
+    out = [-1] * len(words)
+    for w, k in chosen.items():
+        out[k] = w
+    return out
+
+
 def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
     """First-sub-token labels; training: the first window per row, evaluation: every window
     with the word each position starts (`word_index`, -1 elsewhere) and its window number."""
     head, tail, room, overlap = _room(tokenizer, hp)
     prefix = hp["input_prefix"].split()  # e5-style prefixes: extra leading words, no labels
+    bare = _bare_ids(tokenizer)
     enc = tokenizer([prefix + list(t) for t in batch["tokens"]], is_split_into_words=True,
                     add_special_tokens=False)
     out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
@@ -240,8 +268,7 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
         ids = enc["input_ids"][i]
         words = [w - len(prefix) if w is not None and w >= len(prefix) else -1
                  for w in enc.word_ids(i)]
-        firsts = [w if w >= 0 and (k == 0 or words[k - 1] != w) else -1
-                  for k, w in enumerate(words)]
+        firsts = _label_positions(words, ids, bare)
         labels = [tags[w] if w >= 0 else IGNORE for w in firsts]
         for k, start in enumerate([0] if train else window_starts(len(ids), room, overlap)):
             end = min(start + room, len(ids))
@@ -472,4 +499,17 @@ register(TaggingTask(
     raw_reader=ccg_reader.read,
     raw_path="ccg",
     description="CCG supertagging (CCGbank, bring your own jiant-format files), intermediate",
+))
+
+register(Task(
+    name="synth-ner",
+    format=FORMAT,
+    languages=("en", "de", "es", "fr", "ru", "zh", "ar", "hi"),
+    label_names=NER_TAGS,
+    fields={"tokens": "tokens", "tags": "ner_tags"},
+    metric="seqeval_f1",
+    generator=dataset_generator("ner"),
+    sizes={"train": 1000, "validation": 200, "test": 200},
+    hparams={"epochs": 3, "max_length": 128},
+    description="Synthetic multilingual NER (xtl.synth.ner) in the PAN-X Hub schema",
 ))
