@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl import tasks as registry
 from xtl.errors import ConfigError, unknown
 
@@ -41,6 +42,13 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "pooling": "mean",  # sentence embeddings for retrieval: "mean" (masked) or "cls"
     "layer": -1,  # retrieval layer: index (-1 = last) or a fraction of depth (0.5 = middle)
+    # Multi-task stages (xtl.sampling): which task each optimizer step trains on.
+    "multitask_sampler": "proportional",  # proportional | temperature | uniform (jiant's)
+    "multitask_cap": 0,  # examples counted per task (sampling AND step count); 0 = no cap
+    "multitask_temperature": 2.0,  # temperature sampler: p ~ min(n, cap)^(1/T)
+    "multitask_aggregate": "mean",  # dev score for best/patience: mean of the tasks, or a task
+    "mlm_probability": 0.15,  # MLM tasks: share of tokens masked
+    "mlm_weight": 0.0,  # MLM tasks' share of the steps, on top of the labelled tasks'; 0 = sampled
 }
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
@@ -50,7 +58,10 @@ HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "doc_stride": (int,), "max_answer_length": (int,), "group_by_length": (bool,),
     "gradient_checkpointing": (bool,), "save_every": (int,), "device": (str,),
     "pooling": (str,), "layer": (int, float),
+    "multitask_sampler": (str,), "multitask_cap": (int,), "multitask_temperature": (float, int),
+    "multitask_aggregate": (str,), "mlm_probability": (float,), "mlm_weight": (float, int),
 }
+MULTITASK_SAMPLERS = ("proportional", "temperature", "uniform")
 PHASES = ("intermediate", "target")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SPLITS = ("validation", "test")
@@ -75,6 +86,8 @@ TOP_LEVEL: dict[str, Any] = {
     "eval_languages": None,
     "executor": "local",
     "keep_checkpoints": "best",
+    "gpus_per_cell": 1,  # processes (GPUs) training one cell together (through accelerate)
+    "distributed": "ddp",  # with gpus_per_cell > 1: ddp, or fsdp (shards a model too big for one)
 }
 REQUIRED = ("models", "targets")
 EXECUTORS = ("local",)
@@ -206,12 +219,22 @@ def _check_names(values: dict, declared: dict, source: str) -> None:
             raise unknown(f"target task in {source}", target, known)
     for entry in values["intermediate"]:
         for stage in intermediate_stages(entry, source):
-            if len(stage) > 1:
-                raise ConfigError(f"{source}: multi-task intermediate training {stage} is part of "
-                                  "the contract but not implemented yet in this version of xtl")
             for name in stage:
                 if name not in known:
                     raise unknown(f"intermediate task in {source}", name, known)
+            # A multi-task stage trains one head per task on the shared encoder.
+            if len(set(stage)) != len(stage):
+                raise ConfigError(f"{source}: multi-task stage {stage} names a task twice")
+            for name in stage:
+                if resolve_task(name, declared).format == "retrieval":
+                    raise ConfigError(f"{source}: {name!r} is a retrieval task (no training); "
+                                      "it cannot be an intermediate task")
+    # Not names, but the execution keys this check owns: processes per cell, and how.
+    if not isinstance(values["gpus_per_cell"], int) or values["gpus_per_cell"] < 1:
+        raise ConfigError(f"{source}: gpus_per_cell must be an integer >= 1, got "
+                          f"{values['gpus_per_cell']!r}")
+    if values["distributed"] not in ("ddp", "fsdp"):
+        raise unknown(f"distributed in {source}", values["distributed"], ("ddp", "fsdp"))
     if values["eval_languages"] is not None:
         langs = _as_list(values["eval_languages"], "eval_languages", source)
         values["eval_languages"] = langs
@@ -268,6 +291,16 @@ def check_hparam(key: str, value: Any, where: str) -> None:
         raise unknown(f"pooling in {where}", value, ("mean", "cls"))
     if name == "precision" and value not in PRECISIONS:
         raise unknown(f"precision in {where}", value, PRECISIONS)
+    if name == "multitask_sampler" and value not in MULTITASK_SAMPLERS:
+        raise unknown(f"multitask_sampler in {where}", value, MULTITASK_SAMPLERS)
+    if name == "multitask_cap" and value < 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be >= 0 (0 = no cap)")
+    if name == "multitask_temperature" and value <= 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be > 0")
+    if name == "mlm_probability" and not 0 < value < 1:
+        raise ConfigError(f"{where}: {key} = {value!r} must be in (0, 1)")
+    if name == "mlm_weight" and not 0 <= value < 1:
+        raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")
 
 
 def _check_hparams(hparams: Any, where: str) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 import xtl
+from xtl import mlm
 from xtl.atomicdir import recover, replace_dir
 from xtl.errors import ModelError
 from xtl.faults import fault
@@ -29,7 +30,12 @@ MARKER = "checkpoint.json"
 
 
 class XtlModel(nn.Module):
-    """Encoder + a ModuleDict of task heads; `forward(task, batch)` returns the head's logits."""
+    """Encoder + a ModuleDict of task heads; `forward(task, batch)` returns the head's logits.
+
+    Several heads share the encoder in a multi-task stage; each step runs one of them. A head
+    with a `bind(encoder)` method is given the encoder once (the MLM head ties its output
+    projection to the word embeddings).
+    """
 
     def __init__(self, encoder: nn.Module, tasks: list[Task]):
         super().__init__()
@@ -38,6 +44,9 @@ class XtlModel(nn.Module):
         self.tasks = {t.name: t for t in tasks}
         self.heads = nn.ModuleDict({t.name: format_module(t.format).make_head(t, hidden)
                                     for t in tasks})
+        for head in self.heads.values():
+            if hasattr(head, "bind"):
+                head.bind(encoder)
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")
@@ -55,11 +64,15 @@ class LoadReport:
     new: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     parent: dict | None = None
+    pretrained_heads: list[str] = field(default_factory=list)  # head tensors from the source
 
     def summary(self) -> str:
         lines = [f"encoder from {self.encoder_source}: {len(self.loaded)} tensors loaded"]
         if self.missing:
             lines.append(f"  not in the source, freshly initialised: {self.missing}")
+        if self.pretrained_heads:
+            lines.append(f"head tensors from the source's pretrained MLM head: "
+                         f"{self.pretrained_heads}")
         lines.append(f"new (random init) head tensors: {len(self.new)}: {self.new}")
         return "\n".join(lines)
 
@@ -87,8 +100,13 @@ def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None 
     model = XtlModel(encoder, tasks)
     missing = sorted(info.get("missing_keys", []))
     loaded = sorted(k for k in encoder.state_dict() if k not in set(missing))
-    new = sorted(f"heads.{k}" for k in model.heads.state_dict())
-    return model, tokenizer, LoadReport(str(location), loaded, new, missing, parent)
+    # MLM heads start from the checkpoint's own pretrained MLM transform where it has one.
+    pretrained = [f"heads.{name}.{k}" for name, head in model.heads.items()
+                  if isinstance(head, mlm.MaskedLMHead)
+                  for k in mlm.load_pretrained_head(head, Path(location))]
+    new = sorted(f"heads.{k}" for k in model.heads.state_dict()
+                 if f"heads.{k}" not in set(pretrained))
+    return model, tokenizer, LoadReport(str(location), loaded, new, missing, parent, pretrained)
 
 
 # What must agree between a checkpoint and the base model it claims to continue.
@@ -116,13 +134,26 @@ def _check_tokenizer_like(tokenizer: Any, location: Path, expect_like: Path | st
                          f"{str(expect_like)!r}: " + "; ".join(diffs))
 
 
-def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict) -> dict:
-    """Write a complete checkpoint to `dest` atomically (temp dir, then rename)."""
+def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict,
+                    state: dict[str, torch.Tensor] | None = None) -> dict:
+    """Write a complete checkpoint to `dest` atomically (temp dir, then rename).
+
+    `state`: the model's full state dict when its own tensors are shards (FSDP: gathered by
+    the caller); by default the model's.
+    """
 
     def fill(tmp: Path) -> dict:
-        model.encoder.save_pretrained(tmp / "encoder")
+        if state is None:
+            model.encoder.save_pretrained(tmp / "encoder")
+            head_state = model.heads.state_dict()
+        else:
+            model.encoder.save_pretrained(tmp / "encoder", state_dict={
+                k.removeprefix("encoder."): v for k, v in state.items()
+                if k.startswith("encoder.")})
+            head_state = {k.removeprefix("heads."): v for k, v in state.items()
+                          if k.startswith("heads.")}
         tokenizer.save_pretrained(tmp / "encoder")
-        heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
+        heads = {k: v.detach().cpu().contiguous() for k, v in head_state.items()}
         save_file(heads, tmp / "heads.safetensors")
         head_specs = {name: {"format": t.format, "label_names": list(t.label_names)}
                       for name, t in model.tasks.items()}

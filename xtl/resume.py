@@ -4,6 +4,9 @@
 resume/resume.json   written last: {format, step, identity, identity_hash, checksum, created}
 resume/state.pt      torch.save of {model, optimizer, scheduler, scaler, progress, rng}
 ```
+`progress` holds the step, every task's position in its own epochs (the multi-task sampler's
+draws are a function of the seed and the step, so that is all of its state) and the best score;
+`rng` is a list with every process's random streams (one entry without DDP).
 `fit` writes a step-0 state (the json alone) when it starts and deletes the directory when it
 has written `last`, so `pending(checkpoint_dir)` says "a fit started here and did not finish".
 The identity (cell meta, seed, task, data, every hyperparameter that changes results) must
@@ -28,7 +31,7 @@ from xtl.faults import fault
 from xtl.sources import Split
 from xtl.store import atomic_write_json, read_json, sha256_file
 
-FORMAT = 1
+FORMAT = 2  # 2: per-task cursors and per-process random streams (multi-task, DDP)
 DIRNAME = "resume"
 MARKER = "resume.json"
 STATE = "state.pt"
@@ -49,12 +52,21 @@ def _data_identity(split: Split) -> dict:
     return {"fingerprint": split.fingerprint, "rows": len(split.rows), "ids": digest}
 
 
-def identity(meta: dict, hp: dict, seed: int, task: str, train: Split, dev: Split,
-             precision: str, device: str) -> dict:
-    """What a resumed run must share with the run that saved the state."""
+def identity(meta: dict, hp: dict, seed: int, task: str | list[str], train: Split | list[Split],
+             dev: Split | list[Split], precision: str, device: str, processes: int = 1) -> dict:
+    """What a resumed run must share with the run that saved the state.
+
+    A multi-task run passes lists (tasks, their train and dev splits); a single task keeps the
+    plain form. The number of processes is part of it: a DDP run resumes with as many.
+    """
+    many = isinstance(task, list)
     hparams = {k: v for k, v in sorted(hp.items()) if k not in NOT_IN_IDENTITY}
     doc = {"meta": meta, "seed": seed, "task": task, "hparams": hparams, "precision": precision,
-           "device": device, "train": _data_identity(train), "dev": _data_identity(dev)}
+           "device": device,
+           "train": [_data_identity(s) for s in train] if many else _data_identity(train),
+           "dev": [_data_identity(s) for s in dev] if many else _data_identity(dev)}
+    if processes > 1:
+        doc["processes"] = processes
     return json.loads(json.dumps(doc, sort_keys=True, default=str))  # plain JSON, as stored
 
 
@@ -129,24 +141,23 @@ class ResumeStore:
         remove_dir(self.path)
 
 
-def capture_rng(loader_rng: torch.Generator) -> dict:
-    """Every random stream training reads: python, numpy, torch (CPU and CUDA), the loader's."""
+def capture_rng() -> dict:
+    """Every random stream training reads in this process: python, numpy, torch CPU and CUDA."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     states = {"python": random.getstate(),
               "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
                         "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
-              "torch": torch.get_rng_state(), "loader": loader_rng.get_state()}
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
-def restore_rng(states: dict, loader_rng: torch.Generator) -> None:
+def restore_rng(states: dict) -> None:
     random.setstate(states["python"])
     n = states["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
                          n["has_gauss"], n["gauss"]))
     torch.set_rng_state(states["torch"])
-    loader_rng.set_state(states["loader"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
