@@ -155,3 +155,21 @@ def test_cli_plan_lists_cells(tmp_path):
                            str(tmp_path / "o")], capture_output=True, text=True, check=True)
     assert "6 cells (2 intermediate stages, 4 targets)" in proc.stdout
     assert proc.stdout.count("[pending]") == 6 and "work: 1,200 examples x 3 epochs" in proc.stdout
+
+
+def test_cli_data_show_prints_count_and_rows(hub_mirror):
+    proc = subprocess.run([sys.executable, "-m", "xtl.cli", "data", "show", "xnli", "--split",
+                           "validation", "--lang", "de", "--mirror", str(hub_mirror)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "xnli/de/validation: 1 usable rows from mirror" in proc.stdout
+    assert "'text_a':" in proc.stdout
+
+
+def test_plan_check_offline_names_the_hub_failure(tmp_path):
+    exp = tmp_path / "hub.yaml"
+    exp.write_text("xtl: 1\nmodels: [tiny]\ntargets: [xnli]\neval_languages: [de]\n")
+    proc = subprocess.run([sys.executable, "-m", "xtl.cli", "plan", str(exp), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "xtl: error: cannot list the splits of 'nyu-mll/glue'" in proc.stderr

@@ -291,3 +291,19 @@ def test_a_checkpoint_of_another_model_is_refused(tiny_dir, tmp_path):
     save_checkpoint(XtlModel(AutoModel.from_config(ours), [NLI]), grown, tmp_path / "tok", {})
     with pytest.raises(ModelError, match=r"another tokenizer.*vocabulary size (\d+) \(expected"):
         build(tiny_dir, [NLI], init_checkpoint=tmp_path / "tok", expect_like=tiny_dir)
+
+
+def test_train_size_subsets_are_nested_and_independent_of_the_training_seed(tmp_path):
+    ids = {}
+    for size in (10, 20, 40):
+        for seed in (0, 1):
+            run = phases.start("target", "t", tmp_path / f"c{size}{seed}", tmp_path / "k",
+                               {}, model="tiny", task="synth-nli", seed=seed)
+            rows = run.load(tasks.get("synth-nli"), "train", size=size, subsample_seed=3).rows
+            ids[size, seed] = list(rows["id"])
+    assert ids[10, 0] == ids[10, 1] and ids[40, 0] == ids[40, 1]
+    assert set(ids[10, 0]) < set(ids[20, 0]) < set(ids[40, 0])
+    other = phases.start("target", "t", tmp_path / "o", tmp_path / "k", {}, model="tiny",
+                         task="synth-nli", seed=0)
+    assert list(other.load(tasks.get("synth-nli"), "train", size=10, subsample_seed=4)
+                .rows["id"]) != ids[10, 0]

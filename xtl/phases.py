@@ -150,6 +150,22 @@ class CellRun:
         return doc
 
 
+METRIC_NOTES = {
+    "udpos_f1": "UD-POS F1 uses seqeval 0.0.12's chunking of UPOS tags, which reproduces the "
+                "official XTREME numbers (seqeval >= 0.0.19 reads 'NOUN' as prefix 'N' + type "
+                "'OUN' and scores differently); token accuracy is reported beside it.",
+    "seqeval_f1": "Entity F1 as seqeval computes it (micro, lenient), per language; token "
+                  "accuracy beside it.",
+    "mlqa": "MLQA EM/F1 use the official per-language answer normaliser.",
+    "squad": "EM/F1 with the SQuAD v1.1 (English) normaliser for every language, as XTREME does.",
+}
+
+
+def metric_note(task: Task) -> str:
+    """How the task's scores are computed, for the report (empty when there is nothing to say)."""
+    return METRIC_NOTES.get(task.metric, "")
+
+
 def fit_summary(result: train.FitResult) -> dict:
     """What metrics.json keeps of a training run."""
     return {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_score,

@@ -245,6 +245,9 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
         atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
         atomic_write_json(run_dir.root / "plan.json", plan.to_json())
         kernel = kernel_name()
+        # how many processes a cell trains with reaches the kernels through the environment
+        os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
+        os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
         summary = _run_cells(run_dir, plan, exp, kernel, retry_failed, log)
         report(run_dir.root, kernel, log)
     summary.seconds = time.perf_counter() - started
