@@ -43,6 +43,17 @@ def tiny_dir() -> Path:
     return Path(path)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread is as fast, and immune to a busy machine's spinning."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_yaml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

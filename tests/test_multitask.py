@@ -49,13 +49,7 @@ SIZE = tasks.Task(name="toy-size-de", format="pair_classification", languages=("
 MLM = tasks.get("mlm")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a busy machine's spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _split(task: tasks.Task, split: str, n: int) -> sources.Split:

@@ -23,13 +23,7 @@ HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "m
                         "precision": "fp32", "save_every": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a busy machine's spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Crash(Exception):

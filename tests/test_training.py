@@ -18,13 +18,7 @@ HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "m
 WORDS = ("red", "blue", "green")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a busy machine's spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _toy_rows(language: str, split: str, n: int, seed: int) -> list[dict]:
