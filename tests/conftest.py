@@ -54,6 +54,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def write_yaml(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+def write_hub(root: Path, repo: str, config: str, split: str, rows: dict, features) -> None:
+    """One Parquet file in the Hub's layout, with the Hub's features in its metadata."""
+    import datasets
+
+    folder = root / repo / config
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(
+        str(folder / f"{split}-00000-of-00001.parquet"))

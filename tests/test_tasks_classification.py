@@ -10,6 +10,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from conftest import write_hub
 from transformers import AutoTokenizer
 
 from xtl import sources, tasks
@@ -45,15 +46,6 @@ HUB_REQUESTS = {
 
 def load(name: str, split: str, mirror: Path, language: str = "en") -> sources.Split:
     return sources.load(tasks.get(name), split, language, mirror)
-
-
-def write_hub(root: Path, repo: str, config: str, split: str, rows: dict,
-              features: datasets.Features) -> None:
-    """One Parquet file in the Hub's layout, with the Hub's features in its metadata."""
-    folder = root / repo / config
-    folder.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(
-        str(folder / f"{split}-00000-of-00001.parquet"))
 
 
 def tsv(path: Path) -> list[dict]:
