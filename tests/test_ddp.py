@@ -13,12 +13,13 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_multitask import HP, NLI, SIZE, _one_thread, _split  # noqa: F401 (fixture)
+from test_multitask import HP, NLI, SIZE, _split
 
 from xtl import train
 from xtl.models import build, verify_checkpoint
 
-pytestmark = pytest.mark.slow  # two fresh processes importing torch: ~30 s on 2 cores
+# two fresh processes importing torch: ~30 s on 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
