@@ -54,6 +54,15 @@ def test_defaults_are_resolved_before_hashing():
     assert ids() != ids(hparams={"weight_decay": 0.0})
 
 
+def test_a_hyperparameter_added_after_v1_renames_no_cell(monkeypatch):
+    base = ids()
+    monkeypatch.setitem(config.HPARAM_DEFAULTS, "new_knob", False)
+    monkeypatch.setitem(config.HPARAM_TYPES, "new_knob", (bool,))
+    assert ids() == base
+    assert ids(hparams={"new_knob": False}) == base
+    assert ids(hparams={"new_knob": True}).isdisjoint(base)
+
+
 def test_scoped_hyperparameters_touch_only_their_phase():
     base = cells()
     scoped = cells(hparams={"target.learning_rate": 3e-5})

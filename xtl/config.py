@@ -50,6 +50,9 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "mlm_probability": 0.15,  # MLM tasks: share of tokens masked
     "mlm_weight": 0.0,  # MLM tasks' share of the steps, on top of the labelled tasks'; 0 = sampled
 }
+# Hyperparameters that existed when contract v1 was frozen. One added later enters a cell's
+# identity only when set to something other than its default, so adding it renames no cell.
+V1_HPARAMS = frozenset(HPARAM_DEFAULTS)
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
     "grad_accum": (int,), "max_length": (int,), "warmup_ratio": (float, int),
@@ -337,3 +340,9 @@ def resolve_hparams(phase: str, task: registry.Task, model_defaults: dict, value
             if scope in (None, phase):
                 resolved[name] = value
     return resolved
+
+
+def identity_hparams(resolved: dict) -> dict:
+    """The hparams a cell id hashes: all v1 ones, later ones only when not at their default."""
+    return {k: v for k, v in resolved.items()
+            if k in V1_HPARAMS or v != HPARAM_DEFAULTS.get(k, object())}

@@ -19,6 +19,7 @@ from xtl import sources, zoo
 from xtl.config import (
     CONTRACT_VERSION,
     Experiment,
+    identity_hparams,
     intermediate_stages,
     resolve_hparams,
     split_scope,
@@ -110,7 +111,7 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             identity = {
                 "contract": CONTRACT_VERSION, "kind": "stage", "model": identity_model,
                 "tasks": [_task_identity(t, exp) for t in stage], "seed": stage_seed,
-                "hparams": resolve_hparams("intermediate", task, defaults, v, point),
+                "hparams": _hparams("intermediate", task, defaults, v, point),
                 "parent": parent,
             }
             cid = cell_id("stage", identity)
@@ -135,7 +136,7 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             "seed": seed, "train_size": size,
             "subsample_seed": v["subsample_seed"] if size is not None else None,
             # the TARGET's recipe (XNLI: 2 epochs), though the rows come from its train task
-            "hparams": resolve_hparams("target", task, defaults, v, point),
+            "hparams": _hparams("target", task, defaults, v, point),
             "parent": parent,
         }
         cid = cell_id("target", identity)
@@ -159,7 +160,7 @@ def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, defaults: d
     """A retrieval evaluation: no seed or train size of its own (only its parent's)."""
     identity = {"contract": CONTRACT_VERSION, "kind": "retrieval", "model": identity_model,
                 "task": _task_identity(task.name, exp),
-                "hparams": resolve_hparams("target", task, defaults, v, point), "parent": parent}
+                "hparams": _hparams("target", task, defaults, v, point), "parent": parent}
     cid = cell_id("retrieval", identity)
     if cid not in cells:
         seed = f" | seed {axes['seed']}" if parent else ""
@@ -168,6 +169,10 @@ def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, defaults: d
                           + _grid_label(point, "target"), identity, parent,
                           {**axes, "train_size": None},
                           {"split": v["eval_split"], "languages": languages})
+
+
+def _hparams(phase: str, task: Any, defaults: dict, values: dict, point: dict) -> dict:
+    return identity_hparams(resolve_hparams(phase, task, defaults, values, point))
 
 
 def _task_identity(name: str, exp: Experiment) -> Any:
