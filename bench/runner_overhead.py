@@ -4,7 +4,8 @@ Usage: python bench/runner_overhead.py [--repeats 3]
 One target cell (tiny, synth-nli, 100 training rows, German evaluation) is run three ways,
 interleaved: (a) the xtl calls of notebooks/target.ipynb in this process, (b) the notebook
 through papermill (kernel start + imports + the same calls), (c) an empty notebook through
-papermill (kernel start and shutdown alone); then the HTML rendering of (b)'s output.
+papermill (kernel start and shutdown alone); then the HTML rendering of (b)'s output, and the
+start-up of a worker process (`python -m xtl.worker` imports) that parallel executors add.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> None:
     kernel = run.kernel_name()
     empty = Path(tempfile.mkdtemp()) / "empty.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")]), empty)
-    rows = {"direct": [], "papermill": [], "kernel": [], "html": []}
+    rows = {"direct": [], "papermill": [], "kernel": [], "html": [], "worker": []}
     for _ in range(args.repeats):
         root = Path(tempfile.mkdtemp(prefix="xtl-overhead-"))
         rows["direct"].append(timed(direct, root / "a"))
@@ -66,14 +67,18 @@ def main() -> None:
         out = root / "b" / "cell" / "notebook.ipynb"
         rows["papermill"].append(timed(run.execute_notebook, "target", out, params, kernel))
         rows["html"].append(timed(run.render_html, out, out.with_suffix(".html")))
+        # what a parallel executor's worker process adds before its cell starts
+        rows["worker"].append(timed(subprocess.run, [sys.executable, "-c",
+                                                     "import xtl.worker, xtl.run, papermill"]))
         rows["kernel"].append(timed(pm.execute_notebook, str(empty),
                                     str(root / "empty-out.ipynb"), None, None, True, False,
                                     kernel))
     imports = subprocess.run([sys.executable, "-X", "importtime", "-c",
                               "import xtl.phases, xtl.plots"], capture_output=True, text=True)
-    total_import = sum(int(line.split("|")[1]) for line in imports.stderr.splitlines()
-                       if line.startswith("import time:") and line.split("|")[1].strip()
-                       .isdigit()) / 1e6
+    # "import time: <self us> | <cumulative us> | <module>": the self times add up to the total
+    self_us = [line.removeprefix("import time:").split("|")[0].strip()
+               for line in imports.stderr.splitlines() if line.startswith("import time:")]
+    total_import = sum(int(us) for us in self_us if us.isdigit()) / 1e6
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"$ python bench/runner_overhead.py --repeats {args.repeats}")
     print(json.dumps({k: [round(x, 2) for x in v] for k, v in rows.items()}))
@@ -85,6 +90,8 @@ def main() -> None:
     print(f"  imports (self time)  {total_import:6.2f} s  (xtl.phases + xtl.plots, fresh process)")
     print(f"HTML rendering         {med['html']:6.2f} s")
     print(f"runner overhead/cell   {med['papermill'] - med['direct'] + med['html']:6.2f} s")
+    print(f"worker process start   {med['worker']:6.2f} s  (local multi-GPU, Ray and SLURM "
+          "workers, on top)")
 
 
 if __name__ == "__main__":

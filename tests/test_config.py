@@ -1,4 +1,4 @@
-"""Bad experiment files fail at plan time with one clear error naming the value."""
+"""Experiment files: defaults, environment overrides, mirror checks at plan time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from xtl import config, plan
-from xtl.errors import ConfigError, DataError, ModelError
+from xtl.errors import DataError
 
 GOOD = """\
 xtl: 1
@@ -36,60 +36,7 @@ def test_good_file_defaults(tmp_path):
     assert exp["eval_split"] == "validation"
 
 
-@pytest.mark.parametrize("text, error, fragments", [
-    (GOOD + "epochz: 3\n", ConfigError, ["unknown key", "'epochz'", "expected one of"]),
-    (GOOD + "hparams: {learning_rte: 1.0e-5}\n", ConfigError,
-     ["learning_rte", "did you mean 'learning_rate'"]),
-    (GOOD.replace("targets: [synth-nli]", "targets: [xnlii]"), ConfigError,
-     ["target task", "'xnlii'", "did you mean 'xnli'"]),
-    (GOOD.replace("[none, synth-nli]", "[none, mnlli]"), ConfigError,
-     ["intermediate task", "'mnlli'", "did you mean 'mnli'"]),
-    (GOOD + "eval_languages: [de, xx]\n", ConfigError, ["language", "'xx'"]),
-    (GOOD + "eval_split: dev\n", ConfigError, ["eval_split", "'dev'", "validation"]),
-    (GOOD + "hparams: {learning_rate: -1.0}\n", ConfigError, ["learning_rate", "> 0"]),
-    (GOOD + "hparams: {batch_size: 0}\n", ConfigError, ["batch_size", "> 0"]),
-    (GOOD + "hparams: {epochs: three}\n", ConfigError, ["epochs", "wrong type"]),
-    (GOOD + "hparams: {precision: fp8}\n", ConfigError, ["precision", "'fp8'"]),
-    (GOOD + "grid: {learning_rate: 1.0e-5}\n", ConfigError, ["grid.learning_rate", "list"]),
-    (GOOD + "grid: {targett.epochs: [1, 2]}\n", ConfigError, ["scope", "'targett'"]),
-    (GOOD + "seeds: [1, two]\n", ConfigError, ["seeds", "'two'"]),
-    (GOOD + "train_sizes: [0]\n", ConfigError, ["train_sizes", "0"]),
-    (GOOD + "xtl: 2\n".replace("xtl: 2", "executor: slurmm"), ConfigError, ["executor"]),
-    (GOOD.replace("xtl: 1", "xtl: 7"), ConfigError, ["contract version", "7"]),
-    (GOOD.replace("models: [tiny]\n", ""), ConfigError, ["'models' is required"]),
-    (GOOD.replace("[none, synth-nli]", "[none, [synth-nli, mnlii]]"), ConfigError,
-     ["intermediate task", "'mnlii'", "did you mean 'mnli'"]),
-    (GOOD.replace("[none, synth-nli]", "[{chains: [mnli]}]"), ConfigError,
-     ["intermediate entry"]),
-    (GOOD + "tasks: {mnlii: {epochs: 1}}\n", ConfigError, ["'mnlii'", "did you mean 'mnli'"]),
-    (GOOD + "tasks: {mine: {format: pair_clasification, languages: [en], hub_id: a/b}}\n",
-     ConfigError, ["task format", "did you mean 'pair_classification'"]),
-    (GOOD + "mirror: /nonexistent/mirror\n", DataError, ["/nonexistent/mirror", "not a directory"]),
-    (GOOD.replace("[tiny]", "[tinny]"), ModelError,
-     ["'tinny'", "not a preset", "did you mean 'tiny'", "cached or reachable"]),
-    (GOOD.replace("[tiny]", "[./no/such/model]"), ModelError, ["no/such/model", "config.json"]),
-    ("- just\n- a list\n", ConfigError, ["must be a mapping"]),
-])
-def test_bad_input(tmp_path, text, error, fragments):
-    with pytest.raises(error) as info:
-        build(tmp_path, text)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-
-
-def test_malformed_yaml_names_line_and_column(tmp_path):
-    path = tmp_path / "broken.yaml"
-    path.write_text("xtl: 1\nmodels: [tiny\ntargets: [synth-nli]\n")
-    with pytest.raises(ConfigError) as info:
-        config.load(path)
-    assert f"{path}:3:" in str(info.value)
-    assert "malformed YAML" in str(info.value)
-
-
-def test_missing_file():
-    with pytest.raises(ConfigError, match="does not exist"):
-        config.load("/no/such/experiment.yaml")
+# Bad files and their errors: tests/test_bad_inputs.py (one table for the whole kit).
 
 
 def test_env_mirror_wins_over_file(tmp_path, monkeypatch):

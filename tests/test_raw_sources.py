@@ -8,7 +8,6 @@ import pytest
 from conftest import SHARED
 
 from xtl import sources, tasks
-from xtl.errors import DataError
 
 RAW = SHARED / "data" / "raw"
 
@@ -36,18 +35,4 @@ def test_xquad_raw_equals_mirror(raw_root, hub_mirror, language):
     assert bool(from_raw.unusable) == (language in ("ar", "hi"))
 
 
-def test_raw_root_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.delenv("XTL_RAW_DIR", raising=False)
-    raw_only = dataclasses.replace(tasks.get("xquad"), hub_languages=())
-    with pytest.raises(DataError, match="raw_dir.*XTL_RAW_DIR.*xquad/"):
-        sources.load(raw_only, "validation", "de")
-    with pytest.raises(DataError, match="not a directory"):
-        sources.resolve_raw("/no/such/raw")
-
-
-def test_malformed_raw_json_names_file_and_line(tmp_path):
-    (tmp_path / "xquad").mkdir()
-    (tmp_path / "xquad" / "xquad.de.json").write_text('{"data": [\n  {"title": "x",,}\n]}')
-    raw_only = dataclasses.replace(tasks.get("xquad"), hub_languages=())
-    with pytest.raises(DataError, match=r"xquad\.de\.json:2:\d+: not valid SQuAD JSON"):
-        sources.load(raw_only, "validation", "de", raw=tmp_path)
+# Bad raw roots and files: tests/test_bad_inputs.py.

@@ -154,9 +154,16 @@ def test_scripts(language: str) -> None:
             assert pattern.search(text), (text, row)  # names are transliterated
 
 
-def test_chinese_is_one_token_per_character() -> None:
-    for row in ner.generate("zh", "validation", 60):
-        assert all(len(tok) == 1 for tok in row["tokens"]), row
+def test_chinese_is_one_token_per_character_but_names() -> None:
+    rows = ner.generate("zh", "validation", 60)
+    for row in rows:
+        tags = [ner.TAGS[t] for t in row["ner_tags"]]
+        # a name is one token (so never an I- tag); every other token is one character
+        assert not any(t.startswith("I-") for t in tags), row
+        assert all(len(tok) == 1 for tok, t in zip(row["tokens"], tags, strict=True) if t == "O")
+    names = [tok for row in rows for tok, t in zip(row["tokens"], row["ner_tags"], strict=True)
+             if t]
+    assert "·" in "".join(names) and max(len(n) for n in names) > 3  # "安娜·施密特" stays whole
 
 
 @pytest.mark.parametrize("language", ["de", "es", "fr"])

@@ -7,12 +7,15 @@ here, before any data is read or any model is trained.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from xtl import executors
 from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl import tasks as registry
 from xtl.errors import ConfigError, unknown
@@ -53,6 +56,10 @@ HPARAM_DEFAULTS: dict[str, Any] = {
 # Hyperparameters that existed when contract v1 was frozen. One added later enters a cell's
 # identity only when set to something other than its default, so adding it renames no cell.
 V1_HPARAMS = frozenset(HPARAM_DEFAULTS)
+# Added after v1 (in cell ids only when not at their default):
+# freeze_embeddings: keep the word-embedding matrix fixed (small data; e5-small's 96 M of 118 M
+# parameters: no gradient, no optimizer state for it, much faster steps on CPU).
+HPARAM_DEFAULTS["freeze_embeddings"] = False
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
     "grad_accum": (int,), "max_length": (int,), "warmup_ratio": (float, int),
@@ -63,6 +70,7 @@ HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "pooling": (str,), "layer": (int, float),
     "multitask_sampler": (str,), "multitask_cap": (int,), "multitask_temperature": (float, int),
     "multitask_aggregate": (str,), "mlm_probability": (float,), "mlm_weight": (float, int),
+    "freeze_embeddings": (bool,),
 }
 MULTITASK_SAMPLERS = ("proportional", "temperature", "uniform")
 PHASES = ("intermediate", "target")
@@ -87,13 +95,12 @@ TOP_LEVEL: dict[str, Any] = {
     "grid": {},
     "eval_split": "validation",
     "eval_languages": None,
-    "executor": "local",
+    "executor": "local",  # local | ray | slurm, or {kind: ..., options} (xtl.executors)
     "keep_checkpoints": "best",
     "gpus_per_cell": 1,  # processes (GPUs) training one cell together (through accelerate)
     "distributed": "ddp",  # with gpus_per_cell > 1: ddp, or fsdp (shards a model too big for one)
 }
 REQUIRED = ("models", "targets")
-EXECUTORS = ("local",)
 RETENTION = ("best", "all", "none")
 
 
@@ -110,14 +117,37 @@ class Experiment:
         return self.values[key]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (data only), refusing a key given twice in one mapping: plain
+    YAML keeps the last silently, so a second `hparams:` block would drop the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # unhashable keys: the base loader's own error
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load(path: str | Path) -> Experiment:
     """Read and validate an experiment file; errors name the file, line and column."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # safe_load, but a repeated key is an error
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -147,6 +177,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
                           f"this xtl reads version {CONTRACT_VERSION} (docs/contracts.md)")
     for key in ("models", "targets", "intermediate", "seeds", "train_sizes"):
         values[key] = _as_list(values[key], key, source)
+    _check_shapes(values, source)
     declared = _declared_tasks(values["tasks"], source)
     _check_names(values, declared, source)
     _check_axes(values, source)
@@ -158,8 +189,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
         raise unknown(f"eval_split in {source}", values["eval_split"], SPLITS)
     if values["keep_checkpoints"] not in RETENTION:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
-    if values["executor"] not in EXECUTORS:
-        raise unknown(f"executor in {source}", values["executor"], EXECUTORS)
+    values["executor"] = executors.parse(values["executor"], source)
     return Experiment(None, raw, values, declared)
 
 
@@ -177,6 +207,9 @@ def _declared_tasks(spec: Any, source: str) -> dict[str, dict]:
         if not isinstance(entry, dict):
             raise ConfigError(f"{source}: tasks.{name} must be a mapping, got {entry!r}")
         if "format" in entry:
+            if not isinstance(entry.get("hparams", {}), dict):
+                raise ConfigError(f"{source}: tasks.{name}.hparams must be a mapping of "
+                                  f"hyperparameters, got {entry['hparams']!r}")
             fields = {k: v for k, v in entry.items() if k != "hparams"}
             registry.declare(name, fields)  # validates now; rebuilt where it is used
             declared[name] = fields
@@ -194,7 +227,8 @@ def task_names(values: dict, declared: dict) -> set[str]:
     return set(registry.REGISTRY) | set(declared)
 
 
-def intermediate_stages(entry: Any, source: str = "<experiment>") -> list[list[str]]:
+def intermediate_stages(entry: Any, source: str = "<experiment>", _depth: int = 0
+                        ) -> list[list[str]]:
     """An `intermediate` axis value as stages, each a list of tasks trained together.
 
     none -> []; "mnli" -> [["mnli"]]; ["mnli", "squad"] -> [["mnli", "squad"]] (multi-task);
@@ -207,9 +241,11 @@ def intermediate_stages(entry: Any, source: str = "<experiment>") -> list[list[s
     if isinstance(entry, list) and entry and all(isinstance(t, str) for t in entry):
         return [list(entry)]
     if isinstance(entry, dict) and set(entry) == {"chain"} and isinstance(entry["chain"], list):
+        if _depth > 16:  # a YAML alias can make a chain contain itself
+            raise ConfigError(f"{source}: intermediate chains nested more than 16 deep")
         stages = []
         for step in entry["chain"]:
-            stages += intermediate_stages(step, source)
+            stages += intermediate_stages(step, source, _depth + 1)
         return stages
     raise ConfigError(f"{source}: intermediate entry {entry!r} is not 'none', a task name, a "
                       "list of task names (multi-task) or {chain: [...]}")
@@ -233,7 +269,8 @@ def _check_names(values: dict, declared: dict, source: str) -> None:
                     raise ConfigError(f"{source}: {name!r} is a retrieval task (no training); "
                                       "it cannot be an intermediate task")
     # Not names, but the execution keys this check owns: processes per cell, and how.
-    if not isinstance(values["gpus_per_cell"], int) or values["gpus_per_cell"] < 1:
+    gpus = values["gpus_per_cell"]
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
         raise ConfigError(f"{source}: gpus_per_cell must be an integer >= 1, got "
                           f"{values['gpus_per_cell']!r}")
     if values["distributed"] not in ("ddp", "fsdp"):
@@ -249,21 +286,51 @@ def _check_names(values: dict, declared: dict, source: str) -> None:
                 raise unknown(f"language in {source}: eval_languages", lang, allowed)
 
 
+# An experiment name becomes a directory under runs/: one plain path component.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*")
+
+
+def _check_shapes(values: dict, source: str) -> None:
+    """Types the later checks rely on: paths are strings, axes non-empty, names strings."""
+    for key in ("name", "out", "mirror", "raw_dir"):
+        if values[key] is not None and (not isinstance(values[key], str) or not values[key]):
+            raise ConfigError(f"{source}: {key} must be a non-empty string or null, got "
+                              f"{values[key]!r}")
+    name = values["name"]
+    if name is not None and (not _PLAIN_NAME.fullmatch(name) or ".." in name):
+        raise ConfigError(f"{source}: name {name!r} must be a plain name (letters, digits, "
+                          "'_', '-', '.', no path separators or '..'): it names runs/<name>; "
+                          "use 'out' for another directory")
+    for key in ("models", "targets", "intermediate", "seeds", "train_sizes"):
+        if not values[key]:
+            raise ConfigError(f"{source}: {key} must be a non-empty list (leave it out for "
+                              f"the default {TOP_LEVEL[key]!r})")
+    for key in ("targets",) + (("eval_languages",) if values["eval_languages"] else ()):
+        for entry in _as_list(values[key], key, source):
+            if not isinstance(entry, str):
+                raise ConfigError(f"{source}: {key} entries must be names, got {entry!r}")
+    if values["eval_languages"] == []:
+        raise ConfigError(f"{source}: eval_languages must be a non-empty list, or null for "
+                          "all of the target's languages")
+
+
 def _check_axes(values: dict, source: str) -> None:
     for seed in values["seeds"]:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"{source}: seeds must be integers, got {seed!r}")
     for size in values["train_sizes"]:
-        if size is not None and (not isinstance(size, int) or size < 1):
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise ConfigError(f"{source}: train_sizes entries must be positive integers or null "
                               f"(full data), got {size!r}")
     for model in values["models"]:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"{source}: models entries must be names or paths, got {model!r}")
     for key in ("subsample_seed",):
-        if not isinstance(values[key], int):
+        if not isinstance(values[key], int) or isinstance(values[key], bool):
             raise ConfigError(f"{source}: {key} must be an integer, got {values[key]!r}")
-    if values["intermediate_seed"] is not None and not isinstance(values["intermediate_seed"], int):
+    if values["intermediate_seed"] is not None and (
+            not isinstance(values["intermediate_seed"], int)
+            or isinstance(values["intermediate_seed"], bool)):
         raise ConfigError(f"{source}: intermediate_seed must be an integer or null")
 
 
@@ -285,9 +352,16 @@ def check_hparam(key: str, value: Any, where: str) -> None:
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in HPARAM_TYPES[name])
         raise ConfigError(f"{where}: {key} = {value!r} has the wrong type; expected {expected}")
+    if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan / .inf
+        raise ConfigError(f"{where}: {key} = {value!r} must be a finite number")
     if name in ("learning_rate", "epochs", "batch_size", "grad_accum", "max_length", "doc_stride",
-                "max_answer_length") and value <= 0:
+                "max_answer_length", "max_grad_norm", "adam_epsilon") and value <= 0:
         raise ConfigError(f"{where}: {key} = {value!r} must be > 0")
+    if name in ("eval_every", "patience", "save_every", "weight_decay") and value < 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be >= 0")
+    if name == "device" and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ConfigError(f"{where}: unknown device {value!r}; expected auto, cpu, cuda or "
+                          "cuda:N")
     if name == "warmup_ratio" and not 0 <= value < 1:
         raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")
     if name == "pooling" and value not in ("mean", "cls"):

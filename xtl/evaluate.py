@@ -2,7 +2,8 @@
 
 Classification-like formats go through the generic path here (logits per row, the format's
 `decode`); a format with its own `predict` (extractive QA: windows and span decoding) and
-`references` is asked for those instead.
+`references` is asked for those instead, and one whose splits hold rows that are not scored
+(a dual encoder's candidate pool) names the scored rows' ids with `example_ids`.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], h
         for name, value in metrics.score(task, predictions, refs, split.language).items():
             records.append({"task": task.name, "language": split.language, "split": split.split,
                             "metric": name, "value": value, "n": len(refs), "flags": flags})
-        for i, (ex_id, pred, ref) in enumerate(zip(split.rows["id"], predictions, refs,
-                                                   strict=True)):
+        fmt = format_module(task.format)
+        ids = fmt.example_ids(split.rows) if hasattr(fmt, "example_ids") else split.rows["id"]
+        for i, (ex_id, pred, ref) in enumerate(zip(ids, predictions, refs, strict=True)):
             example = {"id": ex_id, "task": task.name, "language": split.language,
                        "split": split.split, "prediction": _shown(task, pred),
                        "reference": _shown(task, ref)}

@@ -4,6 +4,8 @@ The process SIGKILLs itself at the given occurrence (default: the first) of `fau
 a test running xtl in a subprocess sees exactly what a real crash leaves on disk: no cleanup
 handlers, no flushed buffers. Points: cell_start, after_notebook, html_render, status_update,
 metrics_write, checkpoint_write, train_step (after optimizer step N of a fresh process).
+`XTL_FAULT_CELL=<cell id>` limits the fault to the process running that cell (a worker of a
+parallel executor, or its kernel), so one worker dies while the others carry on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def fault(point: str) -> None:
         return
     name, _, occurrence = spec.partition(":")
     if name != point:
+        return
+    only = os.environ.get("XTL_FAULT_CELL")
+    if only and os.environ.get("XTL_CELL") != only:
         return
     _seen[point] = _seen.get(point, 0) + 1
     if _seen[point] == int(occurrence or 1):

@@ -94,7 +94,10 @@ class RunLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY):
-            atomic_write_json(self.path, self._payload())
+            try:
+                atomic_write_json(self.path, self._payload())
+            except OSError as err:  # a full disk: beat again next time, never stop beating
+                self.log(f"lock heartbeat not written ({err}); retrying in {HEARTBEAT_EVERY:.0f} s")
 
     def release(self) -> None:
         self._stop.set()

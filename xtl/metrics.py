@@ -12,6 +12,7 @@ every notebook uses; it dispatches on `task.metric`:
 | "mlqa"       | MLQA (needs `language`)      | exact_match, f1                      |
 | "squad_v2"   | SQuAD 2.0-style (no-answer)  | exact_match, f1, HasAns_*, NoAns_*   |
 | "bucc_f1"    | BUCC 2018                    | f1, precision, recall[, threshold]   |
+| "map@20"     | LAReQA, Mewsli-X             | map@20                               |
 
 Every value is a percentage (0-100). `headline(task, scores)` gives the one number a table shows
 (QA: (EM + F1) / 2, as XTREME's `avg_metric`). The per-metric functions below are public too:
@@ -542,6 +543,55 @@ def bucc_dev_test(dev_candidates: Mapping[Pair, float] | Iterable, dev_gold: Ite
 
 
 # --------------------------------------------------------------------------------------------
+# Ranked retrieval: LAReQA and Mewsli-X
+# --------------------------------------------------------------------------------------------
+
+
+def average_precision_at_k(ranked: Sequence[Hashable], relevant: Iterable[Hashable], k: int
+                           ) -> float:
+    """AP@k (0-1) of one query, as XTREME's LAReQA scorer (`utils_lareqa.average_precision_at_k`):
+    at each rank i <= k holding a relevant item not seen higher up, add (hits so far) / i; divide
+    by min(|relevant|, k). A repeated prediction counts once; Mewsli-X (one gold entity) is
+    1 / rank of the gold entity, 0 beyond rank k."""
+    gold = set(relevant)
+    if not gold:
+        raise DataError("average precision: a query with no relevant item")
+    hits, total, seen = 0, 0.0, set()
+    for i, item in enumerate(list(ranked)[:k], start=1):
+        if item in gold and item not in seen:
+            hits += 1
+            total += hits / i
+        seen.add(item)
+    return total / min(len(gold), k)
+
+
+def map_at_k(predictions: Sequence[Sequence[Hashable]], references: Sequence[Iterable[Hashable]],
+             k: int = 20) -> float:
+    """mAP@k (0-100): the mean over queries of `average_precision_at_k`. `predictions[i]` is
+    query i's ranked candidate ids (best first; only the first k are read), `references[i]`
+    the ids of its relevant candidates (at least one)."""
+    _check_aligned(predictions, references, f"mAP@{k}")
+    if k < 1:
+        raise DataError(f"mAP@k: k must be >= 1, got {k}")
+    empty = [i for i, ref in enumerate(references) if not list(ref)]
+    if empty:
+        raise DataError(f"mAP@{k}: queries {_shown(empty)} have no relevant candidate")
+    return 100.0 * sum(average_precision_at_k(p, r, k)
+                       for p, r in zip(predictions, references, strict=True)) / len(references)
+
+
+def map_at_k_chance(candidates: int, relevant: int, k: int = 20) -> float:
+    """Expected mAP@k (0-100) of a uniformly random ranking of `candidates` items of which
+    `relevant` are relevant: E[rel_i * hits_i / i] = (R/N) (1 + (i-1)(R-1)/(N-1)) / i."""
+    if not 1 <= relevant <= candidates:
+        raise DataError(f"chance mAP: need 1 <= relevant ({relevant}) <= candidates ({candidates})")
+    n, r = candidates, relevant
+    other = (r - 1) / (n - 1) if n > 1 else 0.0
+    total = sum((r / n) * (1 + (i - 1) * other) / i for i in range(1, min(k, n) + 1))
+    return 100.0 * total / min(r, k)
+
+
+# --------------------------------------------------------------------------------------------
 # Dispatch
 # --------------------------------------------------------------------------------------------
 
@@ -585,6 +635,7 @@ METRICS: dict[str, Callable[[Task, Any, Any, str | None], dict[str, float]]] = {
     "mlqa": lambda task, p, r, lang: mlqa(p, r, lang),
     "squad_v2": lambda task, p, r, lang: squad_v2(p, r),
     "bucc_f1": _score_bucc,
+    "map@20": lambda task, p, r, lang: {"map@20": map_at_k(p, r, 20)},
     # supertagging (CCG): per-token accuracy, as jiant reports it
     "token_accuracy": lambda task, p, r, lang: {"token_accuracy": token_accuracy(
         _tag_names(p, task.label_names, "prediction"), _tag_names(r, task.label_names,
@@ -600,7 +651,8 @@ def score(task: Task, predictions: Any, references: Any, language: str | None = 
     Input shapes: accuracy -- aligned label lists; tagging -- aligned lists of per-sentence tag
     lists (strings or ids into task.label_names); QA -- see `squad`; BUCC -- scored candidates
     ({(src, tgt): score} or (src, tgt, score) triples; threshold tuned on `references`, the gold
-    pairs) or already-predicted (src, tgt) pairs.
+    pairs) or already-predicted (src, tgt) pairs; map@20 -- per query, ranked candidate ids and
+    the relevant ids (`map_at_k`).
     """
     if task.metric not in METRICS:
         raise unknown("metric", task.metric, METRICS)
@@ -620,7 +672,8 @@ def headline(task: Task, scores: Mapping[str, float]) -> float:
 
 def headline_key(task: Task) -> str:
     """The record (metric name) a per-language table or figure shows for `task`."""
-    return {"accuracy": "accuracy", "token_accuracy": "token_accuracy"}.get(task.metric, "f1")
+    return {"accuracy": "accuracy", "token_accuracy": "token_accuracy",
+            "map@20": "map@20"}.get(task.metric, "f1")
 
 
 def collapsed(predictions: Sequence) -> bool:

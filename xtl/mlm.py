@@ -42,6 +42,7 @@ from transformers.activations import ACT2FN
 from xtl import tasks as registry
 from xtl.errors import DataError
 from xtl.precision import autocast
+from xtl.readers import text_lines
 from xtl.tasks import Task
 
 FORMAT = "mlm"
@@ -76,8 +77,14 @@ def read_text(root: Path, split: str, language: str) -> tuple[datasets.Dataset, 
     if not files:
         raise DataError(f"no {'*' if language == 'mul' else language}.txt text files in "
                         f"{str(folder)!r} for the {split} split")
-    rows = datasets.load_dataset("text", data_files=[str(f) for f in files], split="train",
-                                 cache_dir=str(zoo.cache_dir() / "text"))
+    try:
+        rows = datasets.load_dataset("text", data_files=[str(f) for f in files], split="train",
+                                     cache_dir=str(zoo.cache_dir() / "text"))
+    except datasets.exceptions.DatasetGenerationError:
+        for f in files:  # only now, on failure: a file that is not UTF-8 names its line
+            for _ in text_lines(f):
+                pass
+        raise DataError(f"the text files {', '.join(map(str, files))} have no lines") from None
     if held_out:
         dev_line = np.arange(len(rows)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
         rows = rows.select(np.flatnonzero(dev_line == (split == "validation")))

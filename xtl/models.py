@@ -23,7 +23,7 @@ from xtl import mlm
 from xtl.atomicdir import recover, replace_dir
 from xtl.errors import ModelError
 from xtl.faults import fault
-from xtl.store import atomic_write_json, read_json, sha256_tree
+from xtl.store import atomic_write_json, read_json_object, sha256_tree
 from xtl.tasks import Task, format_module
 
 MARKER = "checkpoint.json"
@@ -174,7 +174,9 @@ def verify_checkpoint(path: Path) -> dict:
     marker = path / MARKER
     if not marker.is_file():
         raise ModelError(f"checkpoint {str(path)!r} is incomplete or missing ({MARKER} absent)")
-    record = read_json(marker)
+    record = read_json_object(marker)
+    if record is None:
+        raise ModelError(f"checkpoint {str(path)!r} is corrupt: {MARKER} is not a JSON object")
     actual = sha256_tree(path, exclude=(MARKER,))
     if actual != record.get("checksum"):
         raise ModelError(f"checkpoint {str(path)!r} is corrupt: checksum {actual[:12]} does not "

@@ -17,8 +17,8 @@ from typing import Any
 import datasets
 
 from xtl import evaluate, resume, sources, train, zoo
-from xtl.config import HPARAM_DEFAULTS, check_hparam, resolve_task
-from xtl.errors import ConfigError, DataError, ModelError
+from xtl.config import HPARAM_DEFAULTS, SPLITS, check_hparam, resolve_task
+from xtl.errors import ConfigError, DataError, ModelError, unknown
 from xtl.models import build, load_heads, verify_checkpoint
 from xtl.progress import headless
 from xtl.provenance import collect
@@ -56,6 +56,8 @@ class CellRun:
              subsample_seed: int = 0) -> sources.Split:
         """Canonical rows; `size` takes a fixed random subset (nested across sizes)."""
         language = language or task.train_language
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ConfigError(f"train size {size!r} must be a positive integer or None")
         loaded = sources.load(task, split, language, self.mirror, raw=self.raw)
         if size is not None:
             if size > len(loaded.rows):
@@ -214,6 +216,14 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
           mirror: str | None = None, declared_tasks: dict | None = None,
           raw_dir: str | None = None, **params: Any) -> CellRun:
     """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter)."""
+    for key, value in (("hparams", hparams), ("declared_tasks", declared_tasks or {})):
+        if not isinstance(value, dict):
+            raise ConfigError(f"notebook parameter {key} must be a mapping, got {value!r}")
+    for key, value in (("cell_id", cell_id), ("cell_dir", cell_dir),
+                       ("checkpoint_dir", checkpoint_dir)):
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"notebook parameter {key} must be a non-empty string, got "
+                              f"{value!r}")
     resolved = dict(HPARAM_DEFAULTS)
     for key, value in hparams.items():
         check_hparam(key, value, "notebook parameter hparams")
@@ -224,7 +234,28 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
                   sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),
                   dict(declared_tasks or {}))
+    _check_names(run, params)
     run.cell_dir.mkdir(parents=True, exist_ok=True)
     if headless():
         datasets.disable_progress_bars()
     return run
+
+
+def _check_names(run: CellRun, params: dict[str, Any]) -> None:
+    """Tasks, evaluation split and languages named by the parameters, before any data is read
+    (a bad evaluation language would otherwise fail only after training)."""
+    names = params.get("tasks") or [params[k] for k in ("task", "train_task") if params.get(k)]
+    for name in names if isinstance(names, list) else [names]:
+        if not isinstance(name, str):
+            raise ConfigError(f"notebook parameters name tasks by strings, got {name!r}")
+        run.task(name)
+    split = params.get("eval_split")
+    if split is not None and split not in SPLITS:
+        raise unknown("notebook parameter eval_split", split, SPLITS)
+    languages = params.get("eval_languages")
+    if languages is not None and params.get("task"):
+        task = run.task(params["task"])
+        for lang in languages if isinstance(languages, list) else [languages]:
+            if lang not in task.languages:
+                raise unknown(f"language of task {task.name!r} in notebook parameter "
+                              "eval_languages", lang, task.languages)

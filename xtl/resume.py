@@ -29,7 +29,7 @@ from xtl.atomicdir import recover, remove_dir, replace_dir
 from xtl.errors import ConfigError, ModelError
 from xtl.faults import fault
 from xtl.sources import Split
-from xtl.store import atomic_write_json, read_json, sha256_file
+from xtl.store import atomic_write_json, read_json_object, sha256_file
 
 FORMAT = 2  # 2: per-task cursors and per-process random streams (multi-task, DDP)
 DIRNAME = "resume"
@@ -104,7 +104,10 @@ class ResumeStore:
         marker = self.path / MARKER
         if not marker.is_file():
             return None
-        record = read_json(marker)
+        record = read_json_object(marker)
+        if record is None:
+            raise ModelError(f"resume state {str(self.path)!r} is corrupt: {MARKER} is not a "
+                             "JSON object; delete it to start over")
         if record.get("format") != FORMAT:
             raise ModelError(f"resume state {str(self.path)!r} has format "
                              f"{record.get('format')!r}; this xtl reads {FORMAT}. Delete it to "

@@ -20,9 +20,16 @@ The protocol, pinned here (paper.md sections 2 and 8; scoring.md):
   tuned on its own gold (the official dev protocol, an oracle); on `test` (the training part)
   the dev-tuned threshold is applied (`metrics.bucc_dev_test`).
 
-Search is exact inner product in torch over chunks of queries and of the index (memory is
-bounded by `QUERY_CHUNK x INDEX_CHUNK` similarities), or faiss (`IndexFlatIP`) where it is
+Search is exact inner product in torch, streaming the index in `INDEX_CHUNK`-row chunks
+(each read and moved to the device once; a memory-mapped pool from `load_embeddings` never
+has to fit in memory) against the queries in `QUERY_CHUNK`s, with a running top-k (memory:
+one `QUERY_CHUNK x INDEX_CHUNK` block of similarities); or faiss (`IndexFlatIP`) where it is
 importable and the search runs on the CPU; ties go to the lower index in torch.
+
+Dual-encoder targets (xtl/tasks/dual_encoder.py: LAReQA, Mewsli-X) use the same pieces:
+`embed` with a second segment per text (`pairs`), tokenised chunk by chunk, and
+`POOL_CACHE`, which keeps one candidate pool's embeddings for as long as the encoder's
+weights do not change, so the languages of a cell share one encoding of the pool.
 
 `start(...)` opens a retrieval cell for notebooks/retrieval.ipynb: it loads the encoder (the
 base model or an intermediate checkpoint's `encoder/`), evaluates each language and writes
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +51,12 @@ import torch
 
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
+from xtl.progress import bar as progress_bar
 
 Layer = int | float
 QUERY_CHUNK = 1024
 INDEX_CHUNK = 32768
+TOKENIZE_CHUNK = 8192
 BUCC_NEIGHBOURS = 4
 DIRECTIONS = {"en_xx": "English query, foreign index (XTREME's number)",
               "xx_en": "foreign query, English index"}
@@ -84,40 +94,147 @@ def _num_layers(encoder: Any) -> int:
     return int(encoder.config.num_hidden_layers)
 
 
+def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str | None] | None = None,
+                 prefix: str = "", max_length: int | None = None) -> dict[str, list]:
+    """Token ids of `texts`, each with its second segment from `pairs` where one is given
+    (None: a single segment). Pairs are truncated longest-first, so a short first segment (a
+    question, a mention, a sentence) survives and its long context is cut."""
+    limit = {"max_length": max_length} if max_length else {}
+    texts = [prefix + t for t in texts]
+    if pairs is None or all(p is None for p in pairs):
+        return dict(tokenizer(texts, truncation=True, **limit))
+    if len(pairs) != len(texts):
+        raise DataError(f"{len(texts)} texts but {len(pairs)} second segments")
+    with_pair = [i for i, p in enumerate(pairs) if p is not None]
+    if len(with_pair) == len(texts):
+        return dict(tokenizer(texts, list(pairs), truncation="longest_first", **limit))
+    alone = [i for i, p in enumerate(pairs) if p is None]
+    parts = [(with_pair, tokenizer([texts[i] for i in with_pair], [pairs[i] for i in with_pair],
+                                   truncation="longest_first", **limit)),
+             (alone, tokenizer([texts[i] for i in alone], truncation=True, **limit))]
+    out: dict[str, list] = {key: [None] * len(texts) for key in parts[0][1]}
+    for rows, enc in parts:
+        for key in out:
+            for i, value in zip(rows, enc[key], strict=True):
+                out[key][i] = value
+    return out
+
+
 @torch.inference_mode()
 def embed(encoder: Any, tokenizer: Any, texts: Sequence[str], prefix: str = "",
           pooling: str = "mean", layer: Layer = -1, batch_size: int = 64, *,
-          max_length: int | None = None, precision: str = "fp32") -> torch.Tensor:
-    """L2-normalised float32 sentence embeddings of `texts` (rows in input order, on the CPU).
+          max_length: int | None = None, precision: str = "fp32",
+          pairs: Sequence[str | None] | None = None, desc: str | None = None) -> torch.Tensor:
+    """L2-normalised float32 embeddings of `texts` (rows in input order, on the CPU); `pairs`
+    gives each text a second segment (a context) where not None.
 
-    Batches hold sentences of similar length (longest first), so little compute goes to
-    padding; the encoder runs in eval mode under `precision`'s autocast on its own device.
+    Texts are tokenised `TOKENIZE_CHUNK` at a time (a million candidates never sit in memory as
+    token lists), and batches hold texts of similar length (longest first within a chunk), so
+    little compute goes to padding; the encoder runs in eval mode under `precision`'s autocast
+    on its own device. `desc` shows a progress bar.
     """
     n_layers = _num_layers(encoder)
     index = layer_index(layer, n_layers)
     if not texts:
         return torch.empty(0, encoder.config.hidden_size)
     device = next(encoder.parameters()).device
-    limit = {"max_length": max_length} if max_length else {}
-    enc = tokenizer([prefix + t for t in texts], truncation=True, **limit)
-    order = sorted(range(len(texts)), key=lambda i: -len(enc["input_ids"][i]))
     out = torch.empty(len(texts), encoder.config.hidden_size)
     was_training = encoder.training
     encoder.eval()
+    bar = progress_bar(total=len(texts), desc=desc, unit="text") if desc else None
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in enc.items()},
-                                  return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast(precision, device):
-                states = encoder(**batch, output_hidden_states=index != n_layers)
-            hidden = states.last_hidden_state if index == n_layers else states.hidden_states[index]
-            vectors = pool(hidden.float(), batch["attention_mask"], pooling)
-            out[rows] = torch.nn.functional.normalize(vectors, dim=-1).cpu()
+        for c0 in range(0, len(texts), TOKENIZE_CHUNK):
+            c1 = min(c0 + TOKENIZE_CHUNK, len(texts))
+            enc = encode_texts(tokenizer, texts[c0:c1], None if pairs is None else pairs[c0:c1],
+                               prefix, max_length)
+            order = sorted(range(c1 - c0), key=lambda i: -len(enc["input_ids"][i]))
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in enc.items()},
+                                      return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with autocast(precision, device):
+                    states = encoder(**batch, output_hidden_states=index != n_layers)
+                hidden = (states.last_hidden_state if index == n_layers
+                          else states.hidden_states[index])
+                vectors = pool(hidden.float(), batch["attention_mask"], pooling)
+                out[[c0 + r for r in rows]] = torch.nn.functional.normalize(vectors,
+                                                                            dim=-1).cpu()
+                if bar is not None:
+                    bar.update(len(rows))
     finally:
         encoder.train(was_training)
+        if bar is not None:
+            bar.close()
     return out
+
+
+def weights_token(module: torch.nn.Module) -> tuple:
+    """Changes whenever the module's weights may have changed: every parameter's storage and
+    in-place version counter (optimizer steps, load_state_dict), plus a float64 checksum (the
+    belt to those braces: a write through `.data` bumps no counter)."""
+    params = list(module.parameters())
+    marks = tuple((p.data_ptr(), p._version) for p in params)
+    with torch.no_grad():
+        total = float(sum(p.detach().double().sum() for p in params)) if params else 0.0
+    return marks, total
+
+
+@dataclass
+class _Slot:
+    key: Any
+    owner: Any  # weakref to the encoder
+    token: tuple
+    vectors: torch.Tensor
+
+
+class EmbeddingCache:
+    """A candidate pool's embeddings, encoded once per encoder state and pool and reused by
+    every query set until either changes: LAReQA's 11 languages and Mewsli-X's share one
+    multilingual pool. One slot, so memory holds at most one pool (plus the one being built
+    after the old is dropped)."""
+
+    def __init__(self) -> None:
+        self._slot: _Slot | None = None
+        self.hits = self.misses = 0
+
+    def get(self, encoder: torch.nn.Module, key: Any, compute: Callable[[], torch.Tensor]
+            ) -> torch.Tensor:
+        token = weights_token(encoder)
+        slot = self._slot
+        if slot is not None and slot.key == key and slot.owner() is encoder and \
+                slot.token == token:
+            self.hits += 1
+            return slot.vectors
+        self._slot = None  # drop the old pool before encoding the new one
+        self.misses += 1
+        vectors = compute()
+        self._slot = _Slot(key, weakref.ref(encoder), token, vectors)
+        return vectors
+
+    def clear(self) -> None:
+        self._slot = None
+
+
+POOL_CACHE = EmbeddingCache()
+
+
+def save_embeddings(path: str | Path, vectors: torch.Tensor) -> Path:
+    """Embeddings as a .npy file, for `load_embeddings` to memory-map (a pool too large to
+    keep in RAM is searched chunk by chunk from disk)."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors.float().contiguous().numpy())
+    return path
+
+
+def load_embeddings(path: str | Path, mmap: bool = True) -> Any:
+    """A saved embedding matrix; memory-mapped (read lazily by `knn`'s chunks) by default."""
+    import numpy as np
+
+    return np.load(Path(path), mmap_mode="r" if mmap else None)
 
 
 # --------------------------------------------------------------------------- search
@@ -141,16 +258,29 @@ def search_backend(requested: str = "auto", device: torch.device | str | None = 
     return requested
 
 
-def knn(queries: torch.Tensor, index: torch.Tensor, k: int, *, backend: str = "torch",
+def knn(queries: Any, index: Any, k: int, *, backend: str = "torch",
         device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The k most similar `index` rows of each query by inner product (cosine for normalised
-    rows), best first: ([n, k] similarities, [n, k] row numbers), both on the CPU."""
+    rows), best first: ([n, k] similarities, [n, k] row numbers), both on the CPU.
+
+    `queries` and `index` are tensors or numpy arrays; a memory-mapped `index`
+    (`load_embeddings`) is read one chunk at a time, so it never has to fit in memory.
+    """
     k = min(k, len(index))
     if k < 1 or len(queries) == 0:
         raise DataError(f"knn: {len(queries)} queries against {len(index)} index rows")
     if search_backend(backend) == "faiss":
         return _knn_faiss(queries, index, k)
     return _knn_torch(queries, index, k, torch.device(device or "cpu"))
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    import numpy as np
+
+    # a copy: a memory-mapped chunk is read-only, which torch tensors cannot be
+    return torch.from_numpy(np.array(x, dtype=np.float32))
 
 
 def _top(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,33 +291,33 @@ def _top(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return block.topk(min(k, block.shape[1]), dim=1)
 
 
-def _knn_torch(queries: torch.Tensor, index: torch.Tensor, k: int, device: torch.device
+def _knn_torch(queries: Any, index: Any, k: int, device: torch.device
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    index = index.to(device, torch.float32)
-    sims, rows = [], []
-    for q0 in range(0, len(queries), QUERY_CHUNK):
-        q = queries[q0:q0 + QUERY_CHUNK].to(device, torch.float32)
-        best_s = best_r = None
-        for i0 in range(0, len(index), INDEX_CHUNK):
-            s, r = _top(q @ index[i0:i0 + INDEX_CHUNK].T, k)
-            r = r + i0
-            if best_s is not None:  # merge; a stable sort keeps earlier (lower) rows first
-                s, r = torch.cat([best_s, s], 1), torch.cat([best_r, r], 1)
-                keep = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
-                s, r = s.gather(1, keep), r.gather(1, keep)
-            best_s, best_r = s, r
-        sims.append(best_s.cpu())
-        rows.append(best_r.cpu())
-    return torch.cat(sims), torch.cat(rows)
+    """Exact search, streaming the index: each `INDEX_CHUNK` rows go to the device once and
+    meet every query `QUERY_CHUNK` at a time; a running top-k per query is merged with each
+    chunk's. Memory: the queries, one index chunk, one QUERY_CHUNK x INDEX_CHUNK block."""
+    q_all = _as_tensor(queries).to(device, torch.float32)
+    best_s = best_r = None
+    for i0 in range(0, len(index), INDEX_CHUNK):
+        block = _as_tensor(index[i0:i0 + INDEX_CHUNK]).to(device, torch.float32)
+        parts = [_top(q_all[q0:q0 + QUERY_CHUNK] @ block.T, k)
+                 for q0 in range(0, len(q_all), QUERY_CHUNK)]
+        s, r = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]) + i0
+        if best_s is not None:  # merge; a stable sort keeps earlier (lower) rows first on ties
+            s, r = torch.cat([best_s, s], 1), torch.cat([best_r, r], 1)
+            keep = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+            s, r = s.gather(1, keep), r.gather(1, keep)
+        best_s, best_r = s, r
+    return best_s.cpu(), best_r.cpu()
 
 
-def _knn_faiss(queries: torch.Tensor, index: torch.Tensor, k: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def _knn_faiss(queries: Any, index: Any, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     import faiss
+    import numpy as np
 
     flat = faiss.IndexFlatIP(index.shape[1])
-    flat.add(index.float().contiguous().numpy())
-    sims, rows = flat.search(queries.float().contiguous().numpy(), k)
+    flat.add(np.ascontiguousarray(_as_tensor(index).float().numpy()))
+    sims, rows = flat.search(np.ascontiguousarray(_as_tensor(queries).float().numpy()), k)
     return torch.from_numpy(sims), torch.from_numpy(rows).long()
 
 

@@ -9,7 +9,6 @@ notebook and error; the grid goes on and its dependants are skipped, saying why.
 from __future__ import annotations
 
 import hashlib
-import html
 import os
 import shutil
 import socket
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 
 import xtl
-from xtl import config
+from xtl import config, executors
 from xtl import plan as planning
 from xtl.errors import ConfigError, ModelError
 from xtl.faults import fault
@@ -248,7 +247,17 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
         # how many processes a cell trains with reaches the kernels through the environment
         os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
         os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
-        summary = _run_cells(run_dir, plan, exp, kernel, retry_failed, log)
+        by_id, number = plan.by_id(), _numbered(plan)
+
+        def run_here(cell_id: str) -> None:
+            execute_cell(run_dir, by_id[cell_id], plan, exp, kernel, log, number[cell_id])
+
+        executor = executors.make(exp["executor"], str(run_dir.root), exp["gpus_per_cell"],
+                                  executors.forwarded_env(), run_here)
+        try:
+            summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)
+        finally:
+            executor.close()
         report(run_dir.root, kernel, log)
     summary.seconds = time.perf_counter() - started
     log(f"xtl run: {len(summary.done)} ran, {len(summary.skipped)} already done, "
@@ -257,35 +266,98 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
     return summary
 
 
-def _run_cells(run_dir: RunDir, plan: planning.Plan, exp: config.Experiment, kernel: str,
-               retry_failed: bool, log) -> Summary:
-    summary, bad = Summary(), set()
-    for i, cell in enumerate(plan.cells, 1):
-        prefix = f"[{i}/{len(plan.cells)}] {cell.kind:<6} {cell.label}"
+def _run_cells(run_dir: RunDir, plan: planning.Plan, exp: config.Experiment,
+               executor: executors.Executor, retry_failed: bool, log, poll: float = 0.5
+               ) -> Summary:
+    """Submit each cell once its parent is done, as many at once as the executor takes."""
+    summary, bad, waiting, number = Summary(), set(), [], _numbered(plan)
+    running: dict[str, executors.Job] = {}
+    for cell in plan.cells:
+        job = _still_running(run_dir, cell, executor)
+        if job is not None:  # submitted by an earlier `xtl run` that died: wait, never twice
+            running[cell.id] = job
+            log(f"{number[cell.id]}: still running as {job.where}; waiting for it")
+            continue
         if is_done(run_dir, cell) or not_needed(run_dir, plan, cell):
             summary.skipped.append(cell.id)
-            log(f"{prefix}: done already, skipped")
+            log(f"{number[cell.id]}: done already, skipped")
             continue
         status = run_dir.status(cell.id)
         if status.get("state") == "failed" and not retry_failed:
             bad.add(cell.id)
             summary.failed.append(cell.id)
-            log(f"{prefix}: failed earlier ({status.get('error')}); --retry-failed reruns it")
+            log(f"{number[cell.id]}: failed earlier ({status.get('error')}); --retry-failed "
+                "reruns it")
             continue
-        if cell.parent in bad:
-            bad.add(cell.id)
-            summary.blocked.append(cell.id)
-            run_dir.set_status(cell.id, state="skipped", label=cell.label,
-                               reason=f"depends on {cell.parent}, which did not finish")
-            log(f"{prefix}: skipped (it depends on {cell.parent}, which did not finish)")
-            continue
-        if execute_cell(run_dir, cell, plan, exp, kernel, log, prefix):
-            summary.done.append(cell.id)
-            apply_retention(run_dir, plan, exp["keep_checkpoints"], log)
-        else:
-            bad.add(cell.id)
-            summary.failed.append(cell.id)
+        waiting.append(cell)
+    while waiting or running:
+        unfinished = {c.id for c in waiting} | set(running)
+        ready = []
+        for cell in list(waiting):
+            if cell.parent in bad:
+                waiting.remove(cell)
+                bad.add(cell.id)
+                summary.blocked.append(cell.id)
+                run_dir.set_status(cell.id, state="skipped", label=cell.label,
+                                   reason=f"depends on {cell.parent}, which did not finish")
+                log(f"{number[cell.id]}: skipped (it depends on {cell.parent}, which did not "
+                    "finish)")
+            elif cell.parent not in unfinished:
+                ready.append(cell)
+        free = len(ready) if executor.capacity is None else executor.capacity - len(running)
+        ready = ready[:max(free, 0)]
+        if ready:
+            for cell in ready:
+                waiting.remove(cell)
+                if executor.capacity != 1:
+                    log(f"{number[cell.id]}: submitted")
+            for cell, job in zip(ready, executor.submit([c.id for c in ready]), strict=True):
+                running[cell.id] = job
+                if getattr(job, "record", None):  # what a later run needs to find the job
+                    atomic_write_json(run_dir.cell(cell.id) / "job.json", job.record)
+        stopped = [cid for cid, job in running.items() if job.finished()]
+        for cid in stopped:
+            if _outcome(run_dir, plan.by_id()[cid], running.pop(cid), log, number[cid]):
+                summary.done.append(cid)
+                apply_retention(run_dir, plan, exp["keep_checkpoints"], log)
+            else:
+                bad.add(cid)
+                summary.failed.append(cid)
+        if running and not stopped and not ready:
+            time.sleep(poll)
     return summary
+
+
+def _still_running(run_dir: RunDir, cell: planning.Cell, executor: executors.Executor
+                   ) -> executors.Job | None:
+    """The live job of a cell an earlier driver submitted (SLURM jobs outlive their driver)."""
+    path = run_dir.cell(cell.id) / "job.json"
+    attach = getattr(executor, "attach", None)
+    if attach is None or not path.is_file() or run_dir.status(cell.id).get("state") in (
+            "done", "failed"):
+        return None
+    try:
+        return attach(read_json(path))
+    except ValueError:
+        return None
+
+
+def _numbered(plan: planning.Plan) -> dict[str, str]:
+    return {c.id: f"[{i}/{len(plan.cells)}] {c.kind:<6} {c.label}"
+            for i, c in enumerate(plan.cells, 1)}
+
+
+def _outcome(run_dir: RunDir, cell: planning.Cell, job: executors.Job, log, prefix: str) -> bool:
+    """Read a stopped job's result from the cell's status; a silent death becomes `failed`."""
+    status = run_dir.status(cell.id)
+    if status.get("state") in ("done", "failed"):
+        return status["state"] == "done" and is_done(run_dir, cell)
+    why = job.died() or "the worker stopped without finishing the cell"
+    run_dir.set_status(cell.id, state="failed", label=cell.label, where=job.where,
+                       started=status.get("started"), finished=_now(),
+                       error=f"worker died: {why}")
+    log(f"{prefix}: failed on {job.where}: worker died: {why}")
+    return False
 
 
 def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
@@ -295,7 +367,9 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
 
     cell_dir = run_dir.cell(cell.id)
     started, t0 = _now(), time.perf_counter()
-    run_dir.set_status(cell.id, state="running", label=cell.label, started=started)
+    where = os.environ.get("XTL_WHERE") or f"local ({socket.gethostname()})"
+    os.environ["XTL_CELL"] = cell.id  # per-cell fault points (xtl.faults) in workers and kernels
+    run_dir.set_status(cell.id, state="running", label=cell.label, started=started, where=where)
     fault("cell_start")
     log(f"{prefix}: running ...")
     notebook = cell_dir / "notebook.ipynb"
@@ -315,7 +389,7 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
         error = "the notebook finished without writing complete metrics.json"
     state = "failed" if error else "done"
     run_dir.set_status(cell.id, state=state, label=cell.label, started=started,
-                       finished=_now(), seconds=seconds, error=error)
+                       finished=_now(), seconds=seconds, error=error, where=where)
     log(f"{prefix}: {state} in {seconds:.1f}s" + (f": {error}" if error else ""))
     return error is None
 
@@ -349,44 +423,11 @@ def report(root: Path, kernel: str | None = None, log=print) -> None:
     write_index(root)
 
 
-def _headline(metrics_path: Path) -> str:
-    try:
-        records = read_json(metrics_path)["records"] if metrics_path.is_file() else []
-    except (ValueError, KeyError):
-        return "unreadable metrics.json"
-    if not records:
-        return ""
-    metric = records[0]["metric"]
-    values = [r["value"] for r in records if r["metric"] == metric]
-    return f"{metric} {sum(values) / len(values):.1f} (mean of {len(values)})"
-
-
 def write_index(root: Path) -> None:
-    """index.html: the analysis on top, then every cell with status, headline score and link."""
-    plan = planning.Plan.from_json(read_json(root / "plan.json"))
-    run_dir = RunDir(root)
-    rows = []
-    for cell in plan.cells:
-        state, note = state_of(run_dir, plan, cell)
-        link = (f'<a href="cells/{cell.id}/report.html">report</a>'
-                if (run_dir.cell(cell.id) / "report.html").is_file() else "")
-        rows.append(f"<tr><td><code>{cell.id}</code></td><td>{html.escape(cell.label)}</td>"
-                    f"<td class='{state}'>{state}</td>"
-                    f"<td>{_headline(run_dir.cell(cell.id) / 'metrics.json')}</td><td>{link}</td>"
-                    f"<td>{html.escape(note)}</td></tr>")
-    analysis = ('<p><a href="analysis/report.html">Analysis report</a></p>'
-                if (root / "analysis" / "report.html").is_file() else
-                "<p>No analysis report yet.</p>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>xtl: {html.escape(plan.experiment)}</title><style>
-body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}} .done{{color:green}} .failed{{color:red}}
-.skipped{{color:#a60}}</style></head><body>
-<h1>xtl experiment {html.escape(plan.experiment)}</h1>{analysis}
-<table><tr><th>cell</th><th>what</th><th>status</th><th>headline</th><th>report</th>
-<th>note</th></tr>{''.join(rows)}</table>
-<p>Generated {_now()} by xtl {xtl.__version__}.</p></body></html>"""
-    atomic_write_text(root / "index.html", page)
+    """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
+    from xtl.reports import write_index as _write
+
+    _write(root)
 
 
 def status_table(root: Path) -> str:
@@ -397,9 +438,11 @@ def status_table(root: Path) -> str:
     for cell in plan.cells:
         state, note = state_of(run_dir, plan, cell)
         counts[state] = counts.get(state, 0) + 1
-        seconds = run_dir.status(cell.id).get("seconds")
+        status = run_dir.status(cell.id)
+        seconds = status.get("seconds")
         took = f" {seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
-        lines.append(f"  {state:<8} {cell.id}  {cell.label}{took}" + (f"  ({note})" if note
-                                                                       else ""))
+        where = f" on {status['where']}" if status.get("where") and state != "pending" else ""
+        lines.append(f"  {state:<8} {cell.id}  {cell.label}{took}{where}"
+                     + (f"  ({note})" if note else ""))
     head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     return f"{root}: {head}\n" + "\n".join(lines)

@@ -93,7 +93,8 @@ def check_available(task: Task, split: str, language: str, mirror: Path | None,
     if task.from_raw(language):
         _raw_root(task, language, raw)
     elif task.generator is None and mirror is not None and not task.combine:
-        _mirror_files(task, source_split, language, mirror)
+        for path in _mirror_files(task, source_split, language, mirror):
+            parquet_rows(path)  # reads the footer only: a truncated download fails here
 
 
 def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> int | None:
@@ -106,10 +107,20 @@ def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> in
         return task.sizes.get(split)
     if mirror is None or task.from_raw(language):
         return None
+    files = _mirror_files(task, task.source_split(split), language, mirror)
+    return sum(parquet_rows(f) for f in files)
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of one Parquet file from its footer; a file that is not Parquet is a DataError."""
+    import pyarrow
     import pyarrow.parquet as pq
 
-    files = _mirror_files(task, task.source_split(split), language, mirror)
-    return sum(pq.read_metadata(f).num_rows for f in files)
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pyarrow.ArrowException) as err:
+        raise DataError(f"mirror file {str(path)!r} is not a readable Parquet file "
+                        f"({type(err).__name__}: {err}); download it again") from None
 
 
 def load(task: Task, split: str, language: str, mirror: Path | None = None, seed: int = 0,
@@ -140,8 +151,13 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         fingerprint = hashlib.sha256(key.encode() + _rows_digest(rows)).hexdigest()[:16]
     elif mirror is not None:
         files = _mirror_files(task, source_split, language, mirror)
-        raw_rows = datasets.load_dataset("parquet", data_files={"rows": [str(f) for f in files]},
-                                         split="rows")
+        try:
+            raw_rows = datasets.load_dataset("parquet", split="rows",
+                                             data_files={"rows": [str(f) for f in files]})
+        except (OSError, ValueError, datasets.exceptions.DatasetGenerationError) as err:
+            raise DataError(f"{task.name}/{language}/{split}: the mirror files "
+                            f"{', '.join(map(str, files))} cannot be read "
+                            f"({type(err).__name__}: {err})") from None
         source, location = "mirror", str(files[0].parent)
         fingerprint = raw_rows._fingerprint
     else:
@@ -149,7 +165,9 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         raw_rows = datasets.load_dataset(task.hub_id, config, split=source_split)
         source, location = "hub", f"{task.hub_id}/{config or 'default'}:{source_split}"
         fingerprint = raw_rows._fingerprint
-    rows, unusable = canonicalize(task, raw_rows, split, language)
+    # an empty source has nothing to canonicalise (a format's own mapping may need one row)
+    rows, unusable = (canonicalize(task, raw_rows, split, language) if len(raw_rows)
+                      else (raw_rows, {}))
     if len(rows) == 0:
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")

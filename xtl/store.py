@@ -46,6 +46,16 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_json_object(path: Path) -> dict | None:
+    """A JSON object from `path`; None when the file is not JSON, not UTF-8 or not an object
+    (a marker file truncated or overwritten: the caller says what that means)."""
+    try:
+        doc = read_json(path)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -294,6 +294,16 @@ def make_optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=hp["learning_rate"], eps=hp["adam_epsilon"])
 
 
+def freeze_word_embeddings(model: XtlModel) -> None:
+    """Keep the word-embedding matrix fixed: no gradient, so the optimizer never holds it.
+
+    On small English data this keeps the words of the other languages where pre-training put
+    them (the English rows cannot drag their shared space apart), and on CPU it removes the
+    dense gradient and AdamW update of e5-small's 96 M-value matrix from every step.
+    """
+    model.encoder.get_input_embeddings().weight.requires_grad_(False)
+
+
 def _enable_gradient_checkpointing(model: XtlModel) -> None:
     encoder = model.encoder
     if not getattr(encoder, "supports_gradient_checkpointing", False):
@@ -532,6 +542,8 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     set_seed(seed, device_specific=True)  # + rank: each process its own dropout and masks
     if hp["gradient_checkpointing"]:
         _enable_gradient_checkpointing(model)
+    if hp["freeze_embeddings"]:
+        freeze_word_embeddings(model)
 
     # Data: tokenised once (the main process first, so the others read its cache).
     with accelerator.main_process_first():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xtl.errors import ModelError, closest
+from xtl.store import read_json_object
 
 
 def cache_dir() -> Path:
@@ -111,6 +112,9 @@ def validate(name: str) -> ModelRef:
         if not (path / "config.json").is_file():
             raise ModelError(f"model path {str(path)!r} has no config.json; expected a "
                              "directory written by save_pretrained or an xtl checkpoint/encoder")
+        if read_json_object(path / "config.json") is None:
+            raise ModelError(f"model path {str(path)!r}: config.json is not a JSON object (a "
+                             "transformers config written by save_pretrained)")
         return ModelRef(name, "path", f"path:{path}", {})
     if _hub_available(name):
         return ModelRef(name, "hub", f"hub:{name}", {})

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtl.errors import DataError, unknown
+from xtl.readers import text_lines
 
 # canonical split -> the release's part name
 PARTS = {"validation": "sample", "test": "training"}
@@ -34,15 +35,14 @@ def _tsv(path: Path, what: str) -> list[tuple[str, str]]:
         raise DataError(f"raw file {str(path)!r} does not exist (expected the BUCC 2018 release "
                         f"layout <l>-en/<l>-en.<sample|training>.<l|en|gold>)")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            first, tab, rest = line.partition("\t")
-            if not tab or not first.strip():
-                raise DataError(f"{path}:{number}: expected {what}, got {line[:80]!r}")
-            out.append((first.strip(), rest.strip()))
+    for number, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        first, tab, rest = line.partition("\t")
+        if not tab or not first.strip():
+            raise DataError(f"{path}:{number}: expected {what}, got {line[:80]!r}")
+        out.append((first.strip(), rest.strip()))
     return out
 
 

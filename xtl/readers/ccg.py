@@ -20,6 +20,7 @@ from pathlib import Path
 import datasets
 
 from xtl.errors import DataError
+from xtl.readers import text_lines
 
 FILES = {"train": "ccg.train", "validation": "ccg.dev", "test": "ccg.test"}
 TAG_IDS = "tags_to_id.json"
@@ -28,19 +29,18 @@ TAG_IDS = "tags_to_id.json"
 def read_file(path: Path) -> list[tuple[int, list[str], list[str]]]:
     """(line number, words, tags) per non-blank line; a malformed line names file and line."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataError(f"{path}:{number}: expected '<sentence><TAB><tags>' (one tab), "
-                                f"found {len(parts) - 1} tab(s)")
-            words, tags = parts[0].split(), parts[1].split()
-            if len(words) != len(tags) or not words:
-                raise DataError(f"{path}:{number}: {len(words)} words but {len(tags)} tags")
-            out.append((number, words, tags))
+    for number, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected '<sentence><TAB><tags>' (one tab), "
+                            f"found {len(parts) - 1} tab(s)")
+        words, tags = parts[0].split(), parts[1].split()
+        if len(words) != len(tags) or not words:
+            raise DataError(f"{path}:{number}: {len(words)} words but {len(tags)} tags")
+        out.append((number, words, tags))
     return out
 
 
@@ -58,9 +58,17 @@ def tag_set(folder: Path) -> tuple[list[str], list[Path]]:
     """The tag names in id order, and the files they came from."""
     mapping = Path(folder) / TAG_IDS
     if mapping.is_file():
-        ids = json.loads(mapping.read_text(encoding="utf-8"))
-        order = sorted(ids, key=lambda tag: int(ids[tag]))
-        if [int(ids[t]) for t in order] != list(range(len(order))):
+        try:
+            ids = json.loads("".join(line for _, line in text_lines(mapping)))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{mapping}:{err.lineno}:{err.colno}: not valid JSON: "
+                            f"{err.msg}") from None
+        try:
+            ids = {tag: int(i) for tag, i in ids.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise DataError(f"{mapping}: expected a JSON object {{tag: integer id}}") from None
+        order = sorted(ids, key=lambda tag: ids[tag])
+        if [ids[t] for t in order] != list(range(len(order))):
             raise DataError(f"{mapping}: tag ids must be 0..{len(order) - 1}, each once")
         return order, [mapping]
     train = _file(folder, "train")

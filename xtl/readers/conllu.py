@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from xtl.errors import DataError
+from xtl.readers import text_lines
 
 UNUSABLE = "_"  # the tag of a token no model may be trained or scored on
 SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
@@ -40,22 +41,21 @@ def read_file(path: Path) -> list[dict]:
     tokens: list[str] = []
     tags: list[str] = []
     expected = 1  # the next word id in this sentence
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    rows.append({"tokens": tokens, "pos_tags": tags})
-                tokens, tags, expected = [], [], 1
-                continue
-            if line.startswith("#"):
-                continue
-            word = _word(line, path, number, expected)
-            if word is None:
-                continue
-            tokens.append(word[0])
-            tags.append(word[1])
-            expected += 1
+    for number, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            if tokens:
+                rows.append({"tokens": tokens, "pos_tags": tags})
+            tokens, tags, expected = [], [], 1
+            continue
+        if line.startswith("#"):
+            continue
+        word = _word(line, path, number, expected)
+        if word is None:
+            continue
+        tokens.append(word[0])
+        tags.append(word[1])
+        expected += 1
     if tokens:  # a file that does not end with a blank line
         rows.append({"tokens": tokens, "pos_tags": tags})
     return rows

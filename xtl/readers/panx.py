@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtl.errors import DataError
+from xtl.readers import text_lines
 
 SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
 
@@ -28,10 +29,9 @@ SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
 def _split_lines(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, columns) of every non-blank line; blank lines as (number, [])."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            out.append((number, line.split("\t") if line.strip() else []))
+    for number, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        out.append((number, line.split("\t") if line.strip() else []))
     return out
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from xtl.errors import DataError
+from xtl.readers import text_lines
 
 
 def read_file(path: Path, strip: bool = False) -> list[dict]:
@@ -15,31 +16,39 @@ def read_file(path: Path, strip: bool = False) -> list[dict]:
     keep the raw answer starts (the adapter re-locates them), so both sources give equal rows.
     """
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads("".join(line for _, line in text_lines(path)))
     except json.JSONDecodeError as err:
         where = f"{path}:{err.lineno}:{err.colno}"
         raise DataError(f"{where}: not valid SQuAD JSON: {err.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: not SQuAD JSON: nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f"{path}: expected a SQuAD JSON object with a 'data' list")
-    rows = []
-    for a, article in enumerate(doc["data"]):
-        for p, paragraph in enumerate(article.get("paragraphs", [])):
-            for q, qa in enumerate(paragraph.get("qas", [])):
-                try:
-                    answers = qa.get("answers", [])
-                    context, question = paragraph["context"], qa["question"]
-                    if strip:
-                        context, question = context.strip(), question.strip()
-                    rows.append({
-                        "id": str(qa["id"]), "title": article.get("title", ""),
-                        "context": context, "question": question,
-                        "answers": {"text": [x["text"] for x in answers],
-                                    "answer_start": [int(x["answer_start"]) for x in answers]},
-                    })
-                except (KeyError, TypeError, ValueError) as err:
-                    raise DataError(f"{path}: data[{a}].paragraphs[{p}].qas[{q}] is malformed: "
-                                    f"{type(err).__name__}: {err}") from None
+    rows, where = [], "data"
+    try:
+        for a, article in enumerate(doc["data"]):
+            where = f"data[{a}]"
+            for p, paragraph in enumerate(article.get("paragraphs", [])):
+                where = f"data[{a}].paragraphs[{p}]"
+                for q, qa in enumerate(paragraph.get("qas", [])):
+                    where = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                    rows.append(_row(article, paragraph, qa, strip))
+    except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: {where} is malformed: {type(err).__name__}: {err}") from None
     return rows
+
+
+def _row(article: dict, paragraph: dict, qa: dict, strip: bool) -> dict:
+    answers = qa.get("answers", [])
+    title, context, question = article.get("title", ""), paragraph["context"], qa["question"]
+    texts = [x["text"] for x in answers]
+    if not all(isinstance(s, str) for s in (context, question, *texts)) or not isinstance(
+            title, (str, type(None))):
+        raise TypeError("title, context, question and answer texts must be strings")
+    if strip:
+        context, question = context.strip(), question.strip()
+    return {"id": str(qa["id"]), "title": title, "context": context, "question": question,
+            "answers": {"text": texts, "answer_start": [int(x["answer_start"]) for x in answers]}}
 
 
 def reader(pattern: str, strip: bool = False):

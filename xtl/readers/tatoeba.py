@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtl.errors import DataError, unknown
+from xtl.readers import text_lines
 
 # XTREME's two-letter codes (evaluate.py) -> LASER's ISO 639-3 file codes: the 36 XTREME
 # languages (datasets.md 2.9) and the 5 XTREME-R additions (3.5, utils_preprocess).
@@ -41,11 +42,7 @@ def read_lines(path: Path) -> list[str]:
     """
     if not path.is_file():
         raise DataError(f"raw file {str(path)!r} does not exist")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return list(f)
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err})") from None
+    return [line for _, line in text_lines(path)]
 
 
 def read(folder: Path, split: str, language: str) -> tuple[list[dict], list[Path]]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
-# Share of meanings per split, in tenths (as xtl.synth.nli: 80/10/10).
+# Share of meanings per split, in tenths (80/10/10).
 DEFAULT_BUCKETS: Mapping[str, range] = {
     "train": range(0, 8),
     "validation": range(8, 9),

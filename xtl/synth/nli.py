@@ -13,16 +13,18 @@ meaning in every language, like XNLI. Labels follow from the frames alone:
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import datasets
 
+from xtl.synth import common
+from xtl.synth.common import check_args, split_of, split_rng
+
 LANGUAGES: tuple[str, ...] = ("en", "de", "es", "fr", "ru", "zh", "ar", "hi")
 LABELS = ("entailment", "neutral", "contradiction")
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
+SPLITS: tuple[str, ...] = common.SPLITS
 
 FEATURES = datasets.Features(
     {
@@ -76,8 +78,6 @@ PREMISE_TEMPLATES: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("colour",), False),
 )
 
-# Share of premise meanings per split: hashing the meaning keeps splits disjoint for any seed.
-_SPLIT_BUCKETS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,9 +94,8 @@ def _present(frame: Frame) -> list[str]:
 
 
 def _split_of(frame: Frame) -> str:
-    key = "|".join(str(getattr(frame, s)) for s in ("animal", "verb", *SLOTS))
-    bucket = int(hashlib.md5(key.encode()).hexdigest(), 16) % 10
-    return next(name for name, buckets in _SPLIT_BUCKETS.items() if bucket in buckets)
+    # Hashing the meaning keeps splits disjoint for any seed (80/10/10).
+    return split_of("|".join(str(getattr(frame, s)) for s in ("animal", "verb", *SLOTS)))
 
 
 def _sample_premise(rng: random.Random, split: str) -> Frame:
@@ -250,9 +249,8 @@ def _sample_hypothesis(premise: Frame, label: int, rng: random.Random) -> Frame:
 
 def sample_frames(split: str, n: int, seed: int = 0) -> list[tuple[Frame, Frame, int]]:
     """Language-independent (premise, hypothesis, label) triples behind :func:`generate`."""
-    _check_args("en", split, n)
-    # Seeding with a string that names the split gives each split its own stream.
-    rng = random.Random(f"xtl.synth.nli/{split}/{seed}")
+    check_args("en", split, n, LANGUAGES)
+    rng = split_rng("nli", split, seed)  # each split its own stream
     labels = [i % len(LABELS) for i in range(n)]
     rng.shuffle(labels)  # exact balance (counts differ by at most one)
     triples = []
@@ -685,15 +683,6 @@ _RENDERERS: dict[str, Callable[[Frame], str]] = {
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_args(language: str, split: str, n: int) -> None:
-    if language not in LANGUAGES:
-        raise ValueError(f"unknown language {language!r}; valid: {', '.join(LANGUAGES)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-
-
 def render(frame: Frame, language: str) -> str:
     """Render one meaning as a sentence in ``language``."""
     if language not in LANGUAGES:
@@ -707,7 +696,7 @@ def generate(language: str, split: str, n: int, seed: int = 0) -> list[dict]:
     Rows are a pure function of (split, n, seed) up to the language: row ``i`` is the same
     meaning and label in every language. Labels are balanced to within one per split.
     """
-    _check_args(language, split, n)
+    check_args(language, split, n, LANGUAGES)
     render_ = _RENDERERS[language]
     return [
         {"premise": render_(p), "hypothesis": render_(h), "label": label}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -124,11 +125,51 @@ def declare(name: str, spec: Mapping[str, Any]) -> Task:
     for key in ("format", "languages", "hub_id"):
         if key not in spec:
             raise ConfigError(f"task {name!r} declared in the experiment file needs {key!r}")
+    _check_declaration(name, spec)
     spec = dict(spec)
     spec["languages"] = tuple(spec["languages"])
     spec["label_names"] = tuple(spec.get("label_names", ()))
     format_module(spec["format"])
     return Task(name=name, **spec)
+
+
+# Names that end up in file names (predictions, feature caches): one plain path component.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_HUB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+_STR_LISTS = ("languages", "label_names", "train_prelude", "combine", "hub_languages")
+_STR_MAPS = ("splits", "fields", "label_aliases")
+
+
+def _check_declaration(name: Any, spec: Mapping[str, Any]) -> None:
+    """Field types of a declared task, and names that cannot leave a directory ('../x')."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"declared task name {name!r} must be a plain name (letters, digits, "
+                          "'_', '-', '.', '+'; no path separators or '..')")
+    for key, value in spec.items():
+        if key in _STR_LISTS:
+            ok = (value is None and key == "hub_languages") or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value))
+            expected = "a list of strings"
+        elif key in _STR_MAPS or key == "sizes":
+            kind = int if key == "sizes" else str
+            ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, kind)
+                                                 for k, v in value.items())
+            expected = f"a mapping of strings to {kind.__name__}s"
+        else:
+            ok = isinstance(value, (str, dict) if key == "hparams" else str) or (
+                value is None and key in ("train_task", "hub_id"))
+            expected = "a mapping" if key == "hparams" else "a string"
+        if not ok:
+            raise ConfigError(f"task {name!r} declared in the experiment file: {key} = "
+                              f"{value!r}; expected {expected}")
+    bad = [lang for lang in spec["languages"] if not SAFE_NAME.fullmatch(lang) or ".." in lang]
+    if bad or not spec["languages"]:
+        raise ConfigError(f"task {name!r}: languages must be a non-empty list of plain codes, "
+                          f"got {spec['languages']!r}")
+    hub_id = spec["hub_id"]
+    if hub_id is not None and (not _HUB_ID.fullmatch(hub_id) or ".." in hub_id):
+        raise ConfigError(f"task {name!r}: hub_id {hub_id!r} is not a Hub dataset id "
+                          "('owner/name' or 'name')")
 
 
 def with_overrides(task: Task, **changes: Any) -> Task:

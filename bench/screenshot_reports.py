@@ -1,0 +1,70 @@
+"""Screenshots of rendered reports in headless Chromium, to look at what a reader sees.
+
+    python bench/screenshot_reports.py RUN_DIR [RUN_DIR ...] --out shots/ [--height 6000]
+
+For each run directory: index.html and analysis/report.html (and with --cells, every cell's
+report.html) are opened as file:// URLs and saved as PNGs named <run>_<page>.png. Chromium:
+Debian's `chromium` package (`apt-get install -y chromium`), or pass --chromium PATH.
+The page is captured at a fixed window size; a taller --height shows more of a long report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def find_chromium(explicit: str | None) -> str:
+    for name in ([explicit] if explicit else list(CANDIDATES)):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    sys.exit("no Chromium found: apt-get install -y chromium, or pass --chromium PATH")
+
+
+def pages(root: Path, cells: bool) -> list[tuple[str, Path]]:
+    found = [("index", root / "index.html"), ("analysis", root / "analysis" / "report.html")]
+    if cells:
+        found += [(f"cell_{p.parent.name}", p) for p in sorted(root.glob("cells/*/report.html"))]
+    return [(name, path) for name, path in found if path.is_file()]
+
+
+def screenshot(chromium: str, page: Path, dest: Path, width: int, height: int) -> float:
+    """One PNG of `page`; returns the seconds Chromium took."""
+    started = time.perf_counter()
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", f"--window-size={width},{height}",
+                    f"--screenshot={dest}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=180)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("--out", type=Path, default=Path("shots"))
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=6000)
+    parser.add_argument("--cells", action="store_true", help="also every cell's report")
+    parser.add_argument("--chromium")
+    args = parser.parse_args(argv)
+    chromium = find_chromium(args.chromium)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for root in args.runs:
+        found = pages(root, args.cells)
+        if not found:
+            print(f"{root}: no index.html or report.html", file=sys.stderr)
+        for name, page in found:
+            dest = args.out / f"{root.name}_{name}.png"
+            seconds = screenshot(chromium, page, dest, args.width, args.height)
+            print(f"{dest} ({page}, {seconds:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()
