@@ -1,11 +1,14 @@
 """Screenshots of rendered reports in headless Chromium, to look at what a reader sees.
 
     python bench/screenshot_reports.py RUN_DIR [RUN_DIR ...] --out shots/ [--height 6000]
+        [--split 1500]
 
 For each run directory: index.html and analysis/report.html (and with --cells, every cell's
 report.html) are opened as file:// URLs and saved as PNGs named <run>_<page>.png. Chromium:
 Debian's `chromium` package (`apt-get install -y chromium`), or pass --chromium PATH.
-The page is captured at a fixed window size; a taller --height shows more of a long report.
+The page is captured at a fixed window size, then the blank space below the page is cropped
+off; a page that fills the whole --height is reported as cut (ask for a taller one). --split N
+also writes <run>_<page>_pN.png parts N pixels tall, small enough for an image viewer.
 """
 
 from __future__ import annotations
@@ -45,12 +48,36 @@ def screenshot(chromium: str, page: Path, dest: Path, width: int, height: int) -
     return time.perf_counter() - started
 
 
+def trim(png: Path, split: int) -> tuple[int, bool, list[Path]]:
+    """Crop the blank rows below the page; (height kept, whether the page was cut by the
+    window, the parts written when `split`)."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    gray = np.asarray(image.convert("L"))
+    inked = np.flatnonzero(gray.min(axis=1) < 250)
+    bottom = int(inked.max()) + 11 if len(inked) else image.height
+    cut = bottom >= image.height - 5
+    image = image.crop((0, 0, image.width, min(bottom, image.height)))
+    image.save(png)
+    parts = []
+    if split:
+        for k, top in enumerate(range(0, image.height, split)):
+            part = png.with_name(f"{png.stem}_p{k}.png")
+            image.crop((0, top, image.width, min(top + split, image.height))).save(part)
+            parts.append(part)
+    return image.height, cut, parts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--out", type=Path, default=Path("shots"))
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=6000)
+    parser.add_argument("--split", type=int, default=0,
+                        help="also write parts this many pixels tall (0: none)")
     parser.add_argument("--cells", action="store_true", help="also every cell's report")
     parser.add_argument("--chromium")
     args = parser.parse_args(argv)
@@ -63,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
         for name, page in found:
             dest = args.out / f"{root.name}_{name}.png"
             seconds = screenshot(chromium, page, dest, args.width, args.height)
-            print(f"{dest} ({page}, {seconds:.1f}s)")
+            height, cut, parts = trim(dest, args.split)
+            note = " CUT: the page is taller than --height" if cut else ""
+            print(f"{dest} ({page}, {height}px, {seconds:.1f}s, {len(parts)} parts){note}")
 
 
 if __name__ == "__main__":

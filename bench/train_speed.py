@@ -1,4 +1,5 @@
-"""Training throughput: fp32 vs bf16 autocast, and length-grouped batches on vs off.
+"""Training throughput: fp32 vs bf16 autocast, length-grouped batches on vs off, and the word
+embeddings trained densely, frozen, or with sparse updates.
 
 Usage: python bench/train_speed.py [--models tiny multilingual-e5-small] [--steps N] [--rounds R]
 
@@ -10,6 +11,13 @@ middle of each of N equal quantile bins of that epoch's padded batch length, so 
 stands for the full epoch;
 settings are interleaved over rounds and the best round kept (the machine may be shared).
 Timing uses `xtl.train.train_step`, the loop's own step (forward, backward, clip, AdamW).
+
+Embedding arms (bf16, grouped): `full` (every weight, dense AdamW: the default), `frozen`
+(`freeze_embeddings: true`: no gradient or optimizer state for the word-embedding matrix) and
+`sparse` (the matrix's gradient holds only the rows of the batch's tokens, `nn.Embedding(sparse=
+True)`, updated by `torch.optim.SparseAdam`; the other weights by AdamW; the clip norm counts
+both). The kit has no `sparse` option: `train_step` clips with `clip_grad_norm_`, which sparse
+gradients do not support, so that arm runs its own copy of the step.
 """
 
 from __future__ import annotations
@@ -75,6 +83,61 @@ def time_setting(model: XtlModel, precision: str, batches: list[dict]) -> float:
     return sum(len(b["input_ids"]) for b in batches) / seconds
 
 
+def sparse_step(model: XtlModel, optimizers: list, batch: dict, max_norm: float = 1.0) -> None:
+    """`train.train_step` for a model whose word embeddings have sparse gradients."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(TASK.name, batch)
+    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    squares = [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in grads]
+    scale = max_norm / (float(torch.stack(squares).sum().sqrt()) + 1e-6)
+    if scale < 1.0:
+        for g in grads:
+            g.mul_(scale)
+    for optimizer in optimizers:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def time_embeddings(model: XtlModel, arm: str, batches: list[dict]) -> float:
+    """Examples per second of one embedding arm (bf16) over `batches`, after one warm-up step."""
+    embedding = model.encoder.get_input_embeddings()
+    embedding.weight.requires_grad_(arm != "frozen")
+    embedding.sparse = arm == "sparse"
+    try:
+        if arm != "sparse":
+            return time_setting(model, "bf16", batches)
+        hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
+        dense = [p for p in model.parameters() if p is not embedding.weight]
+        optimizers = [torch.optim.AdamW(dense, lr=hp["learning_rate"], fused=True),
+                      torch.optim.SparseAdam([embedding.weight], lr=hp["learning_rate"])]
+        model.train()
+        sparse_step(model, optimizers, batches[0])
+        start = time.perf_counter()
+        for batch in batches:
+            sparse_step(model, optimizers, batch)
+        return sum(len(b["input_ids"]) for b in batches) / (time.perf_counter() - start)
+    finally:
+        embedding.weight.requires_grad_(True)
+        embedding.sparse = False
+
+
+def bench_embeddings(model: XtlModel, batches: list[dict], rounds: int, steps: int) -> None:
+    arms = ("full", "frozen", "sparse")
+    speed = {arm: 0.0 for arm in arms}
+    for _ in range(rounds):
+        for arm in arms:
+            speed[arm] = max(speed[arm], time_embeddings(model, arm, batches))
+    share = model.encoder.get_input_embeddings().weight.numel() / sum(
+        p.numel() for p in model.parameters())
+    print(f"word embeddings ({share:.0%} of the weights), bf16 with grouping "
+          f"(best of {rounds} round(s), {steps} timed steps each):")
+    print(f"{'embeddings':<12}{'train ex/s':>11}{'vs full':>9}")
+    for arm in arms:
+        print(f"{arm:<12}{speed[arm]:>11.1f}{speed[arm] / speed['full']:>8.2f}x")
+
+
 def synth_padding(tokenizer) -> tuple[float, float]:
     """Full-epoch padded fraction on synth-nli, all 8 languages mixed (batch 32, max 128)."""
     lens = []
@@ -115,6 +178,7 @@ def bench_model(name: str, steps: int, rounds: int) -> None:
     print(f"ratios vs fp32 without grouping: bf16 {speed['bf16', False] / base:.2f}x, "
           f"grouping {speed['fp32', True] / base:.2f}x, both {speed['bf16', True] / base:.2f}x; "
           f"bf16 with grouping vs bf16 without: {speed['bf16', True] / speed['bf16', False]:.2f}x")
+    bench_embeddings(model, batches[True], rounds, steps)
     plain, grouped = synth_padding(tokenizer)
     print(f"synth-nli (8 languages, 9600 rows, full epoch): padded fraction {plain:.3f} without "
           f"grouping, {grouped:.3f} with")

@@ -91,6 +91,8 @@ EXPERIMENT_ROWS = [
         r"multi-task stage \['mnli', 'mnli'\] names a task twice"),
     exp("chain misspelt", SWAP("[none, synth-nli]", "[{chains: [mnli]}]"), ConfigError,
         r"intermediate entry \{'chains': \['mnli'\]\} is not 'none'"),
+    exp("empty chain", SWAP("[none, synth-nli]", "[none, {chain: []}]"), ConfigError,
+        r"\{'chain': \[\]\} is an empty chain; write 'none'"),
     exp("retrieval as intermediate", SWAP("[none, synth-nli]", "[tatoeba]"), ConfigError,
         r"'tatoeba' is a retrieval task \(no training\)"),
     exp("eval language", SWAP("eval_languages: [de]", "eval_languages: [de, xx]"), ConfigError,

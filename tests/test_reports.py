@@ -60,6 +60,15 @@ def test_notebooks_are_clean(name: str) -> None:
     assert len(tagged) == 1 and tagged[0].source.startswith("run_dir =")
 
 
+def test_analysis_report_hides_its_code() -> None:
+    """The analysis report reads as a report: nbconvert leaves out every code cell's source
+    (`transient.remove_source`) and the style hides papermill's injected parameters cell."""
+    nb = nbformat.read(REPO / "notebooks" / "analysis.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.metadata.get("transient", {}).get("remove_source") for c in code)
+    assert ".celltag_injected-parameters { display: none; }" in reports.REPORT_STYLE
+
+
 @pytest.mark.slow
 def test_analysis_and_explorer_notebooks_render(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     """The analysis notebook renders every section on the hand-written run (figures saved,
@@ -77,6 +86,7 @@ def test_analysis_and_explorer_notebooks_render(run_dir: Path, tmp_path: Path) -
     render_html(out, out.parent / "report.html")
     page = (out.parent / "report.html").read_text()
     assert "Zero-shot scores per language, against chance" in page
+    assert "reports.display" not in page and "celltag_injected-parameters" in page
     assert "Not shown: 1 model (tiny)" in page
     assert (run_dir / "analysis" / "results.parquet").is_file()
     assert (run_dir / "analysis" / "figures" / "zero_shot_scores.png").is_file()

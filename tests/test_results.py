@@ -264,7 +264,8 @@ def test_report_sections_and_index(run_dir: Path) -> None:
     assert all(s.caption and "From" in s.caption for s in sections if s.figure is not None)
     reports.write_index(run_dir)
     page = (run_dir / "index.html").read_text()
-    assert "f1 57.1 (mean of 1 languages)" in page and "training collapsed" in page
+    assert "f1 57.1 (de)" in page and "training collapsed" in page
+    assert "accuracy 70.0 (mean of 2 languages; en 80.0)" in page
 
 
 def test_explorer_filters(run_dir: Path) -> None:
@@ -279,12 +280,9 @@ def test_explorer_filters(run_dir: Path) -> None:
     assert [p.description for p in box.children[0].children] == list(reports.EXPLORER_AXES)
 
 
-def test_question_figures_with_two_models_and_tiers(run_dir: Path) -> None:
-    """With two model sizes, two seeds and high- and low-tier languages every question's
-    figure is drawn (the synthetic previews cannot show these; a hand-made table can)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _sized(run_dir: Path) -> pd.DataFrame:
+    """synth-nli on two models (1 M and 100 M parameters), a low-tier language (sw) and, for
+    the big model, a second training size (500)."""
     table = results.load(run_dir)
     table = table[table["target"] == "synth-nli"]
     low = table[table["language"] == "de"].assign(language="sw", tier=2, tier_group="low",
@@ -292,8 +290,16 @@ def test_question_figures_with_two_models_and_tiers(run_dir: Path) -> None:
     small = pd.concat([table, low]).assign(parameters=1_000_000)
     big = small.assign(model="big", parameters=100_000_000, cell=small["cell"] + "-big",
                        value=small["value"] + 3)
-    sized = pd.concat([small, big, big.assign(train_size=500, cell=big["cell"] + "-500")])
-    analysis = reports.Analysis(sized, samples=10)
+    return pd.concat([small, big, big.assign(train_size=500, cell=big["cell"] + "-500")])
+
+
+def test_question_figures_with_two_models_and_tiers(run_dir: Path) -> None:
+    """With two model sizes, two seeds and high- and low-tier languages every question's
+    figure is drawn (the synthetic previews cannot show these; a hand-made table can)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    analysis = reports.Analysis(_sized(run_dir), samples=10)
     for key in ("scale", "lowresource", "scale_lowresource", "robustness"):
         section = analysis.question(key)
         assert section is not None and section.figure is not None, key
@@ -301,3 +307,100 @@ def test_question_figures_with_two_models_and_tiers(run_dir: Path) -> None:
     gap = dict(analysis.question("scale_lowresource").tables[0][1]
                .query("intermediate == 'none' and seed == 0")[["model", "gap"]].values)
     assert gap == {"tiny": 5.0, "big": 5.0}  # de (high) minus sw (low), English left out
+
+
+def test_per_language_figures_keep_models_and_sizes_apart(run_dir: Path) -> None:
+    """Several models and training sizes: one panel per (model, target, size), never an
+    average across them (the rq_lowresource preview crashed here on duplicate intervals)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    analysis = reports.Analysis(_sized(run_dir), samples=10)
+    gains = analysis.per_language_gains().figure
+    titles = [ax.get_title(loc="left") for ax in gains.axes]
+    assert titles == [f"{m}, synth-nli, {n}: gain over no intermediate task, per language"
+                      for m, n in (("tiny", "full training data"), ("big", "full training data"),
+                                   ("big", "500 training examples"))]
+    # the bars of each panel are its own gains: big = tiny (+3 on both sides), mean of seeds
+    tiny = [round(b.get_height(), 6) for b in gains.axes[0].patches]
+    assert tiny == [20.0, 10.0, 10.0]  # en (80-60, 90-70), de (60-40, 30-30), sw = de - 5
+    assert len(analysis.zero_shot().figure.axes) == 3
+
+
+def test_collapsed_baseline_and_stage_are_flagged(run_dir: Path) -> None:
+    """A gain over a collapsed baseline, or from a collapsed intermediate stage, is flagged."""
+    stage = run_dir / "cells" / "stage-a"
+    stage.mkdir(parents=True)
+    (stage / "metrics.json").write_text(json.dumps(
+        {"records": [], "flags": ["collapsed"], "provenance": {"training": {"collapsed": True}}}))
+    stages = results.collapsed_stages(run_dir)
+    assert set(stages) == {"target-nli-synth-nli-0", "target-nli-synth-nli-1",
+                           "target-ner-synth-nli"}
+    assert stages["target-ner-synth-nli"] == ["tiny | synth-nli -> None"]
+    table = results.load(run_dir)
+    table.loc[table["cell"] == "target-nli-none-1", "collapsed"] = True
+    gains = results.gains(results.task_scores(table))
+    flagged = gains.set_index(["target", "seed"])["baseline_collapsed"]
+    assert flagged[("synth-nli", 1)] and not flagged[("synth-nli", 0)]
+    assert not flagged[("xnli", 0)]
+    text = reports.Analysis(table, samples=10, stages=stages).main_table()[0].text
+    assert ("baseline's training collapsed** (one class for every example) in 1 of 5 "
+            "baseline runs (tiny -> synth-nli)") in text
+    assert "intermediate stage training collapsed** (tiny | synth-nli -> None)" in text
+
+
+def test_translated_question_draws_from_intervals(run_dir: Path) -> None:
+    """Question (b): English and translated intermediate data side by side, task and per
+    language, with the paired-bootstrap intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = results.load(run_dir)
+    nli = table[table["target"] == "synth-nli"]
+    moved = nli[nli["intermediate"] == "synth-nli"].assign(
+        intermediate="synth-nli_mt_de", intermediate_data="translated",
+        cell=lambda f: f["cell"] + "-de", value=lambda f: f["value"] - 10)
+    analysis = reports.Analysis(pd.concat([nli, moved]), samples=10)
+    assert analysis._missing("translated") == ""
+    section = analysis.question("translated")
+    left, right = section.figure.axes[:2]
+    heights = [round(b.get_height(), 6) for b in left.patches]
+    assert heights == [15.0, 5.0]  # seeds' (70-50, 60-50); the translated copy is 10 lower
+    assert right.get_xticklabels()[0].get_text() == "en" and len(right.patches) == 4
+    assert "95% paired-bootstrap interval" in section.caption
+
+
+def test_lowresource_without_tiers_draws_sizes_and_says_what_is_missing(run_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = results.load(run_dir)
+    nli = table[table["target"] == "synth-nli"]
+    sized = pd.concat([nli, nli.assign(train_size=500, cell=nli["cell"] + "-500")])
+    analysis = reports.Analysis(sized.assign(run="rq_lowresource_x"), samples=10)
+    section = analysis.question("lowresource")
+    assert section.figure is not None
+    assert section.text.startswith("**Not shown: the tier contrast (evaluated languages fall "
+                                   "in tier band(s) high only")
+    row = analysis.questions().tables[0][1].set_index("question").loc[
+        "(c) Gain vs target training size per language tier", "this run"]
+    assert row.startswith("partly (gain vs size, no tier contrast)")
+
+
+def test_tables_read_as_a_report() -> None:
+    frame = pd.DataFrame({"intermediate": ["a+b" * 9, "<x>"], "train_size":
+                          pd.array([None, 500], dtype="Int64"), "std": [float("nan"), 1.25]})
+    page = reports.html_table(frame)
+    assert ">full<" in page and ">500<" in page and ">-<" in page and ">1.25<" in page
+    assert "a+<br>b" in page and "&lt;x&gt;" in page
+    assert page.count("<th>") == 3 and "<td>1.25</td>" in page  # no positional index
+    assert "td:nth-child(1)" in page and "td:nth-child(3)" not in page  # text left-aligned
+    intervals = pd.DataFrame([
+        {"model": "m", "intermediate": "x", "target": "t", "train_size": pd.NA,
+         "language": lang, "gain": g, "low": lo, "high": hi, "note": ""}
+        for lang, g, lo, hi in (("all", 2.62, -0.04, 5.25), ("de", 1.0, float("nan"),
+                                                               float("nan")))])
+    intervals.loc[1, "note"] = "no predictions file"
+    wide = reports.interval_table(intervals)
+    assert wide.loc[0, "all"] == "+2.6 [+0.0,\u00a0+5.2]"
+    assert wide.loc[0, "de"] == "no interval: no predictions file"

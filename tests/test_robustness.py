@@ -147,9 +147,9 @@ def assert_complete(out: Path, expected: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, first_rc", [
+    # Three points cover the distinct paths (runner write, kernel result, kernel checkpoint);
+    # the HTML writes take the runner path (CI time is the limit on more).
     ("runner:status.json:4", 1),    # the second cell finished; its 'done' status is lost
-    ("runner:report.html:2", 1),    # the second cell's HTML report
-    ("runner:index.html:1", 1),     # the very last write of the run
     ("kernel:metrics.json:1", 1),   # every cell's kernel: results computed, not recorded
     ("kernel:checkpoint.json:1", 1),  # every trained checkpoint's marker
 ])
@@ -166,6 +166,7 @@ def test_enospc_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path, s
     assert "No space left on device (injected)" in failed.stdout + failed.stderr + "".join(
         p.read_text() for p in (tmp_path / "out").rglob("log.txt"))
     assert not (tmp_path / "out" / lock.LOCK_NAME).exists()  # released on the way out
+    assert "Traceback" not in failed.stderr  # a one-line `xtl: error:`, not a crash
     again = _xtl(args + ["--retry-failed"])
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert_complete(tmp_path / "out", expected)

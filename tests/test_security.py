@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,20 @@ def test_resume_state_is_loaded_without_running_pickled_code(tmp_path):
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
         store.load()
     assert not marker.exists()
+
+
+def test_a_multi_gpu_job_file_is_unpickled_only_from_a_private_launch_directory(tmp_path):
+    """job.pt is a full pickle: a rank refuses one in a directory others could have written."""
+    from xtl import train
+
+    shared = tmp_path / ".launch-shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(train.TrainingError, match="not a private launch directory"):
+        train._check_private(shared)
+    with pytest.raises(train.TrainingError, match="not a private launch directory"):
+        train._check_private(tmp_path)  # private, but not one `launch` made
+    train._check_private(Path(tempfile.mkdtemp(prefix=".launch-", dir=tmp_path)))
 
 
 # --- names and paths ---------------------------------------------------------------------------

@@ -130,3 +130,67 @@ def test_xtreme_r_parameters_make_lareqa_and_mewslix_ordinary_target_cells():
         assert {c.identity["train_task"] for c in mine} == {train_task}
         assert sum(c.parent is None for c in mine) == 1  # the baseline starts from the model
         assert len(mine[0].evaluation["languages"]) == 11
+
+
+# --------------------------------------------------------------------------- across processes
+
+def _gather_cases() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(queries, candidates, keys): 8 rows whose repeated candidate (rows 0 and 3) lands on
+    both processes; 3 rows (shares of 2 and 1); 1 row (process 1 runs a stand-in)."""
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for keys in ([5, 1, 2, 5, 3, 4, 6, 7], [1, 2, 3], [1]):
+        n = len(keys)
+        q, c = (torch.nn.functional.normalize(torch.randn(n, 8, generator=gen), dim=-1)
+                for _ in range(2))
+        cases.append((q, c, torch.tensor(keys)))
+    return cases
+
+
+def _rank(rank: int, world: int, init: str, out: str) -> None:
+    """One gloo process: its strided share of each case, loss weighted as `xtl.train` does."""
+    import torch.distributed as dist
+
+    from xtl import sampling
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        results = []
+        for q, c, keys in _gather_cases():
+            rows, weight = sampling.shard(list(range(len(keys))), rank, world)
+            mine_q, mine_c = (x[rows].clone().requires_grad_() for x in (q, c))
+            batch = {"cand_key": keys[rows]} | ({de.STAND_IN: torch.ones(())} if not weight
+                                                else {})
+            part = de.loss(torch.cat([mine_q, mine_c]), batch) * weight / world
+            part.backward()  # DDP would average over processes: hence / world
+            results.append((part.item(), rows if weight else [], mine_q.grad, mine_c.grad))
+        torch.save(results, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_see_every_candidate_as_one_process_does(tmp_path):
+    """2 gloo processes x their share give the loss and the gradients of 1 process x all rows:
+    the negatives are gathered with their gradient (xtl.tasks.dual_encoder.gather_candidates)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank, args=(2, f"file://{tmp_path}/init", str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for case, (q, c, keys) in enumerate(_gather_cases()):
+        q, c = q.clone().requires_grad_(), c.clone().requires_grad_()
+        whole = de.loss(torch.cat([q, c]), {"cand_key": keys})
+        whole.backward()
+        parts = [r[case] for r in ranks]
+        assert sum(p[0] for p in parts) == pytest.approx(whole.item(), rel=1e-5)
+        for _, rows, q_grad, c_grad in parts:
+            if not rows:  # the stand-in: weight 0, no gradient
+                assert not q_grad.any() and not c_grad.any()
+                continue
+            assert torch.allclose(q_grad, q.grad[rows], atol=1e-6)
+            assert torch.allclose(c_grad, c.grad[rows], atol=1e-6)
+    # without gathering, the 8-row case would differ: each process sees 4 candidates
+    q, c, keys = _gather_cases()[0]
+    alone = de.loss(torch.cat([q[0::2], c[0::2]]), {"cand_key": keys[0::2]})
+    assert alone.item() != pytest.approx(ranks[0][0][0] * 2, rel=1e-3)

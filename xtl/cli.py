@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xtl.errors import XtlError
+from xtl.errors import ConfigError, XtlError
 
 
 def _tasks(args: argparse.Namespace) -> None:
@@ -31,7 +31,7 @@ def _source(task) -> str:
 
 
 def _plan(args: argparse.Namespace) -> None:
-    from xtl import plan, run
+    from xtl import estimate, plan, run
 
     exp, built, run_dir = run.prepare(args.file, args.out, force=True)
     if args.check:
@@ -39,12 +39,36 @@ def _plan(args: argparse.Namespace) -> None:
     mirror = Path(built.mirror) if built.mirror else None
     states = {c.id: run.state_of(run_dir, built, c) for c in built.cells}
     works = {c.id: plan.work(c, exp, mirror) for c in built.cells}
-    print(plan.describe(built, states, works))
+    wanted = args.estimate or args.throughput or args.recalibrate
+    est = _estimate(args, exp, built, states) if wanted else None
+    times = {c.id: estimate.cell_line(est, c.id) for c in built.cells} if est else None
+    print(plan.describe(built, states, works, times))
+    if est is not None:
+        print(estimate.summary(est))
     changed = run.changed_cells(run_dir, built)
     if changed:
         print("changed since the last run in this directory (xtl run needs --force or --out):")
         print("  " + "\n  ".join(changed))
     print(f"run directory: {run_dir.root}")
+
+
+def _estimate(args: argparse.Namespace, exp, built, states):
+    """`xtl plan --estimate`: figures from --throughput FILE, else a (cached) calibration."""
+    from xtl import estimate
+
+    if args.slots < 1:
+        raise ConfigError(f"--slots {args.slots}: expected an integer >= 1 (cells at a time)")
+    mirror = Path(built.mirror) if built.mirror else None
+    raw = Path(built.raw_dir) if built.raw_dir else None
+    works = estimate.plan_work(built, exp, mirror, raw)
+    if args.throughput:
+        figures = estimate.load_throughput(args.throughput)
+    else:
+        from xtl import calibrate
+
+        figures = calibrate.calibrate(works, mirror, raw, refresh=args.recalibrate)
+    pending = {cid for cid, (state, _) in states.items() if state != "done"}
+    return estimate.estimate(built, works, figures, pending, exp["gpus_per_cell"], args.slots)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -116,6 +140,17 @@ def main(argv: list[str] | None = None) -> None:
         if name == "plan":
             p.add_argument("--check", action="store_true",
                            help="verify every dataset config and split on the Hub or mirror")
+            p.add_argument("--estimate", action="store_true",
+                           help="wall time and GPU hours per cell and in total, from a short "
+                                "calibration run (cached) or --throughput")
+            p.add_argument("--throughput", metavar="FILE",
+                           help="examples/s per model and format (YAML/JSON) instead of "
+                                "calibrating; implies --estimate")
+            p.add_argument("--recalibrate", action="store_true",
+                           help="measure again instead of using cached calibration figures "
+                                "(implies --estimate)")
+            p.add_argument("--slots", type=int, default=1,
+                           help="cells running at a time, for the wall time (default 1)")
     data = sub.add_parser("data", help="inspect or download task data")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     show = data_sub.add_parser("show", help="row count and decoded examples of a split")
@@ -135,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     except XtlError as err:
         print(f"xtl: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # disk full, permissions, a vanished mount: the machine, not a bug
+        print(f"xtl: error: {err}\n(results already written are kept; fix this and run the "
+              "same command again)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -137,23 +137,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load(path: str | Path) -> Experiment:
-    """Read and validate an experiment file; errors name the file, line and column."""
-    path = Path(path)
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML (or JSON) file as data; errors name the file, line and column."""
     if not path.is_file():
-        raise ConfigError(f"experiment file {str(path)!r} does not exist")
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # safe_load, but a repeated key is an error
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # safe_load, but a repeated key is an error
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ConfigError(f"{where}: malformed YAML: {err.problem or err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: malformed YAML: {err}") from None
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; errors name the file, line and column."""
+    path = Path(path)
+    raw = read_yaml(path, "experiment file")
     exp = parse(raw if raw is not None else {}, source=str(path))
     exp.path = path
     if exp.values["name"] is None:
@@ -243,6 +248,9 @@ def intermediate_stages(entry: Any, source: str = "<experiment>", _depth: int = 
     if isinstance(entry, dict) and set(entry) == {"chain"} and isinstance(entry["chain"], list):
         if _depth > 16:  # a YAML alias can make a chain contain itself
             raise ConfigError(f"{source}: intermediate chains nested more than 16 deep")
+        if not entry["chain"]:  # not silently the baseline: `none` says that
+            raise ConfigError(f"{source}: intermediate entry {entry!r} is an empty chain; "
+                              "write 'none' for no intermediate task")
         stages = []
         for step in entry["chain"]:
             stages += intermediate_stages(step, source, _depth + 1)

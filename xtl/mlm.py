@@ -37,7 +37,6 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from torch import nn
-from transformers.activations import ACT2FN
 
 from xtl import tasks as registry
 from xtl.errors import DataError
@@ -167,6 +166,9 @@ class MaskedLMHead(nn.Module):
     """
 
     def __init__(self, hidden_size: int):
+        # lazy: importing the registry (a worker, `xtl plan`) then needs no transformers
+        from transformers.activations import ACT2FN
+
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.layer_norm = nn.LayerNorm(hidden_size)
@@ -175,6 +177,8 @@ class MaskedLMHead(nn.Module):
 
     def bind(self, encoder: nn.Module) -> None:
         """Tie the output projection to `encoder`'s word embeddings; size the bias to them."""
+        from transformers.activations import ACT2FN
+
         config = encoder.config
         embeddings = encoder.get_input_embeddings()
         self.act = ACT2FN[getattr(config, "hidden_act", "gelu")]

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 import xtl
 from xtl import mlm
@@ -86,6 +85,10 @@ def build(location: Path | str, tasks: list[Task], init_checkpoint: Path | None 
     `expect_like` (the base model the caller means): a checkpoint whose architecture or
     tokenizer differs from it is refused before its weights are loaded.
     """
+    # transformers is imported here, not at module level: the runner and workers import this
+    # module (verify_checkpoint) without loading any model
+    from transformers import AutoModel, AutoTokenizer
+
     parent = None
     if init_checkpoint is not None:
         parent = verify_checkpoint(init_checkpoint)
@@ -114,6 +117,8 @@ SAME_CONFIG = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")
 
 
 def _check_config_like(location: Path, expect_like: Path | str) -> None:
+    from transformers import AutoConfig
+
     found, expected = AutoConfig.from_pretrained(str(location)), AutoConfig.from_pretrained(
         str(expect_like))
     diffs = [f"{key} {getattr(found, key, None)!r} (expected {getattr(expected, key, None)!r})"
@@ -124,6 +129,8 @@ def _check_config_like(location: Path, expect_like: Path | str) -> None:
 
 
 def _check_tokenizer_like(tokenizer: Any, location: Path, expect_like: Path | str) -> None:
+    from transformers import AutoTokenizer
+
     expected = AutoTokenizer.from_pretrained(str(expect_like))
     found = {"vocabulary size": len(tokenizer), "pad id": tokenizer.pad_token_id}
     want = {"vocabulary size": len(expected), "pad id": expected.pad_token_id}

@@ -255,8 +255,10 @@ def _times(rows: int | None, epochs: float) -> str:
     return f"{rows:,} examples x {epochs} epochs = {rows * epochs:,.0f}"
 
 
-def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, str]) -> str:
-    """The cells as a dependency tree: each stage, then the cells that start from it."""
+def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, str],
+             times: dict[str, str] | None = None) -> str:
+    """The cells as a dependency tree: each stage, then the cells that start from it; `times`
+    (`xtl plan --estimate`) adds a line per cell."""
     stages = sum(c.kind == "stage" for c in plan.cells)
     lines = [f"experiment {plan.experiment!r}: {len(plan.cells)} cells ({stages} intermediate "
              f"stages, {len(plan.cells) - stages} targets); mirror: {plan.mirror}"]
@@ -270,6 +272,8 @@ def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, st
             lines.append(f"{'    ' * depth}  [{state}] {cell.id}  {cell.label}"
                          + (f"  ({note})" if note else ""))
             lines.append(f"{'    ' * depth}      work: {works.get(cell.id, '?')}")
+            if times is not None:
+                lines.append(f"{'    ' * depth}      time: {times.get(cell.id, '?')}")
             walk(cell.id, depth + 1)
 
     walk(None, 0)

@@ -8,6 +8,7 @@ model, no low-resource language, one seed) gets a sentence saying so instead of 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 import xtl
@@ -76,8 +78,56 @@ def caption(what: str, frame: pd.DataFrame) -> str:
     seeds = sorted(int(s) for s in frame["seed"].dropna().unique()) if "seed" in frame else []
     splits = ", ".join(sorted(frame["split"].dropna().unique())) if "split" in frame else "?"
     runs = ", ".join(sorted(frame["run"].dropna().unique())) if "run" in frame else "?"
-    return (f"{what} From {cells} cells of run {runs} (seeds {seeds or 'n/a'}); "
-            f"split: {splits}.")
+    against = " (each against its no-intermediate baseline)" if "baseline" in frame else ""
+    return (f"{what} From {cells} cell{'s' if cells != 1 else ''}{against} of run {runs} "
+            f"(seeds {seeds or 'n/a'}); split: {splits}.")
+
+
+def collapse_note(gains: pd.DataFrame) -> str:
+    """' **Caution: ...**' when the baseline's training collapsed in some seeds of `gains`
+    (then it sits at chance, and a gain over it measures escaping the collapse, not
+    transfer); '' otherwise."""
+    if gains.empty or "baseline_collapsed" not in gains:
+        return ""
+    keys = [k for k in results.condition_keys(gains) if k != "intermediate" and k in gains]
+    seeds = gains.drop_duplicates([*keys, "seed"])  # one row per baseline run
+    bad = seeds[seeds["baseline_collapsed"]]
+    if bad.empty:
+        return ""
+    where = ", ".join(sorted({f"{r.model} -> {r.target}" + (
+        "" if pd.isna(r.train_size) else f" (n={int(r.train_size)})")
+        for r in bad.itertuples()}))
+    return (f" **Caution: the no-intermediate baseline's training collapsed** (one class for "
+            f"every example) in {len(bad)} of {len(seeds)} baseline runs ({where}): those "
+            "gains are over a chance-level score and measure escaping the collapse, not "
+            "better transfer.")
+
+
+def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Bootstrap intervals as one row per condition and a column per language ('all' first):
+    'gain [low, high]', or the reason there is none."""
+    keys = [k for k in ("model", "intermediate", "target", "train_size") if k in intervals]
+    keys += sorted(k for k in intervals.columns if k.startswith("grid."))
+
+    def cell(row: Any) -> str:
+        if pd.isna(row["low"]):
+            return f"no interval: {row['note']}" if row.get("note") else "-"
+        low, high, gain = (_signed(row[k]) for k in ("low", "high", "gain"))
+        return f"{gain} [{low},\u00a0{high}]"  # a narrow column breaks before the "[" only
+
+    frame = intervals.assign(shown=intervals.apply(cell, axis=1))
+    frame["train_size"] = frame["train_size"].astype(object)  # keep the NA group (full data)
+    wide = frame.pivot_table(index=keys, columns="language", values="shown", aggfunc="first",
+                             dropna=False, observed=True)
+    languages = list(dict.fromkeys(frame["language"]))
+    wide = wide.dropna(how="all")[["all", *[c for c in languages if c != "all"]]
+                                  if "all" in languages else languages]
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def _signed(value: float) -> str:
+    return f"{round(float(value), 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
 
 
 # question key -> (letter, title, what it needs)
@@ -104,9 +154,12 @@ class Analysis:
     """Every frame of one analysis, computed once."""
 
     def __init__(self, table: pd.DataFrame, root: Path | None = None,
-                 samples: int = uncertainty.SAMPLES) -> None:
+                 samples: int = uncertainty.SAMPLES,
+                 stages: dict[str, list[str]] | None = None) -> None:
         self.root = root
         self.table = table
+        # evaluation cell -> its collapsed intermediate stages (results.collapsed_stages)
+        self.stages = stages or {}
         self.scores = results.language_scores(table)
         self.tasks = results.task_scores(table)
         self.task_gains = results.gains(self.tasks)
@@ -120,9 +173,24 @@ class Analysis:
     def load(cls, run_dirs: Any, samples: int = uncertainty.SAMPLES) -> Analysis:
         table = results.load(run_dirs)
         root = Path(run_dirs) if isinstance(run_dirs, (str, Path)) else None
-        return cls(table, root, samples)
+        return cls(table, root, samples, results.collapsed_stages(run_dirs))
 
     # ---- what the run holds
+
+    def _collapsed_stage_labels(self, frame: pd.DataFrame) -> list[str]:
+        """The collapsed intermediate stages that the cells of `frame` started from."""
+        return list(dict.fromkeys(label for cell in frame["cell"].unique()
+                                  for label in self.stages.get(cell, [])))
+
+    def _caution(self, gains: pd.DataFrame) -> str:
+        """Warnings for gains whose baseline or intermediate stage collapsed ('' if none)."""
+        note = collapse_note(gains)
+        stages = self._collapsed_stage_labels(gains) if len(gains) else []
+        if stages:
+            note += (f" **Caution: intermediate stage training collapsed** ({'; '.join(stages)}"
+                     "): its targets were fine-tuned from a checkpoint that predicts one "
+                     "class, so their gains say little about that intermediate task.")
+        return note
 
     def overview(self) -> Section:
         t = self.table
@@ -134,48 +202,58 @@ class Analysis:
                 f"{', '.join(_shown(cells['intermediate']))}; targets: "
                 f"{', '.join(_shown(cells['target']))}; seeds: "
                 f"{', '.join(_shown(cells['seed']))}; split: {', '.join(_shown(t['split']))}. "
-                f"Collapsed training runs: {int(cells['collapsed'].sum())}.")
+                f"Training collapsed in {int(cells['collapsed'].sum())} of {len(cells)} "
+                "evaluation cells"
+                + (f" and in the intermediate stage(s) "
+                   f"{'; '.join(self._collapsed_stage_labels(cells))}"
+                   if self._collapsed_stage_labels(cells) else "") + "."
+                + (f" Run directory: `{self.root}`." if self.root is not None else ""))
         return Section("Overview", text)
 
     def questions(self) -> Section:
         rows = []
         for key, (letter, title, needs) in QUESTIONS.items():
             reason = self._missing(key)
+            if reason and key == "lowresource" and self._sizes() > 1:
+                reason = f"partly (gain vs size, no tier contrast): {reason}"
             rows.append({"question": f"({letter}) {title}", "needs": needs,
                          "this run": "answerable" if not reason else reason})
         asked = asked_question(self.name)
         text = (f"This experiment is for question ({QUESTIONS[asked][0]})." if asked else "")
         return Section("Research questions this run can answer", text,
-                       [("", pd.DataFrame(rows).set_index("question"))])
+                       [("", pd.DataFrame(rows))])
 
     def _missing(self, key: str) -> str:
-        """Why question `key` cannot be answered from this run ('' when it can)."""
+        """Why question `key` cannot be answered from this run ('' when it can); every
+        missing ingredient, joined by '; '."""
         gains = self.task_gains
         if gains.empty:
             return "no baseline (`none`) and intermediate cell of the same target"
-        models = gains.dropna(subset=["parameters"])["model"].nunique()
-        tiers = set(self.language_gains.get("tier_group", pd.Series(dtype=str)).dropna()
-                    .unique())
-        data = set(gains["intermediate_data"])
+        reasons = []
         if key in ("scale", "scale_lowresource", "robustness_size"):
             names = _shown(gains["model"])
             if len(names) < 2:
-                return (f"{len(names)} model ({', '.join(names)}): a trend over size needs two "
-                        "or more")
-            if models < 2:
-                return "the parameter count of the models is not known (no local weights)"
-            if key == "robustness_size":
-                return ""
+                reasons.append(f"{len(names)} model ({', '.join(names)}): a trend over size "
+                               "needs two or more")
+            elif gains.dropna(subset=["parameters"])["model"].nunique() < 2:
+                reasons.append("the parameter count of the models is not known (no local "
+                               "weights)")
+        data = set(gains["intermediate_data"])
         if key == "translated" and not ("english" in data and data - {"english"}):
-            return f"intermediate data is only {', '.join(sorted(data))}"
+            reasons.append(f"intermediate data is only {', '.join(sorted(data))}")
         if key == "lowresource" and gains["train_size"].nunique(dropna=False) < 2:
-            return "one target training size"
+            reasons.append("one target training size")
+        tiers = set(self.language_gains.get("tier_group", pd.Series(dtype=str)).dropna()
+                    .unique())
         if key in ("lowresource", "scale_lowresource") and not {"high", "low"} <= tiers:
-            return (f"evaluated languages fall in tier band(s) {', '.join(sorted(tiers))} only: "
-                    "no high/low contrast (the synthetic languages are all high-resource)")
+            synthetic = all(str(t).startswith("synth") for t in gains["target"].unique())
+            reasons.append(f"evaluated languages fall in tier band(s) "
+                           f"{', '.join(sorted(tiers))} only: no high/low contrast"
+                           + (" (the synthetic languages are all high-resource)"
+                              if synthetic else ""))
         if key == "robustness" and gains["seed"].nunique() < 2:
-            return "one seed"
-        return ""
+            reasons.append("one seed")
+        return "; ".join(reasons)
 
     # ---- the paper's table
 
@@ -186,23 +264,34 @@ class Analysis:
                             "experiment has no finished `none` baseline and intermediate cell "
                             "for the same target.")]
         sections = []
-        for model, size, part in _size_groups(gains):
-            label = f"{model}" + (f", {int(size)} target training examples"
-                                  if pd.notna(size) else "")
+        groups = _size_groups(gains)
+        sizes = len({None if pd.isna(size) else size for _, size, _ in groups})
+        for model, size, part in groups:
+            label = f"{model}" + (f", {int(size)} target training examples" if pd.notna(size)
+                                  else ", full target training data" if sizes > 1 else "")
             average = ("XTREME" if set(part["target"]) >= set(XTREME_TASKS)
-                       else f"avg ({part['target'].nunique()} targets)")
+                       else f"avg ({part['target'].nunique()} targets)"
+                       if part["target"].nunique() > 1 else None)
             matrix = results.gain_matrix(part, average)
-            fig = plots.gain_heatmap(matrix, f"Gain over no intermediate task: {label}", average)
+            # a 1 x 1 matrix is the table's one number: no figure for it
+            fig = (plots.gain_heatmap(matrix, f"Gain over no intermediate task: {label}", average)
+                   if matrix.size > 1 else None)
             stats = results.seed_stats(part, "gain", ["intermediate", "target"])
             ci = self._task_intervals(model, size)
             table = stats.merge(ci, on=["intermediate", "target"], how="left")
+            if not table["note"].fillna("").astype(bool).any():
+                table = table.drop(columns="note")
             sections.append(Section(
                 f"Gain over no intermediate task ({label})",
                 "Each target's number is the mean over its languages (official XTREME lists "
                 "for XTREME tasks; every evaluated language otherwise) of the headline metric "
                 "(QA: (EM+F1)/2); the gain is the intermediate cell's number minus the "
-                "baseline's, per seed, then averaged over seeds. The last column averages the "
-                "targets (the XTREME column when all nine XTREME tasks were run).",
+                "baseline's, per seed, then averaged over seeds."
+                + (" The last column averages the targets (the XTREME column when all nine "
+                   "XTREME tasks were run)." if average else "")
+                + ("" if fig else " One intermediate task and one target: the table's gain "
+                   "is the whole matrix, so no heatmap is drawn.")
+                + self._caution(part),
                 [("gain over seeds, and the paired-bootstrap interval of the seed-mean gain",
                   table.round(2))],
                 fig, caption(f"Intermediate x target gain (points) for {label}, mean over "
@@ -236,7 +325,7 @@ class Analysis:
             categories = [c for c in aggregate.GROUPS[bench] if c in scores]
             parts.append((f"{bench.upper()} per category and overall, per seed",
                           scores[["model", "intermediate", "seed", "train_size", *categories,
-                                  "overall", "tasks", "missing", "partial"]].round(2)))
+                                  "overall", "included", "missing", "partial"]].round(2)))
             gains = results.gains(scores, "overall")
             if len(gains):
                 parts.append((f"{bench.upper()} gain over no intermediate task, per seed",
@@ -260,7 +349,8 @@ class Analysis:
         fig = plots.zero_shot_scores(shown, chance)
         mean = (shown.groupby(["target", "intermediate", "language"], sort=False)["score"]
                 .mean().unstack("language"))
-        levels = chance.set_index(["target", "language"])["chance"].unstack("language")
+        levels = (chance.set_index(["target", "language"])["chance"].unstack("language")
+                  .reindex(index=list(dict.fromkeys(shown["target"])), columns=mean.columns))
         return Section(
             "Zero-shot scores per language, against chance",
             "English is the training language; every other language is zero-shot. Chance: "
@@ -281,7 +371,8 @@ class Analysis:
         ci = self.intervals
         ci = ci[ci["language"] != "all"] if len(ci) else ci
         fig = plots.language_gains(gains, ci)
-        return Section("Gain per language, per target", "", [], fig, caption(
+        return Section("Gain per language, per target", self._caution(gains).strip(), [], fig,
+                       caption(
             "Gain over no intermediate task per language (mean over seeds); error bars: 95% "
             "paired-bootstrap interval over examples.", gains), "language_gains")
 
@@ -293,12 +384,10 @@ class Analysis:
         tables = [("task score over seeds: mean, std, min, max; `collapsed` counts seeds whose "
                    "training collapsed, `mean_ok` is the mean without them", stats.round(2))]
         if len(self.intervals):
-            cols = [c for c in ("model", "intermediate", "target", "train_size", "language",
-                                "gain", "low", "high", "examples", "seeds", "baseline_seeds",
-                                "note") if c in self.intervals]
             tables.append((f"paired bootstrap ({uncertainty.SAMPLES} resamples, 95%) of each "
-                           "gain; language 'all' = the task (languages resampled independently)",
-                           self.intervals[cols].round(2)))
+                           "gain: `gain [low, high]` in points; `all` = the task (languages "
+                           "resampled independently, their gains averaged)",
+                           interval_table(self.intervals)))
         return Section("Uncertainty: seeds, collapsed runs and bootstrap intervals",
                        "Intervals resample the evaluation examples (baseline and intermediate "
                        "on the same resample); seed variation is the std column. Corpus-level "
@@ -314,6 +403,8 @@ class Analysis:
         if reason and not asked:
             return None
         head = f"({letter}) {title}"
+        if reason and key == "lowresource" and self._sizes() > 1:
+            return self._q_lowresource(head, missing=reason)  # sizes without tier contrast
         if reason:
             return Section(head, f"**Not shown: {reason}.** This run cannot show the effect; "
                            f"`parameters/rq_{key}.yaml` on a GPU machine can.",
@@ -344,9 +435,13 @@ class Analysis:
 
     def _q_translated(self, head: str) -> Section:
         gains = self.task_gains
-        return Section(head, "", [], plots.data_comparison(gains), caption(
-            "Task-level gain per target for each intermediate task, by the language of its "
-            "data; error bars: std over seeds.", gains), "q_translated")
+        fig = plots.data_comparison(gains, self.language_gains, self.intervals)
+        return Section(head, self._caution(gains).strip(), [], fig, caption(
+            "Gain over no intermediate task of each intermediate task, labelled by the "
+            "language of its data (english / translated / multilingual / mixed): left the "
+            "task (mean over languages), right per language; bars = mean over seeds, error "
+            "bars: 95% paired-bootstrap interval over examples.", self.language_gains),
+            "q_translated")
 
     def _tier_gains(self) -> pd.DataFrame:
         gains = self.language_gains
@@ -356,9 +451,18 @@ class Analysis:
         return (gains.groupby(keys, dropna=False)
                 .agg(gain=("gain", "mean"), cell=("cell", "first")).reset_index())
 
-    def _q_lowresource(self, head: str) -> Section:
+    def _sizes(self) -> int:
+        gains = self.task_gains
+        return gains["train_size"].nunique(dropna=False) if len(gains) else 0
+
+    def _q_lowresource(self, head: str, missing: str = "") -> Section:
         gains = self._tier_gains()
-        return Section(head, "English is left out (the training language).", [],
+        text = "English is left out (the training language)."
+        if missing:
+            text = (f"**Not shown: the tier contrast ({missing}).** The figure gives the gain "
+                    "against target training size for the tier band(s) present only; "
+                    f"`parameters/rq_lowresource.yaml` adds low-resource languages. {text}")
+        return Section(head, text + self._caution(self.language_gains), [],
                        plots.gain_vs_train_size(gains), caption(
                            "Gain over no intermediate task against target training size, mean "
                            "over the zero-shot languages of each tier band (high: Joshi "
@@ -386,8 +490,10 @@ class Analysis:
         tables = [("task score over seeds", stats.round(2))]
         reason = self._missing("robustness_size")
         if reason:
-            return Section(head, f"**Figure not shown: {reason}**; std and collapse rate "
-                           "against size need two or more models.", tables)
+            return Section(head, f"**Not shown: {reason}.** The figure (std over seeds and "
+                           "collapse rate against model size) needs two or more models; the "
+                           "table gives this run's spread over seeds and its collapsed runs.",
+                           tables)
         return Section(head, "", tables, plots.robustness(stats.dropna(subset=["parameters"])),
                        caption("Std over seeds and share of collapsed training runs against "
                                "encoder parameters.", self.tasks), "q_robustness")
@@ -421,17 +527,78 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 
+REPORT_STYLE = """<style>
+/* papermill's injected parameters cell: the run directory is in the overview instead */
+.celltag_injected-parameters { display: none; }
+</style>"""
+
+
+def report_style() -> Any:
+    """The analysis report's style (shown by the notebook's first cell): hides the injected
+    parameters cell, the one input cell nbconvert would still show."""
+    from IPython.display import HTML
+
+    return HTML(REPORT_STYLE)
+
+
+def html_table(table: pd.DataFrame) -> str:
+    """A table as a reader sees it: no positional index, a full-data train size as 'full',
+    missing numbers as '-', one or two decimals, text left-aligned on one line except where
+    a long multi-task or chain name breaks after its `+` / `>` (as in the figures) and where
+    sentences or intervals wrap. Plain `<td>value</td>` cells (pandas' `to_html`)."""
+    named = not isinstance(table.index, pd.RangeIndex)
+    frame = table.reset_index() if named else table.copy()
+    if "train_size" in frame:
+        frame["train_size"] = [("full" if pd.isna(v) else str(int(v)))
+                               for v in frame["train_size"]]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    # short values (names, labels) stay on one line; sentences and intervals may wrap
+    wrap = {c for c in text if frame[c].astype(str).str.len().max() > 48
+            or frame[c].astype(str).str.contains(" [", regex=False).any()}
+    for column in frame.columns:  # written unescaped below: escape here, then add the breaks
+        if column in text:
+            names = column in ("intermediate", "chain")
+            frame[column] = [v if not isinstance(v, str) else html.escape(
+                plots.wrap_label(v) if names else v).replace("\n", "<br>")
+                for v in frame[column]]
+        elif pd.api.types.is_integer_dtype(frame[column]) and frame[column].isna().any():
+            frame[column] = ["-" if pd.isna(v) else str(int(v)) for v in frame[column]]
+    if named:
+        frame = frame.set_index([n or "index" for n in table.index.names])
+    decimals = _decimals(frame)
+    body = frame.to_html(index=named, na_rep="-", escape=False, border=0,
+                         float_format=lambda v: f"{v:.{decimals}f}",
+                         classes="xtl-table")
+    if named:  # row headers hold the names; rowspans make column positions unreliable
+        return body
+    # the theme right-aligns every cell: left-align the text columns by position
+    table_id = "xtl-" + hashlib.sha1(body.encode()).hexdigest()[:10]
+    rules = "".join(
+        f"#{table_id} td:nth-child({k + 1}), #{table_id} th:nth-child({k + 1})"
+        f" {{text-align: left;{'' if column in wrap else ' white-space: nowrap;'}}}\n"
+        for k, column in enumerate(frame.columns) if column in text)
+    return (f"<style>\n{rules}</style>\n" if rules else "") + body.replace(
+        "<table ", f'<table id="{table_id}" ', 1)
+
+
+def _decimals(frame: pd.DataFrame) -> int:
+    """1 when every float is already rounded to one decimal (scores), else 2."""
+    floats = frame.select_dtypes("float").to_numpy(dtype=float).ravel()
+    floats = floats[np.isfinite(floats)]
+    return 1 if np.allclose(floats * 10, np.round(floats * 10), atol=1e-6) else 2
+
+
 def display(section: Section, figures: Path | None = None) -> None:
     """Show a section in a notebook: heading, text, tables, then the figure and its caption
     (the figure is also saved as <figures>/<name>.png)."""
-    from IPython.display import Markdown
+    from IPython.display import HTML, Markdown
     from IPython.display import display as show
 
-    show(Markdown(f"## {section.title}\n\n{section.text}"))
+    show(Markdown(f"### {section.title}\n\n{section.text}"))
     for label, table in section.tables:
         if label:
             show(Markdown(f"*{label}*"))
-        show(table)
+        show(HTML(html_table(table)))
     if section.figure is not None:
         if figures is not None and section.name:
             plots.save(section.figure, figures, section.name)
@@ -458,7 +625,9 @@ def cell_headline(metrics_path: Path) -> str:
         return ""
     name = results.headline_name(next(iter(by_language.values())))
     mean = sum(values.values()) / len(values)
-    en = f"; en {values['en']:.1f}" if "en" in values and len(values) > 1 else ""
+    if len(values) == 1:
+        return f"{name} {mean:.1f} ({next(iter(values))})"
+    en = f"; en {values['en']:.1f}" if "en" in values else ""
     return f"{name} {mean:.1f} (mean of {len(values)} languages{en})"
 
 

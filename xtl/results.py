@@ -154,6 +154,35 @@ def run_collapsed(doc: dict) -> bool:
     return "collapsed" in set(doc.get("flags", [])) - per_record
 
 
+def collapsed_stages(run_dirs: str | Path | Iterable[str | Path]) -> dict[str, list[str]]:
+    """Evaluation cell id -> labels of the intermediate stages in its chain whose TRAINING
+    collapsed (the target then started from a checkpoint that predicts one class); cells with
+    no collapsed stage are left out."""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    found: dict[str, list[str]] = {}
+    for root in dirs:
+        cells = {c["id"]: c for c in
+                 json.loads((root / "plan.json").read_text(encoding="utf-8"))["cells"]}
+        collapsed = {cid for cid, c in cells.items()
+                     if c["kind"] == "stage" and _stage_collapsed(root / "cells" / cid)}
+        for cid, cell in cells.items():
+            chain, parent = [], cell.get("parent")
+            while parent in cells:
+                if parent in collapsed:
+                    chain.insert(0, cells[parent]["label"])
+                parent = cells[parent].get("parent")
+            if cell["kind"] != "stage" and chain and cid not in found:
+                found[cid] = chain
+    return found
+
+
+def _stage_collapsed(folder: Path) -> bool:
+    try:
+        return run_collapsed(json.loads((folder / "metrics.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError):  # not finished (or unreadable): nothing to flag
+        return False
+
+
 def intermediate_data(label: str, cells: dict[str, dict] | None = None,
                       cell: dict | None = None) -> str:
     """'none', 'english', 'translated' (every stage task in one non-English language each),
@@ -365,8 +394,9 @@ def _headline_value(metrics: dict[str, float]) -> float | None:
 def benchmark_scores(tasks: pd.DataFrame, benchmark: str = aggregate.XTREME) -> pd.DataFrame:
     """XTREME or XTREME-R per (model, intermediate, seed, train size, hparams, grid, split):
     `overall` (mean over the benchmark's tasks present), one column per category, `tasks`
-    (how many), `missing` (the benchmark's tasks not run) and `partial` (a task averaged over
-    fewer than its official languages). Empty when no task of the benchmark was run."""
+    (how many), `included` (their names), `missing` (the benchmark's tasks not run) and
+    `partial` (a task averaged over fewer than its official languages). Empty when no task of
+    the benchmark was run."""
     frame = tasks[tasks["benchmark_task"].notna()] if len(tasks) else tasks
     if frame.empty:
         return pd.DataFrame()
@@ -377,7 +407,8 @@ def benchmark_scores(tasks: pd.DataFrame, benchmark: str = aggregate.XTREME) -> 
         result = aggregate.benchmark_score(numbers, benchmark, allow_missing=True)
         out.append({**dict(zip(keys, key, strict=True)), "benchmark": benchmark,
                     "overall": result.overall, **result.categories,
-                    "tasks": len(result.tasks), "missing": ",".join(result.missing),
+                    "tasks": len(result.tasks), "included": ",".join(result.tasks),
+                    "missing": ",".join(result.missing),
                     "partial": bool(group["partial"].any()),
                     "collapsed": bool(group["collapsed"].any())})
     return _typed(pd.DataFrame(out))
@@ -393,7 +424,8 @@ def gains(scores: pd.DataFrame, value: str = "score", baseline: str = BASELINE,
     `scores`: language_scores, task_scores or benchmark_scores rows; `by` adds key columns
     (e.g. "language"). A retrieval baseline has no seed of its own (one cell evaluates the base
     model for every seed): it is matched on the condition alone. Rows without a baseline are
-    dropped. Adds `baseline` (the baseline's value) and `gain`.
+    dropped. Adds `baseline` (the baseline's value), `baseline_collapsed` (the baseline's
+    training collapsed in that seed) and `gain`.
     """
     if scores.empty or baseline not in set(scores["intermediate"]):
         return pd.DataFrame()
@@ -401,8 +433,10 @@ def gains(scores: pd.DataFrame, value: str = "score", baseline: str = BASELINE,
     base = scores[scores["intermediate"] == baseline]
     others = scores[scores["intermediate"] != baseline]
     # merge (not join): pandas matches missing keys (train_size NA = full data) to each other
-    seeded = (base.groupby([*keys, "seed"], dropna=False)[value].mean()
-              .rename("baseline").reset_index())
+    flagged = base.assign(collapsed=base["collapsed"] if "collapsed" in base else False)
+    seeded = (flagged.groupby([*keys, "seed"], dropna=False)
+              .agg(baseline=(value, "mean"), baseline_collapsed=("collapsed", "any"))
+              .reset_index())
     merged = others.merge(seeded, on=[*keys, "seed"], how="left")
     unseeded = base.groupby(keys, dropna=False)[value].mean().rename("baseline_any").reset_index()
     merged = merged.merge(unseeded, on=keys, how="left")
@@ -410,6 +444,8 @@ def gains(scores: pd.DataFrame, value: str = "score", baseline: str = BASELINE,
         retrieval = merged["kind"].eq("retrieval") & merged["baseline"].isna()
         merged.loc[retrieval, "baseline"] = merged.loc[retrieval, "baseline_any"]
     merged = merged.drop(columns="baseline_any").dropna(subset=["baseline"])
+    # a baseline that collapsed scores at chance: its gains measure escaping the collapse
+    merged["baseline_collapsed"] = merged["baseline_collapsed"].fillna(False).astype(bool)
     return merged.assign(gain=merged[value] - merged["baseline"]).reset_index(drop=True)
 
 

@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -177,9 +178,6 @@ def check_inputs(model: XtlModel, tasks: list[Task], trains: list[Split], devs: 
     for key, value in hp.items():
         if key in HPARAM_TYPES:
             check_hparam(key, value, "fit")
-    for key in ("eval_every", "patience", "save_every"):
-        if hp[key] < 0:
-            raise ConfigError(f"fit: {key} = {hp[key]!r} must be >= 0")
     names = [t.name for t in tasks]
     if not tasks or len(set(names)) != len(names) or not len(tasks) == len(trains) == len(devs):
         raise ConfigError(f"fit: tasks {names} must be distinct and have one train and one dev "
@@ -355,7 +353,10 @@ def micro_batches(data: TaskData, group: list[list[int]], rank: int, world: int
     batches, weights = [], []
     for indices in group:
         mine, weight = sampling.shard(indices, rank, world)
-        batches.append(data.collate(_rows(data.feats, mine)))
+        batch = data.collate(_rows(data.feats, mine))
+        if not weight:  # a stand-in row: a loss gathering across processes leaves it out
+            batch["stand_in"] = torch.ones(())
+        batches.append(batch)
         weights.append(weight)
     return batches, weights
 
@@ -687,9 +688,20 @@ def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
                           f"{torch.cuda.device_count()} CUDA device(s)")
     if not cuda:
         print(f"no CUDA device: {processes} CPU processes (gloo)")
-    work = Path(checkpoint_dir) / ".launch"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    # job.pt is a full pickle (the model object), so it lives in a private (0700) directory
+    # that only this user can write; the ranks refuse a job file anywhere else.
+    Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".launch-", dir=checkpoint_dir))
+    try:
+        return _launch_in(work, processes, model, tokenizer, tasks, trains, devs, hp, seed,
+                          checkpoint_dir, history_path, meta)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
+               trains: list[Split], devs: list[Split], hp: dict, seed: int,
+               checkpoint_dir: Path, history_path: Path, meta: dict) -> FitResult:
     # The rows are loaded: the ranks need no generator or reader (and a test's may not import).
     own_tasks = model.tasks
     model.tasks = {name: _without_loaders(t) for name, t in own_tasks.items()}
@@ -714,7 +726,6 @@ def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
                             f"; last output:\n{''.join(tail)}")
     result = FitResult(**json.loads((work / "result.json").read_text()))
     model.load_state_dict(torch.load(work / "model.pt", map_location="cpu", weights_only=True))
-    shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -724,11 +735,20 @@ def _without_loaders(task: Task) -> Task:
     return with_overrides(task, generator=None, raw_reader=None)
 
 
+def _check_private(work: Path) -> None:
+    """Unpickle a job only from a directory `launch` made: ours, and no one else may write it."""
+    info = work.stat()
+    if not work.name.startswith(".launch-") or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise TrainingError(f"refusing to load {work}/job.pt: not a private launch directory "
+                            "(expected one made by xtl.train.launch, mode 0700)")
+
+
 def _rank_main(job_path: str) -> None:
     """One DDP rank of `launch`: train, then the main rank hands back the result and weights."""
     from xtl import train  # the importable module, not this __main__ copy of it
 
-    job = torch.load(job_path, map_location="cpu", weights_only=False)
+    _check_private(Path(job_path).parent)
+    job = torch.load(job_path, map_location="cpu", weights_only=False)  # see _check_private
     model = job.pop("model")
     result = train.fit_tasks(model, job.pop("tokenizer"), job.pop("tasks"), job.pop("trains"),
                              job.pop("devs"), job.pop("hp"), job.pop("seed"),

@@ -6,7 +6,11 @@ XTREME-R baseline: "shared encoder, mean pooling"). Training: each row pairs a q
 relevant candidate; a batch of B pairs is one forward pass over 2B inputs, and the loss is the
 cross-entropy of each query against all B candidates (in-batch negatives) on cosines /
 `TEMPERATURE`; a batch-mate whose candidate IS the query's own (two questions answered by one
-sentence) is masked out, not counted as a negative. The head has no parameters.
+sentence) is masked out, not counted as a negative. The head has no parameters. With several
+processes (`gpus_per_cell` > 1) each process embeds its share of the global batch and the
+candidates of every process are gathered with their gradient (`gather_candidates`), so each
+query meets the whole global batch's negatives and the loss and gradients are those of one
+process running the whole batch.
 
 Canonical row: `{"id", "query", "query_context", "candidate", "candidate_context",
 "candidate_id", "candidate_language", "gold": [candidate ids]}`. Each side is one text or a
@@ -36,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import datasets
 import torch
+import torch.distributed as dist
 from torch import nn
 
-from xtl import retrieval
+from xtl import metrics, retrieval
 from xtl.errors import ConfigError, DataError
 from xtl.readers import lareqa as lareqa_json
 from xtl.readers import mewslix, squad_sentences
@@ -69,6 +74,13 @@ def dataset(rows: list[dict] | dict[str, list]) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES)
 
 
+def columns(rows: datasets.Dataset, names: tuple[str, ...] = tuple(CANONICAL_FEATURES)
+            ) -> dict[str, list]:
+    """Plain lists of `names`: datasets 4+ gives lazy `Column`s whose every `[i]` is a table
+    lookup (seconds per 1,000 rows, minutes for a 1M-entity pool)."""
+    return rows.select_columns(list(names))[:]
+
+
 # --------------------------------------------------------------------------- canonical rows
 
 def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
@@ -93,8 +105,9 @@ def _checked(rows: datasets.Dataset, split: str, where: str
              ) -> tuple[datasets.Dataset, dict[str, int]]:
     """Training: pairs only. Evaluation: queries with no relevant candidate are dropped and
     counted; every other gold id must be in the pool, and pool and queries non-empty."""
-    ids, queries, candidates = rows["id"], rows["query"], rows["candidate"]
-    cids, golds = rows["candidate_id"], rows["gold"]
+    cols = columns(rows)
+    ids, queries, candidates = cols["id"], cols["query"], cols["candidate"]
+    cids, golds = cols["candidate_id"], cols["gold"]
     for i, (cand, cid) in enumerate(zip(candidates, cids, strict=True)):
         if cand is not None and not cid:
             raise DataError(f"{where}: row {ids[i]!r} has a candidate but no candidate_id")
@@ -140,7 +153,7 @@ class View:
 
     @classmethod
     def of(cls, rows: datasets.Dataset) -> View:
-        cols = {name: rows[name] for name in CANONICAL_FEATURES}
+        cols = columns(rows)
         q_rows = [i for i, q in enumerate(cols["query"]) if q is not None]
         first: dict[str, int] = {}
         for i, (cand, cid) in enumerate(zip(cols["candidate"], cols["candidate_id"],
@@ -161,14 +174,24 @@ class View:
         return digest.hexdigest()
 
 
+def chance(rows: datasets.Dataset) -> float:
+    """Expected mAP@20 (0-100) of a random ranking of the pool, averaged over the queries
+    (each with its own number of relevant candidates)."""
+    view = View.of(rows)
+    pool = len(view.pool_ids)
+    return sum(metrics.map_at_k_chance(pool, len(g), TOP_K) for g in view.gold) / len(view.gold)
+
+
 def example_ids(rows: datasets.Dataset) -> list[str]:
     """The ids of the rows that are scored (the queries), aligned with `predict`."""
-    return [i for i, q in zip(rows["id"], rows["query"], strict=True) if q is not None]
+    cols = columns(rows, ("id", "query"))
+    return [i for i, q in zip(cols["id"], cols["query"], strict=True) if q is not None]
 
 
 def references(rows: datasets.Dataset) -> list[list[str]]:
     """Each query's relevant candidate ids, aligned with `predict`."""
-    return [g for g, q in zip(rows["gold"], rows["query"], strict=True) if q is not None]
+    cols = columns(rows, ("gold", "query"))
+    return [g for g, q in zip(cols["gold"], cols["query"], strict=True) if q is not None]
 
 
 # --------------------------------------------------------------------------- model side
@@ -223,15 +246,80 @@ def make_head(task: Task, hidden_size: int) -> nn.Module:
     return MeanPoolHead()
 
 
-def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """In-batch-negatives cross-entropy of each query over the batch's candidates."""
+# What `xtl.train.micro_batches` adds to a process's stand-in batch (its share of a global
+# batch was empty, so it runs one row with loss weight 0): those rows are no one's negatives.
+STAND_IN = "stand_in"
+
+Gathered = tuple[torch.Tensor, torch.Tensor, int]
+
+
+class _AllGather(torch.autograd.Function):
+    """Equal-sized row blocks of every process, concatenated in rank order; the backward
+    all-reduces the gradient and keeps this process's block, so each block gets the sum of
+    every process's gradient for it (DDP's mean then gives the whole batch's gradient)."""
+
+    @staticmethod
+    def forward(ctx: Any, block: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(block) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, block.contiguous())
+        ctx.rows, ctx.rank = block.shape[0], dist.get_rank()
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_candidates(candidates: torch.Tensor, keys: torch.Tensor) -> Gathered:
+    """Every process's candidate embeddings (with gradient) and keys, in rank order, and where
+    this process's rows start; on one process (or without torch.distributed) its own.
+
+    Shares may differ in size (an epoch's last batch), so blocks are padded to the largest and
+    cut back after the gather. Every process must call this once per micro-batch (a
+    collective), its stand-in too, with its rows passed as empty (0 rows)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return candidates, keys, 0
+    world, n = dist.get_world_size(), candidates.shape[0]
+    counts = [torch.zeros(1, dtype=torch.long, device=keys.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([n], device=keys.device))
+    sizes = [int(c) for c in counts]
+    top = max(max(sizes), 1)  # all empty still gathers a (padding) row: shapes must agree
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x.new_zeros((top - n, *x.shape[1:]))])
+
+    every = _AllGather.apply(pad(candidates))
+    every_keys = [torch.empty(top, dtype=keys.dtype, device=keys.device) for _ in range(world)]
+    dist.all_gather(every_keys, pad(keys))
+    rows = [r * top + i for r, size in enumerate(sizes) for i in range(size)]
+    index = torch.tensor(rows, dtype=torch.long, device=keys.device)
+    return every[index], torch.cat(every_keys)[index], sum(sizes[:dist.get_rank()])
+
+
+def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor],
+         gather: Callable[[torch.Tensor, torch.Tensor], Gathered] = gather_candidates
+         ) -> torch.Tensor:
+    """In-batch-negatives cross-entropy of each query over the batch's candidates: with
+    several processes, over every process's candidates (`gather`), so the negatives and the
+    loss are those of the whole global batch."""
     keys = batch["cand_key"]
     n = keys.shape[0]
     queries, candidates = logits[:n], logits[n:]
-    sims = queries @ candidates.T / TEMPERATURE
-    same = (keys[:, None] == keys[None, :]) & ~torch.eye(n, dtype=torch.bool, device=keys.device)
+    if STAND_IN in batch:  # weight 0: its rows join the gather as nothing, then score locally
+        pool, pool_keys, _ = gather(candidates[:0], keys[:0])
+        pool, pool_keys = torch.cat([pool, candidates]), torch.cat([pool_keys, keys])
+        start = pool.shape[0] - n
+    else:
+        pool, pool_keys, start = gather(candidates, keys)
+    own = torch.arange(start, start + n, device=keys.device)
+    sims = queries @ pool.T / TEMPERATURE
+    # a batch-mate with this query's own candidate is not a negative
+    same = keys[:, None] == pool_keys[None, :]
+    same[torch.arange(n, device=keys.device), own] = False
     sims = sims.masked_fill(same, float("-inf"))
-    return nn.functional.cross_entropy(sims, torch.arange(n, device=keys.device))
+    return nn.functional.cross_entropy(sims, own)
 
 
 def decode(*_: Any) -> Any:

@@ -18,7 +18,6 @@ from typing import Any
 import datasets
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from xtl.errors import DataError
 from xtl.tasks import Task, register
@@ -166,6 +165,8 @@ class MultipleChoiceCollator:
     """
 
     def __init__(self, tokenizer: Any):
+        from transformers import DataCollatorWithPadding  # lazy: registry imports stay light
+
         self.pad = DataCollatorWithPadding(tokenizer)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from xtl.tasks import Task, register
 
@@ -34,6 +33,8 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
 
 def collator(tokenizer: Any) -> Any:
     """Pads each batch to its longest row (dynamic padding)."""
+    from transformers import DataCollatorWithPadding  # lazy: registry imports stay light
+
     return DataCollatorWithPadding(tokenizer)
 
 

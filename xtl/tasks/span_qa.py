@@ -26,7 +26,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
@@ -292,6 +291,8 @@ class SpanCollator:
     read them; evaluation takes them from the features dataset, in loader order)."""
 
     def __init__(self, tokenizer: Any):
+        from transformers import DataCollatorWithPadding  # lazy: registry imports stay light
+
         self.pad = DataCollatorWithPadding(tokenizer)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:

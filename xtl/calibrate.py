@@ -1,0 +1,463 @@
+"""The short calibration run behind `xtl plan FILE --estimate`.
+
+For every distinct (model, task, speed settings) of a plan: a few optimizer steps on a sample
+of the task's own training rows, with the cell's batch size, max length, precision, frozen
+embeddings and length grouping (timed best of `ROUNDS`, as a quiet machine would run them), and
+an evaluation of a sample of rows it evaluates; per model a load from a checkpoint, a
+checkpoint write and a resume snapshot; per machine the per-cell overhead (a fresh interpreter
+importing what a kernel imports, plus kernel start, plots and HTML). Training is timed per
+padded token and turned into examples/s with the padded tokens per row of the task's batch
+plan (length grouping and QA windows included), so a sample's few batches stand for the whole
+epoch.
+
+Figures are cached per machine under `$XTL_CACHE/calibration/` (one JSON file named by a hash
+of host, CPU/GPU, torch and xtl versions): a second `--estimate` measures only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import xtl
+from xtl import zoo
+from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
+from xtl.store import atomic_write_json
+
+CALIBRATION_VERSION = 1
+SAMPLE_ROWS = 512  # training rows tokenised for the batch plan (QA windows, padding)
+TIMED_STEPS = 4  # optimizer steps timed per task, after one warm-up step
+ROUNDS = 3  # each figure is measured this often, spread over the calibration; fastest counts
+EVAL_ROWS = 128  # rows evaluated per task (after a warm-up batch)
+# Kernel start and shutdown (~0.7 s), HTML rendering (~0.7 s), plots and status files:
+# what a cell costs beyond the imports (bench/runner_overhead.py).
+KERNEL_EXTRA_S = 2.0
+KERNEL_IMPORTS = ("import pandas, IPython.display, matplotlib.pyplot; "
+                  "from xtl import metrics, multitask, phases, plots, retrieval")
+# Settings that make a different model object (the rest vary per task on one model).
+MODEL_HPARAMS = ("precision", "device", "freeze_embeddings", "gradient_checkpointing")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on besides the cell: host, processors, library versions."""
+    import torch
+
+    gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else [])
+    return {"host": platform.node(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "gpus": gpus,
+            "xtl": xtl.__version__, "version": CALIBRATION_VERSION}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_path(info: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+    return zoo.cache_dir() / "calibration" / f"{digest}.json"
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) and doc.get("version") == CALIBRATION_VERSION else {}
+
+
+def calibrate(works: dict[str, Work], mirror: Path | None, raw: Path | None,
+              refresh: bool = False,
+              log: Callable[[str], None] = print) -> Throughput:
+    """Throughput figures for every (model, task, settings) the cells need; cached."""
+    info = machine()
+    path = cache_path(info)
+    cache = {} if refresh else _load_cache(path)
+    cache.update(version=CALIBRATION_VERSION, machine=info)
+    models = cache.setdefault("models", {})
+    started, measured = time.perf_counter(), 0
+    if "overhead_s" not in cache:
+        cache["overhead_s"] = round(kernel_overhead(), 2)
+        measured += 1
+    needs = _needs(works)
+    with _quiet():
+        measured += _measure(needs, models, path, cache, mirror, raw, log)
+    if measured:
+        atomic_write_json(path, cache)
+        log(f"calibration took {time.perf_counter() - started:.1f} s (load average "
+            f"{_load_average()}); figures cached in {path}")
+        if _busy():
+            log(f"warning: other jobs kept this machine busy (load average {_load_average()} "
+                f"on {os.cpu_count()} cores): the figures are slower than a quiet machine's; "
+                "run `xtl plan FILE --estimate --recalibrate` again when it is quiet")
+    return _throughput(needs, cache, info, path)
+
+
+def _busy() -> bool:
+    """More runnable work than cores (besides this process) over the last minute."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1) + 1  # + this process itself
+    except OSError:
+        return False
+
+
+def _measure(needs: dict, models: dict, path: Path, cache: dict, mirror: Path | None,
+             raw: Path | None, log: Callable[[str], None]) -> int:
+    """Measure what the cache lacks, model by model; returns the number of measurements."""
+    measured = 0
+    for group, wanted in needs.items():
+        identity, name, model_hp = group
+        entry = models.setdefault(identity, {"rates": {}})
+        todo = {(key, kind): v for (key, kind), v in wanted.items()
+                if kind not in entry["rates"].get(key, {})}
+        if not todo and "load_s" in entry and "snapshot_s" in entry:
+            continue
+        log(f"calibrating {name} ({', '.join(f'{k}={v}' for k, v in model_hp)}): "
+            f"{len(todo)} measurement(s)")
+        _measure_group(name, dict(model_hp), todo, entry, mirror, raw, log)
+        measured += len(todo) + 1
+        cache["measured"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        cache["load_average"] = _load_average()
+        atomic_write_json(path, cache)  # each model's figures as soon as they exist
+    return measured
+
+
+def _throughput(needs: dict, cache: dict, info: dict, path: Path) -> Throughput:
+    models = cache["models"]
+    figures: dict[str, ModelFigures] = {}
+    for (identity, name, _), _wanted in needs.items():
+        entry = models[identity]
+        fig = figures.setdefault(name, ModelFigures(entry["load_s"], entry["checkpoint_s"], {},
+                                                    entry.get("snapshot_s")))
+        for key, rates in entry["rates"].items():
+            fig.rates.setdefault(key, {}).update(rates)
+    device = "cuda" if any(dict(hp)["device"] == "cuda" for _, _, hp in needs) else "cpu"
+    when = cache.get("measured", "earlier")
+    return Throughput(f"calibration on {info['host']} ({when}, load average "
+                      f"{cache.get('load_average', '?')}; cached in {path})", device,
+                      cache["overhead_s"], DEFAULT_RUN_S, figures)
+
+
+def _load_average() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[Item, dict]]]:
+    """(model identity, name, model settings) -> (speed key, kind) -> (item to sample, hparams).
+
+    An evaluation is sampled from a language other than English where the cells have one
+    (most evaluated rows are; dev evaluations are English and use the same figure)."""
+    from xtl.train import resolve_device
+
+    needs: dict[tuple, dict[tuple[str, str], tuple[Item, dict]]] = {}
+    for work in works.values():
+        hp = dict(work.hp)
+        hp["device"] = resolve_device(hp["device"]).type
+        group = (work.cell.identity["model"], work.model,
+                 tuple((k, hp[k]) for k in MODEL_HPARAMS))
+        wanted = needs.setdefault(group, {})
+        for kind, items in (("train", work.train), ("eval", work.dev + work.eval)):
+            for item in items:
+                key = (speed_key(item.task, work.hp), kind)
+                old = wanted.get(key)
+                if old is None or (old[0].language == "en" and item.language != "en"):
+                    wanted[key] = (item, work.hp)
+    return needs
+
+
+def kernel_overhead() -> float:
+    """Seconds a cell spends outside its notebook's own work: a fresh interpreter importing
+    what the phase notebooks import (the faster of two), plus `KERNEL_EXTRA_S`."""
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", KERNEL_IMPORTS], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return min(times) + KERNEL_EXTRA_S
+
+
+# --- one model: its fixed costs and each task's rates ------------------------------------------
+
+def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[Item, dict]],
+                   entry: dict, mirror: Path | None, raw: Path | None,
+                   log: Callable[[str], None]) -> None:
+    """Fixed costs, then every rate: each probe runs once per round, rounds one after another,
+    so the repeats of one figure are spread over the whole calibration and the fastest (the
+    one least disturbed by other jobs on the machine) is kept."""
+    import torch
+
+    from xtl import train
+
+    location, _ = zoo.materialize(name)
+    heads = list({item.task.name: item.task for item, _ in todo.values()
+                  if item.task.format != "retrieval"}.values())
+    net, tokenizer = _fixed_costs(location, heads, entry)
+    device = train.resolve_device(model_hp["device"])
+    precision = train.resolve_precision(model_hp["precision"], device)
+    if model_hp["freeze_embeddings"]:
+        train.freeze_word_embeddings(net)
+    if model_hp["gradient_checkpointing"]:
+        train._enable_gradient_checkpointing(net)
+    net.to(device)
+    step = _Stepper(net, tokenizer, device, precision) if any(
+        kind == "train" for _, kind in todo) else None
+    probes = {}
+    for (key, kind), (item, hp) in todo.items():
+        probes[(key, kind)] = (_TrainProbe(step, item, hp, mirror, raw) if kind == "train"
+                               else _EvalProbe(net, tokenizer, item, hp, precision, mirror, raw))
+    best: dict[tuple[str, str], float] = {}
+    for _ in range(ROUNDS):
+        for key, probe in probes.items():
+            best[key] = max(best.get(key, 0.0), probe())
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    entry["snapshot_s"] = round(_snapshot_seconds(step), 3) if step else entry["checkpoint_s"]
+    for (key, kind), rate in best.items():
+        item = todo[(key, kind)][0]
+        entry["rates"].setdefault(key, {})[kind] = round(rate, 3)
+        log(f"  {kind} {item.task.name} ({item.data.name}/{item.language}): {rate:,.1f} "
+            "examples/s")
+
+
+def _fixed_costs(location: Path, heads: list, entry: dict) -> tuple[Any, Any]:
+    """A checkpoint write (the mean of `ROUNDS`: disk writes and fsync vary more than they
+    queue behind other jobs) and a load from a checkpoint (checksum verified, as targets and
+    evaluations load); returns the loaded model."""
+    from xtl.models import build, save_checkpoint
+
+    net, tokenizer, _ = build(location, heads, seed=0)
+    with tempfile.TemporaryDirectory(prefix="xtl-calibrate-") as tmp:
+        writes = []
+        for i in range(ROUNDS):
+            t0 = time.perf_counter()
+            save_checkpoint(net, tokenizer, Path(tmp) / f"c{i}", {"cell": "calibration"})
+            writes.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        net, tokenizer, _ = build(location, heads, Path(tmp) / "c0", seed=0)
+        entry["load_s"] = round(time.perf_counter() - t0, 3)
+        entry["checkpoint_s"] = round(sum(writes) / len(writes), 3)
+    return net, tokenizer
+
+
+def _snapshot_seconds(step: _Stepper) -> float:
+    """A resume snapshot as `xtl.train` writes one at each dev evaluation: model, optimizer
+    (with the state the probes' steps gave it), scheduler and RNGs, checksummed (mean of 2)."""
+    from xtl import resume
+
+    state = {"model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(),
+             "scheduler": step.scheduler.state_dict(), "rng": [resume.capture_rng()]}
+    times = []
+    with tempfile.TemporaryDirectory(prefix="xtl-calibrate-") as tmp:
+        store = resume.ResumeStore(Path(tmp), {"calibration": True})
+        for i in range(2):
+            t0 = time.perf_counter()
+            store.save(i + 1, state)
+            times.append(time.perf_counter() - t0)
+    return sum(times) / len(times)
+
+
+class _Stepper:
+    """The kit's own training step (`xtl.train.train_step`) on one prepared model."""
+
+    def __init__(self, net: Any, tokenizer: Any, device: Any, precision: str):
+        import torch
+
+        from xtl import train
+
+        self.tokenizer, self.device = tokenizer, device
+        self.accelerator = train.make_accelerator(precision, device)
+        optimizer = train.make_optimizer(net, {"learning_rate": 1e-5, "adam_epsilon": 1e-8,
+                                               "weight_decay": 0.01})
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
+            net, optimizer, scheduler)
+        self.model.train()
+
+    def __call__(self, item: Item, batches: list[dict], hp: dict) -> float:
+        import torch
+
+        from xtl import train
+
+        t0 = time.perf_counter()
+        train.train_step(self.accelerator, self.model, self.optimizer, self.scheduler, item.task,
+                         batches, hp["max_grad_norm"])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+
+def _sample(split: Any, n: int) -> Any:
+    """The first `n` rows of a shuffled split (fixed seed), as a split of its own."""
+    rows = split.rows
+    if len(rows) > n:
+        rows = rows.shuffle(seed=0).select(range(n))
+    return replace(split, rows=rows, fingerprint=f"{split.fingerprint}|calibration-{len(rows)}")
+
+
+class _TrainProbe:
+    """Training examples (rows) per second: seconds per padded token, times the padded tokens
+    per row of the task's batch plan (length grouping and QA windows included)."""
+
+    def __init__(self, step: _Stepper, item: Item, hp: dict, mirror: Path | None,
+                 raw: Path | None):
+        from xtl import sampling, sources, train
+        from xtl.features import features
+
+        self.step, self.item, self.hp = step, item, hp
+        per_step = hp["batch_size"] * hp["grad_accum"]
+        split = sources.load(item.data, "train", item.language, mirror, raw=raw)
+        sample = _sample(split, max(SAMPLE_ROWS, per_step * (TIMED_STEPS + 1)))
+        self.feats = features(item.task, sample, step.tokenizer, hp, train=True, cache=False)
+        lengths = train.lengths(self.feats)
+        self.batches = sampling.BatchPlan(lengths, hp["batch_size"], 0,
+                                          hp["group_by_length"]).epoch(0)
+        padded = [len(b) * int(lengths[b].max()) for b in self.batches]
+        self.per_row = sum(padded) / len(sample.rows)
+        groups = [list(range(i, min(i + hp["grad_accum"], len(self.batches))))
+                  for i in range(0, len(self.batches), hp["grad_accum"])]
+        self.collate = train.collator(item.task, step.tokenizer, hp)
+        self._run(groups[0])  # warm-up: the plan puts the longest batch first
+        self.timed = groups[1:1 + TIMED_STEPS] or groups[:1]
+        self.tokens = sum(padded[b] for g in self.timed for b in g)
+
+    def _run(self, group: list[int]) -> float:
+        return self.step(self.item, [self.collate(_rows(self.feats, self.batches[b]))
+                                     for b in group], self.hp)
+
+    def __call__(self) -> float:
+        seconds = sum(self._run(g) for g in self.timed)
+        return self.tokens / seconds / self.per_row
+
+
+def _rows(feats: Any, indices: list[int]) -> list[dict]:
+    columns = feats[indices]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(),
+                                                                      strict=True)]
+
+
+class _EvalProbe:
+    """Evaluated rows per second over a sample (tokenisation, prediction, metrics); retrieval
+    and dual-encoder tasks: rows whose texts are embedded per second."""
+
+    def __init__(self, net: Any, tokenizer: Any, item: Item, hp: dict, precision: str,
+                 mirror: Path | None, raw: Path | None):
+        from xtl import sources
+
+        self.net, self.tokenizer, self.item, self.hp = net, tokenizer, item, hp
+        self.precision = precision
+        split = sources.load(item.data, item.split, item.language, mirror, raw=raw)
+        self.sample = _sample(split, EVAL_ROWS)
+        self.rounds = 0
+        self.embedded = item.task.format in ("retrieval", "dual_encoder")
+        if self.embedded:
+            self.sides = _texts(item.task.format, self.sample.rows)
+            self._embed([(texts[:hp["batch_size"]], None if ctx is None else
+                          ctx[:hp["batch_size"]]) for texts, ctx in self.sides[:1]])
+        else:
+            n = min(len(self.sample.rows), hp["batch_size"])
+            self._evaluate(replace(self.sample, rows=self.sample.rows.select(range(n)),
+                                   fingerprint=f"{self.sample.fingerprint}|warm-up"))
+
+    def _evaluate(self, split: Any) -> None:
+        from xtl import evaluate, mlm
+
+        with _scratch_cache():  # the sample's features are not worth keeping
+            if self.item.task.format == mlm.FORMAT:  # scored as training scores it on dev
+                mlm.masked_accuracy(self.net, self.tokenizer, self.item.task, split, self.hp,
+                                    self.precision)
+            else:
+                evaluate.evaluate(self.net, self.tokenizer, self.item.task, [split], self.hp,
+                                  self.precision)
+
+    def _embed(self, sides: list[tuple[list[str], list | None]]) -> None:
+        from xtl import retrieval
+
+        hp = self.hp
+        for texts, contexts in sides:
+            retrieval.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
+                            hp["pooling"], hp["layer"], 2 * hp["batch_size"],
+                            max_length=hp["max_length"], precision=self.precision,
+                            pairs=contexts)
+
+    def __call__(self) -> float:
+        t0 = time.perf_counter()
+        if self.embedded:
+            self._embed(self.sides)
+        else:  # a fresh fingerprint each round: tokenised again, as a cell does once
+            self.rounds += 1
+            self._evaluate(replace(self.sample,
+                                   fingerprint=f"{self.sample.fingerprint}|{self.rounds}"))
+        return len(self.sample.rows) / (time.perf_counter() - t0)
+
+
+def _texts(fmt: str, rows: Any) -> list[tuple[list[str], list | None]]:
+    """What a retrieval cell embeds (both sides of the bitext), or a dual encoder's queries and
+    candidates with their contexts."""
+    from xtl import retrieval
+
+    if fmt == "retrieval":
+        pairs = retrieval.bitext(rows)
+        return [(pairs.source, None), (pairs.target, None)]
+    texts = [q if q is not None else c for q, c in zip(rows["query"], rows["candidate"],
+                                                       strict=True)]
+    contexts = [q if q is not None else c for q, c in zip(rows["query_context"],
+                                                          rows["candidate_context"],
+                                                          strict=True)]
+    return [(texts, contexts)]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bars from datasets and transformers while measuring (restored after)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    was = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was[0]:
+            datasets.enable_progress_bars()
+        if was[1]:
+            hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def _scratch_cache() -> Iterator[None]:
+    """XTL_CACHE pointed at a temporary directory (feature caches of samples land there)."""
+    old = os.environ.get("XTL_CACHE")
+    tmp = tempfile.mkdtemp(prefix="xtl-calibrate-cache-")
+    os.environ["XTL_CACHE"] = tmp
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("XTL_CACHE", None)
+        else:
+            os.environ["XTL_CACHE"] = old
+        shutil.rmtree(tmp, ignore_errors=True)
