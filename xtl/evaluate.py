@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xtl import metrics
+from xtl.faults import fault
 from xtl.features import features
 from xtl.models import XtlModel
 from xtl.precision import autocast
@@ -77,6 +78,7 @@ def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], h
     records, examples = [], []
     for split in splits:
         predictions, logits = predict(model, tokenizer, task, split, hp, precision)
+        fault("evaluate")  # crash tests: a language predicted, nothing recorded yet
         refs = references(task, split)
         flags = ["collapsed"] if logits is not None and metrics.collapsed(predictions) else []
         for name, value in metrics.score(task, predictions, refs, split.language).items():

@@ -3,7 +3,8 @@
 The process SIGKILLs itself at the given occurrence (default: the first) of `fault(point)`, so
 a test running xtl in a subprocess sees exactly what a real crash leaves on disk: no cleanup
 handlers, no flushed buffers. Points: cell_start, after_notebook, html_render, status_update,
-metrics_write, checkpoint_write, train_step (after optimizer step N of a fresh process).
+metrics_write, checkpoint_write, train_step (after optimizer step N of a fresh process),
+evaluate (after each evaluated split's predictions).
 `XTL_FAULT_CELL=<cell id>` limits the fault to the process running that cell (a worker of a
 parallel executor, or its kernel), so one worker dies while the others carry on.
 """
