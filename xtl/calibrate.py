@@ -344,18 +344,14 @@ class _TrainProbe:
         self.tokens = sum(padded[b] for g in self.timed for b in g)
 
     def _run(self, group: list[int]) -> float:
-        return self.step(self.item, [self.collate(_rows(self.feats, self.batches[b]))
+        from xtl.train import feature_rows
+
+        return self.step(self.item, [self.collate(feature_rows(self.feats, self.batches[b]))
                                      for b in group], self.hp)
 
     def __call__(self) -> float:
         seconds = sum(self._run(g) for g in self.timed)
         return self.tokens / seconds / self.per_row
-
-
-def _rows(feats: Any, indices: list[int]) -> list[dict]:
-    columns = feats[indices]
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(),
-                                                                      strict=True)]
 
 
 class _EvalProbe:

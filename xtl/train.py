@@ -336,7 +336,7 @@ def task_data(task: Task, train: Split, dev: Split, tokenizer: Any, hp: dict, se
     return TaskData(task, train, dev, feats, sampling.Cursor(plan), collator(task, tokenizer, hp))
 
 
-def _rows(feats: datasets.Dataset, indices: list[int]) -> list[dict]:
+def feature_rows(feats: datasets.Dataset, indices: list[int]) -> list[dict]:
     """Feature rows by index, as the list of dicts collators take."""
     columns = feats[indices]
     return [dict(zip(columns, values, strict=True))
@@ -353,9 +353,9 @@ def micro_batches(data: TaskData, group: list[list[int]], rank: int, world: int
     batches, weights = [], []
     for indices in group:
         mine, weight = sampling.shard(indices, rank, world)
-        batch = data.collate(_rows(data.feats, mine))
+        batch = data.collate(feature_rows(data.feats, mine))
         if not weight:  # a stand-in row: a loss gathering across processes leaves it out
-            batch["stand_in"] = torch.ones(())
+            batch["stand_in"] = torch.ones(())  # xtl.tasks.dual_encoder.STAND_IN
         batches.append(batch)
         weights.append(weight)
     return batches, weights
