@@ -19,10 +19,11 @@ from xtl import executors
 from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl import tasks as registry
 from xtl.errors import ConfigError, unknown
+from xtl.tasks.tagging import TAG_SUBTOKEN_RULES
 
 CONTRACT_VERSION = 1
 
-# The paper's recipe (jiant's released X-STILTs settings; ../shared/spec/paper.md section 3).
+# The paper's recipe (jiant's released X-STILTs settings; docs/protocol.md).
 HPARAM_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-5,
     "epochs": 3,
@@ -35,7 +36,7 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     "adam_epsilon": 1e-8,
     "eval_every": 0,  # steps between dev evaluations; 0 = at the end of every epoch
     "patience": 0,  # dev evaluations without improvement before stopping; 0 = never stop
-    "precision": "auto",  # auto | bf16 | fp16 | fp32
+    "precision": "auto",  # auto (bf16 where the device has it, CPU included) | bf16 | fp16 | fp32
     "input_prefix": "",  # e.g. "query: " for e5 models
     "doc_stride": 128,  # extractive QA: overlap between windows of a long context
     "max_answer_length": 30,  # extractive QA: longest answer span (tokens) at decoding
@@ -48,18 +49,44 @@ HPARAM_DEFAULTS: dict[str, Any] = {
     # Multi-task stages (xtl.sampling): which task each optimizer step trains on.
     "multitask_sampler": "proportional",  # proportional | temperature | uniform (jiant's)
     "multitask_cap": 0,  # examples counted per task (sampling AND step count); 0 = no cap
-    "multitask_temperature": 2.0,  # temperature sampler: p ~ min(n, cap)^(1/T)
+    "multitask_temperature": 2.0,  # temperature sampler: p ~ (epochs x min(n, cap))^(1/T)
     "multitask_aggregate": "mean",  # dev score for best/patience: mean of the tasks, or a task
     "mlm_probability": 0.15,  # MLM tasks: share of tokens masked
     "mlm_weight": 0.0,  # MLM tasks' share of the steps, on top of the labelled tasks'; 0 = sampled
 }
-# Hyperparameters that existed when contract v1 was frozen. One added later enters a cell's
-# identity only when set to something other than its default, so adding it renames no cell.
+# Hyperparameters that existed when contract v1 was frozen: always in a cell's identity.
 V1_HPARAMS = frozenset(HPARAM_DEFAULTS)
-# Added after v1 (in cell ids only when not at their default):
-# freeze_embeddings: keep the word-embedding matrix fixed (small data; e5-small's 96 M of 118 M
-# parameters: no gradient, no optimizer state for it, much faster steps on CPU).
-HPARAM_DEFAULTS["freeze_embeddings"] = False
+# Added after v1, each with the value that reproduces what every v1 cell computed. Such a key
+# enters a cell's identity only where the cell's tasks read it (READ_BY) and its value differs
+# from that v1 behaviour, so adding a key renames no cell, and a new default that changes what
+# a cell computes (tag_subtoken) renames exactly the cells it changes (docs/contracts.md).
+POST_V1: dict[str, Any] = {
+    # keep the word-embedding matrix fixed (small data; e5-small's 96 M of 118 M parameters:
+    # no gradient, no optimizer state for it, much faster steps on CPU)
+    "freeze_embeddings": False,
+    # the sub-token of a word that carries its tag: "first" (XTREME's and jiant's rule: the
+    # first piece, a bare word-start marker included) or "content" (v1: the first piece that
+    # is not a bare marker)
+    "tag_subtoken": "content",
+    # dev rows the checkpoint selection evaluates: the first N (jiant: 500); 0 = all
+    "dev_subset": 0,
+}
+HPARAM_DEFAULTS |= {"freeze_embeddings": False, "tag_subtoken": "first", "dev_subset": 0}
+# Keys only tasks of some formats read (every other key: every trained cell reads it).
+READ_BY: dict[str, tuple[str, ...]] = {
+    "pooling": ("retrieval",), "layer": ("retrieval",), "tag_subtoken": ("tagging",),
+    "doc_stride": ("span_qa", "tagging"), "max_answer_length": ("span_qa",),
+    "mlm_probability": ("mlm",),
+}
+# TASK values: one per task of a cell (a multi-task stage featurises, decodes and counts the
+# epochs of each task with its own); every other key is a LOOP value, one per cell.
+TASK_KEYS = ("epochs", "max_length", "input_prefix", "doc_stride", "max_answer_length",
+             "tag_subtoken", "mlm_probability", "pooling", "layer")
+MULTITASK_KEYS = ("multitask_sampler", "multitask_cap", "multitask_temperature",
+                  "multitask_aggregate", "mlm_weight")
+# How a model wants its inputs and sentence embeddings (e5: "query: " prefixes, last-layer
+# mean pooling): the preset beats the task's recipe for these (still below the file).
+MODEL_INTRINSIC = ("input_prefix", "pooling", "layer")
 HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "learning_rate": (float, int), "epochs": (int, float), "batch_size": (int,),
     "grad_accum": (int,), "max_length": (int,), "warmup_ratio": (float, int),
@@ -70,7 +97,7 @@ HPARAM_TYPES: dict[str, tuple[type, ...]] = {
     "pooling": (str,), "layer": (int, float),
     "multitask_sampler": (str,), "multitask_cap": (int,), "multitask_temperature": (float, int),
     "multitask_aggregate": (str,), "mlm_probability": (float,), "mlm_weight": (float, int),
-    "freeze_embeddings": (bool,),
+    "freeze_embeddings": (bool,), "tag_subtoken": (str,), "dev_subset": (int,),
 }
 MULTITASK_SAMPLERS = ("proportional", "temperature", "uniform")
 PHASES = ("intermediate", "target")
@@ -182,6 +209,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
                           f"this xtl reads version {CONTRACT_VERSION} (docs/contracts.md)")
     for key in ("models", "targets", "intermediate", "seeds", "train_sizes"):
         values[key] = _as_list(values[key], key, source)
+    values["models"], values["model_hparams"] = _model_entries(values["models"], source)
     _check_shapes(values, source)
     declared = _declared_tasks(values["tasks"], source)
     _check_names(values, declared, source)
@@ -196,6 +224,30 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     values["executor"] = executors.parse(values["executor"], source)
     return Experiment(None, raw, values, declared)
+
+
+def _model_entries(entries: list, source: str) -> tuple[list, dict[str, dict]]:
+    """`models` entries as (names, per-model hyperparameters): a plain name, or a mapping
+    `{name: <model>, hparams: {...}}` whose hparams sit above the file's `hparams`."""
+    names, recipes = [], {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            extra = set(entry) - {"name", "hparams"}
+            if extra or "name" not in entry:
+                bad = sorted(extra)[0] if extra else "name"
+                raise ConfigError(f"{source}: a models entry given as a mapping takes 'name' and "
+                                  f"optionally 'hparams'; got {entry!r}"
+                                  + (f" (unknown key {bad!r})" if extra else ""))
+            name, hparams = entry["name"], entry.get("hparams", {})
+            _check_hparams(hparams, f"{source}: models.{name}.hparams")
+        else:
+            name, hparams = entry, {}
+        if isinstance(name, str) and name in recipes:
+            raise ConfigError(f"{source}: model {name!r} is listed twice in models")
+        names.append(name)
+        if isinstance(name, str):
+            recipes[name] = dict(hparams)
+    return names, recipes
 
 
 def _as_list(value: Any, key: str, source: str) -> list:
@@ -386,6 +438,10 @@ def check_hparam(key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {key} = {value!r} must be in (0, 1)")
     if name == "mlm_weight" and not 0 <= value < 1:
         raise ConfigError(f"{where}: {key} = {value!r} must be in [0, 1)")
+    if name == "tag_subtoken" and value not in TAG_SUBTOKEN_RULES:
+        raise unknown(f"tag_subtoken in {where}", value, TAG_SUBTOKEN_RULES)
+    if name == "dev_subset" and value < 0:
+        raise ConfigError(f"{where}: {key} = {value!r} must be >= 0 (0 = the whole dev set)")
 
 
 def _check_hparams(hparams: Any, where: str) -> None:
@@ -411,20 +467,71 @@ def resolve_task(name: str, declared: dict[str, dict]) -> registry.Task:
     return registry.get(name)
 
 
-def resolve_hparams(phase: str, task: registry.Task, model_defaults: dict, values: dict,
-                    grid_point: dict) -> dict:
-    """Defaults < task recipe < model preset < file hparams < tasks.<name> < grid value."""
-    resolved = dict(HPARAM_DEFAULTS) | dict(task.hparams) | dict(model_defaults)
-    layers = [values["hparams"], _task_overrides(values["tasks"].get(task.name, {})), grid_point]
-    for layer in layers:
-        for key, value in layer.items():
-            scope, name = split_scope(key)
-            if scope in (None, phase):
-                resolved[name] = value
+# Layers of hyperparameter values, low to high (docs/contracts.md section 1): the kit's
+# defaults, the model preset, the task's recipe, the file's `hparams`, the file's per-model
+# hparams, `tasks.<name>`, the grid value. MODEL_INTRINSIC keys swap the preset and the task.
+PRECEDENCE = ("kit", "preset", "task", "file", "model", "tasks", "grid")
+INTRINSIC_PRECEDENCE = ("kit", "task", "preset", "file", "model", "tasks", "grid")
+
+
+@dataclass
+class Resolved:
+    """A cell's hyperparameters and, for each, the layer its value came from (`kit`,
+    `preset`, `task`, `file`, `model`, `tasks.<name>` or `grid`)."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+
+
+def _scoped(layer: dict, phase: str) -> dict:
+    """A file-level layer's values for `phase`: plain keys and `<phase>.<key>`; a scoped key
+    beats the plain one wherever both are given."""
+    plain, scoped = {}, {}
+    for key, value in layer.items():
+        scope, name = split_scope(key)
+        if scope is None:
+            plain[name] = value
+        elif scope == phase:
+            scoped[name] = value
+    return plain | scoped
+
+
+def resolve_hparams(phase: str, task: registry.Task | None, preset: dict, values: dict,
+                    grid_point: dict, model: str | None = None) -> Resolved:
+    """Every hyperparameter of a cell of `phase`, and where its value came from.
+
+    Low to high: kit < preset < task recipe < file `hparams` < the file's hparams of `model` <
+    `tasks.<name>` < grid value; for MODEL_INTRINSIC keys the preset beats the task recipe.
+    `task` None (the LOOP values of a multi-task stage) leaves out the two per-task layers.
+    """
+    task_name = task.name if task is not None else None
+    layers = {
+        "kit": HPARAM_DEFAULTS,
+        "preset": preset,
+        "task": dict(task.hparams) if task is not None else {},
+        "file": _scoped(values["hparams"], phase),
+        "model": _scoped(values.get("model_hparams", {}).get(model, {}), phase),
+        "tasks": (_scoped(_task_overrides(values["tasks"].get(task_name, {})), phase)
+                  if task is not None else {}),
+        "grid": _scoped(grid_point, phase),
+    }
+    resolved = Resolved({}, {})
+    for key in HPARAM_DEFAULTS:
+        order = INTRINSIC_PRECEDENCE if key in MODEL_INTRINSIC else PRECEDENCE
+        for layer in order:
+            if key in layers[layer]:
+                resolved.values[key] = layers[layer][key]
+                resolved.sources[key] = f"tasks.{task_name}" if layer == "tasks" else layer
     return resolved
 
 
-def identity_hparams(resolved: dict) -> dict:
-    """The hparams a cell id hashes: all v1 ones, later ones only when not at their default."""
+def reads(key: str, formats: set[str] | frozenset[str]) -> bool:
+    """Whether a cell whose tasks have `formats` reads hyperparameter `key`."""
+    return key not in READ_BY or bool(set(READ_BY[key]) & set(formats))
+
+
+def identity_hparams(resolved: dict, formats: set[str] | frozenset[str] = frozenset()) -> dict:
+    """The hparams a cell id hashes: every v1 key; a later key only where the cell's task
+    formats read it and its value differs from what v1 computed (POST_V1)."""
     return {k: v for k, v in resolved.items()
-            if k in V1_HPARAMS or v != HPARAM_DEFAULTS.get(k, object())}
+            if k in V1_HPARAMS or (reads(k, formats) and v != POST_V1.get(k, HPARAM_DEFAULTS[k]))}

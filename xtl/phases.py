@@ -17,7 +17,15 @@ from typing import Any
 import datasets
 
 from xtl import evaluate, resume, sources, train, zoo
-from xtl.config import HPARAM_DEFAULTS, SPLITS, check_hparam, resolve_task
+from xtl.config import (
+    HPARAM_DEFAULTS,
+    MULTITASK_KEYS,
+    SPLITS,
+    TASK_KEYS,
+    check_hparam,
+    reads,
+    resolve_task,
+)
 from xtl.errors import ConfigError, DataError, ModelError, unknown
 from xtl.models import build, load_heads, verify_checkpoint
 from xtl.progress import headless
@@ -48,9 +56,17 @@ class CellRun:
     flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
     training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
     started: float = field(default_factory=time.time)
+    # a multi-task stage: each task's own TASK values over `hparams` (xtl.config.TASK_KEYS)
+    task_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # where each value came from: {"*": {key: layer}, "<task>": {key: layer}} (xtl.plan.Recipe)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
         return resolve_task(name, self.declared)
+
+    def hparams_for(self, task: Task) -> dict[str, Any]:
+        """What `task` runs with: the cell's values, its own TASK values over them."""
+        return self.hparams | self.task_hparams.get(task.name, {})
 
     def load(self, task: Task, split: str, language: str | None = None, size: int | None = None,
              subsample_seed: int = 0) -> sources.Split:
@@ -106,7 +122,11 @@ class CellRun:
             record = verify_checkpoint(best)
         except ModelError:
             return None
-        return best if record.get("cell") == self.cell_id else None
+        if record.get("cell") != self.cell_id:
+            return None
+        # metrics.json keeps the training summary (and its selection rule) of that run
+        self.training = self.training or _earlier_training(self.cell_dir / "metrics.json")
+        return best
 
     def load_trained(self, tasks: list[Task], checkpoint: Path):
         """The encoder AND heads of a finished checkpoint of this cell, ready to evaluate."""
@@ -173,7 +193,8 @@ def fit_summary(result: train.FitResult) -> dict:
     return {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_score,
             "precision": result.precision, "device": result.device,
             "padded_fraction": round(result.padded_fraction, 4), "collapsed": result.collapsed,
-            "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2)}
+            "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2),
+            "selection": result.selection}
 
 
 def describe_fit(result: train.FitResult, task: Task) -> None:
@@ -182,9 +203,20 @@ def describe_fit(result: train.FitResult, task: Task) -> None:
     print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} "
           f"({result.precision}{resumed}); padded tokens {result.padded_fraction:.1%}; "
           f"best dev {task.metric} {result.best_score:.2f} at step {result.best_step}")
+    print(f"checkpoint: {result.selection}")
     if result.collapsed:
         print("WARNING: collapsed: the dev score never rose above the majority class; this run "
               "is flagged in metrics.json")
+
+
+def _earlier_training(path: Path) -> dict | None:
+    """The training summary an earlier run of this cell wrote to metrics.json, if any."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("provenance", {}).get("training")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _merge(path: Path, records: list[dict]) -> list[dict]:
@@ -214,9 +246,16 @@ def records_table(records: list[dict]):
 
 def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: dict,
           mirror: str | None = None, declared_tasks: dict | None = None,
-          raw_dir: str | None = None, **params: Any) -> CellRun:
-    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter)."""
-    for key, value in (("hparams", hparams), ("declared_tasks", declared_tasks or {})):
+          raw_dir: str | None = None, *, task_hparams: dict | None = None,
+          hparam_sources: dict | None = None, **params: Any) -> CellRun:
+    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter).
+
+    `task_hparams` (a multi-task stage): {task: its TASK values}; `hparam_sources`: where the
+    plan resolved each value from ({"*": {key: layer}, task: {key: layer}}), for the report.
+    """
+    for key, value in (("hparams", hparams), ("declared_tasks", declared_tasks or {}),
+                       ("task_hparams", task_hparams or {}),
+                       ("hparam_sources", hparam_sources or {})):
         if not isinstance(value, dict):
             raise ConfigError(f"notebook parameter {key} must be a mapping, got {value!r}")
     for key, value in (("cell_id", cell_id), ("cell_dir", cell_dir),
@@ -233,12 +272,85 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
     run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
                   sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),
-                  dict(declared_tasks or {}))
+                  dict(declared_tasks or {}), task_hparams=_task_values(task_hparams or {}),
+                  sources=_sources(hparam_sources, hparams, task_hparams or {}))
     _check_names(run, params)
+    stage_tasks = params.get("tasks") or []
+    for name in run.task_hparams:
+        if name not in stage_tasks:
+            raise ConfigError(f"notebook parameter task_hparams names {name!r}, which is not a "
+                              f"task of this cell ({stage_tasks})")
     run.cell_dir.mkdir(parents=True, exist_ok=True)
     if headless():
         datasets.disable_progress_bars()
     return run
+
+
+def _sources(given: dict | None, hparams: dict, task_hparams: dict) -> dict[str, dict[str, str]]:
+    """The plan's sources; an ad-hoc run (none given): `notebook` for what its parameters
+    set, `kit` for the defaults."""
+    if given:
+        return {scope: dict(keys) for scope, keys in given.items()}
+    out = {"*": {k: "notebook" if k in hparams else "kit" for k in HPARAM_DEFAULTS}}
+    for name, values in task_hparams.items():
+        out[name] = {k: "notebook" if k in values else out["*"][k] for k in TASK_KEYS}
+    return out
+
+
+def _task_values(task_hparams: dict) -> dict[str, dict[str, Any]]:
+    """Per-task TASK values, checked: a LOOP value (one per cell) cannot be given per task."""
+    out = {}
+    for name, values in task_hparams.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"notebook parameter task_hparams.{name} must be a mapping, got "
+                              f"{values!r}")
+        for key, value in values.items():
+            if key not in TASK_KEYS:
+                raise ConfigError(f"notebook parameter task_hparams.{name}: {key!r} is one value "
+                                  f"per cell, not per task; per-task keys: {', '.join(TASK_KEYS)}")
+            check_hparam(key, value, f"notebook parameter task_hparams.{name}")
+        out[name] = dict(values)
+    return out
+
+
+# What a retrieval cell reads (no training).
+RETRIEVAL_KEYS = ("max_length", "input_prefix", "pooling", "layer", "batch_size", "precision",
+                  "device")
+
+
+def recipe_table(run: CellRun, tasks: list[Task]):
+    """The values this cell runs with and where each came from (`kit`, `preset`, `task`,
+    `file`, `model`, `tasks.<name>`, `grid`; `notebook` for an ad-hoc run), keys the cell's
+    tasks do not read left out. A multi-task stage: the stage's values, then each task's own
+    TASK values (featurisation, decoding, epochs)."""
+    import pandas as pd
+
+    formats = {t.format for t in tasks}
+    if run.kind == "retrieval":
+        keys = list(RETRIEVAL_KEYS)
+    else:
+        keys = [k for k in HPARAM_DEFAULTS if reads(k, formats)
+                and (len(tasks) > 1 or k not in MULTITASK_KEYS)]
+    own = run.sources.get("*", {})
+    rows = []
+    per_task = bool(run.task_hparams)
+    for key in keys:
+        if per_task and key in TASK_KEYS:
+            continue
+        rows.append({"scope": "stage" if per_task else "cell", "key": key,
+                     "value": repr(run.hparams[key]) if isinstance(run.hparams[key], str)
+                     else run.hparams[key], "from": own.get(key, "kit")})
+    for task in tasks if per_task else []:
+        values, where = run.hparams_for(task), run.sources.get(task.name, {})
+        for key in TASK_KEYS:
+            if reads(key, {task.format}):
+                value = values[key]
+                rows.append({"scope": task.name, "key": key,
+                             "value": repr(value) if isinstance(value, str) else value,
+                             "from": where.get(key, "kit")})
+    frame = pd.DataFrame(rows).set_index(["scope", "key"] if per_task else "key")
+    frame["value"] = frame["value"].astype(str)
+    return frame.drop(columns="scope", errors="ignore")
 
 
 def _check_names(run: CellRun, params: dict[str, Any]) -> None:

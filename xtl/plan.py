@@ -18,6 +18,8 @@ from typing import Any
 from xtl import sources, zoo
 from xtl.config import (
     CONTRACT_VERSION,
+    HPARAM_DEFAULTS,
+    TASK_KEYS,
     Experiment,
     identity_hparams,
     intermediate_stages,
@@ -38,6 +40,36 @@ class Cell:
     parent: str | None
     axes: dict[str, Any]  # model, intermediate, target, seed, train_size, grid values
     evaluation: dict[str, Any] = field(default_factory=dict)  # split, languages (not hashed)
+    # every resolved hyperparameter and its source, what the notebook runs with (not hashed;
+    # absent from plans written before revision 3: `hparams_of` falls back to the identity)
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    """What a cell trains or evaluates with: LOOP values for the whole cell, TASK values per
+    task (a multi-task stage only: each task featurised, decoded and counted on its own),
+    and where each value came from (`xtl.config.resolve_hparams`)."""
+
+    hparams: dict[str, Any]
+    sources: dict[str, str]
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> TASK values
+    task_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def hparams_of(cell: Cell) -> dict[str, Any]:
+    """A cell's full cell-level hyperparameters (a plan before revision 3: from its identity)."""
+    if cell.recipe:
+        return dict(cell.recipe["hparams"])
+    return {**HPARAM_DEFAULTS, **cell.identity["hparams"]}
+
+
+def task_hparams_of(cell: Cell, task: str) -> dict[str, Any]:
+    """The hyperparameters one task of the cell runs with: its TASK values over the cell's."""
+    return hparams_of(cell) | dict(cell.recipe.get("tasks", {}).get(task, {}))
 
 
 def cell_id(kind: str, identity: dict[str, Any]) -> str:
@@ -106,12 +138,13 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
         stages = intermediate_stages(entry) + [[t] for t in target_task.train_prelude]
         parent, chain = None, []
         for stage in stages:
-            task = _task(stage[0], exp.declared)
             chain.append("+".join(stage))
+            recipe = stage_recipe([_task(t, exp.declared) for t in stage], defaults, v, point,
+                                  model)
             identity = {
                 "contract": CONTRACT_VERSION, "kind": "stage", "model": identity_model,
                 "tasks": [_task_identity(t, exp) for t in stage], "seed": stage_seed,
-                "hparams": _hparams("intermediate", task, defaults, v, point),
+                **stage_identity(recipe, [_task(t, exp.declared) for t in stage]),
                 "parent": parent,
             }
             cid = cell_id("stage", identity)
@@ -120,13 +153,15 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
                                   f"{model} | {'>'.join(chain)} | seed {stage_seed}"
                                   + _grid_label(point, "intermediate"), identity, parent,
                                   {"model": model, "intermediate": ">".join(chain),
-                                   "seed": stage_seed})
+                                   "seed": stage_seed}, recipe=recipe.to_json())
             parent = cid
         task = _task(target, exp.declared)
         languages = [lang for lang in (v["eval_languages"] or task.languages)
                      if lang in task.languages]
+        # the TARGET's recipe (XNLI: 2 epochs), though the rows come from its train task
+        recipe = single_recipe("target", task, defaults, v, point, model)
         if task.format == "retrieval":  # no training: the stage's encoder (or the base) embeds
-            _add_retrieval_cell(cells, task, identity_model, defaults, v, point, parent, axes,
+            _add_retrieval_cell(cells, task, identity_model, recipe, v, point, parent, axes,
                                 model, inter_label, languages, exp)
             continue
         train_task = task.train_task or task.name
@@ -135,8 +170,7 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             "task": _task_identity(target, exp), "train_task": _task_identity(train_task, exp),
             "seed": seed, "train_size": size,
             "subsample_seed": v["subsample_seed"] if size is not None else None,
-            # the TARGET's recipe (XNLI: 2 epochs), though the rows come from its train task
-            "hparams": _hparams("target", task, defaults, v, point),
+            "hparams": identity_hparams(recipe.hparams, {task.format}),
             "parent": parent,
         }
         cid = cell_id("target", identity)
@@ -145,7 +179,8 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
                               f"{model} | {inter_label} -> {target} | seed {seed}"
                               + (f" | n={size}" if size else "") + _grid_label(point, "target"),
                               identity, parent, axes,
-                              {"split": v["eval_split"], "languages": languages})
+                              {"split": v["eval_split"], "languages": languages},
+                              recipe.to_json())
     if not cells:
         raise ConfigError("the experiment expands to zero cells")
     ordered = [c for c in cells.values() if c.kind == "stage"]
@@ -154,13 +189,13 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
                 raw_dir=str(raw) if raw else None)
 
 
-def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, defaults: dict, v: dict,
+def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, recipe: Recipe, v: dict,
                         point: dict, parent: str | None, axes: dict, model: str,
                         inter_label: str, languages: list[str], exp: Experiment) -> None:
     """A retrieval evaluation: no seed or train size of its own (only its parent's)."""
     identity = {"contract": CONTRACT_VERSION, "kind": "retrieval", "model": identity_model,
                 "task": _task_identity(task.name, exp),
-                "hparams": _hparams("target", task, defaults, v, point), "parent": parent}
+                "hparams": identity_hparams(recipe.hparams, {task.format}), "parent": parent}
     cid = cell_id("retrieval", identity)
     if cid not in cells:
         seed = f" | seed {axes['seed']}" if parent else ""
@@ -168,11 +203,42 @@ def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, defaults: d
                           f"{model} | {inter_label} -> {task.name}{seed}"
                           + _grid_label(point, "target"), identity, parent,
                           {**axes, "train_size": None},
-                          {"split": v["eval_split"], "languages": languages})
+                          {"split": v["eval_split"], "languages": languages}, recipe.to_json())
 
 
-def _hparams(phase: str, task: Any, defaults: dict, values: dict, point: dict) -> dict:
-    return identity_hparams(resolve_hparams(phase, task, defaults, values, point))
+def single_recipe(phase: str, task: Any, preset: dict, values: dict, point: dict,
+                  model: str | None) -> Recipe:
+    """The recipe of a cell of one task: every value resolved through the task's layers."""
+    resolved = resolve_hparams(phase, task, preset, values, point, model)
+    return Recipe(resolved.values, resolved.sources)
+
+
+def stage_recipe(tasks: list[Any], preset: dict, values: dict, point: dict,
+                 model: str | None) -> Recipe:
+    """A stage's recipe. One task: `single_recipe`. Several: the LOOP values come from the
+    layers that are not per task (kit, preset, file, model, grid: one optimizer, one
+    schedule, as jiant's multi-task runs), each task's TASK values from all its layers."""
+    if len(tasks) == 1:
+        return single_recipe("intermediate", tasks[0], preset, values, point, model)
+    loop = resolve_hparams("intermediate", None, preset, values, point, model)
+    recipe = Recipe(loop.values, loop.sources)
+    for task in tasks:
+        own = resolve_hparams("intermediate", task, preset, values, point, model)
+        recipe.tasks[task.name] = {k: own.values[k] for k in TASK_KEYS}
+        recipe.task_sources[task.name] = {k: own.sources[k] for k in TASK_KEYS}
+    return recipe
+
+
+def stage_identity(recipe: Recipe, tasks: list[Any]) -> dict[str, Any]:
+    """The hyperparameters a stage id hashes. One task: `{"hparams": ...}` as in v1. Several:
+    the LOOP values, and `task_hparams` with each task's TASK values (revision 3)."""
+    if not recipe.tasks:
+        return {"hparams": identity_hparams(recipe.hparams, {tasks[0].format})}
+    formats = {t.format for t in tasks}
+    loop = {k: v for k, v in recipe.hparams.items() if k not in TASK_KEYS}
+    return {"hparams": identity_hparams(loop, formats),
+            "task_hparams": {t.name: identity_hparams(recipe.tasks[t.name], {t.format})
+                             for t in tasks}}
 
 
 def _task_identity(name: str, exp: Experiment) -> Any:
@@ -232,10 +298,13 @@ def check_hub(plan: Plan, exp: Experiment) -> None:
 
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
     """Examples x epochs of a cell's training (and rows it evaluates), from cheap row counts."""
-    epochs = cell.identity["hparams"]["epochs"]
+    epochs = hparams_of(cell)["epochs"]
     if cell.kind == "stage":
         names = [t if isinstance(t, str) else t["name"] for t in cell.identity["tasks"]]
         rows = [sources.count_rows(_task(n, exp.declared), "train", "en", mirror) for n in names]
+        if len(names) > 1:
+            return " + ".join(_times(n, task_hparams_of(cell, name)["epochs"])
+                              for name, n in zip(names, rows, strict=True))
         return _times(None if None in rows else sum(rows), epochs)
     task = _task(cell.axes["target"], exp.declared)
     evals = [sources.count_rows(task, cell.evaluation["split"], lang, mirror)

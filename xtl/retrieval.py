@@ -673,13 +673,15 @@ def _mined_lines(task: str, language: str, split: str, mined: Mined, gold: list
 def start(cell_id: str, model: str, task: str, hparams: dict, init_checkpoint: str | None,
           eval_split: str, eval_languages: list[str] | None, cell_dir: str,
           mirror: str | None = None, raw_dir: str | None = None,
-          declared_tasks: dict | None = None) -> RetrievalCell:
+          declared_tasks: dict | None = None, hparam_sources: dict | None = None
+          ) -> RetrievalCell:
     """Validate the notebook's parameters and open the cell (also for ad-hoc runs)."""
     from xtl import phases
 
     run = phases.start("retrieval", cell_id, cell_dir, cell_dir, hparams, mirror, declared_tasks,
-                       raw_dir, model=model, task=task, init_checkpoint=init_checkpoint,
-                       eval_split=eval_split, eval_languages=eval_languages)
+                       raw_dir, hparam_sources=hparam_sources, model=model, task=task,
+                       init_checkpoint=init_checkpoint, eval_split=eval_split,
+                       eval_languages=eval_languages)
     resolved = run.task(task)
     if resolved.format != "retrieval":
         raise ConfigError(f"task {task!r} has format {resolved.format!r}; the retrieval notebook"

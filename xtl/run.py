@@ -163,9 +163,12 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
                         exp: config.Experiment) -> dict[str, Any]:
     """The literal parameters papermill injects (also written to params.yaml in the cell)."""
     ident = cell.identity
+    recipe = cell.recipe or {}
     common = {
         "cell_id": cell.id, "model": cell.axes["model"], "seed": ident.get("seed"),
-        "hparams": ident["hparams"],
+        # every resolved value (the identity leaves out post-v1 keys at their v1 behaviour)
+        "hparams": planning.hparams_of(cell),
+        "hparam_sources": {"*": recipe.get("sources", {}), **recipe.get("task_sources", {})},
         "init_checkpoint": str(run_dir.checkpoint(cell.parent) / "best") if cell.parent
         else None,
         "cell_dir": str(run_dir.cell(cell.id)), "checkpoint_dir": str(run_dir.checkpoint(cell.id)),
@@ -173,7 +176,7 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
     }
     if cell.kind == "stage":
         names = [t if isinstance(t, str) else t["name"] for t in ident["tasks"]]
-        return {**common, "tasks": names}
+        return {**common, "tasks": names, "task_hparams": recipe.get("tasks", {})}
     if cell.kind == "retrieval":
         del common["seed"], common["checkpoint_dir"]
         return {**common, "task": cell.axes["target"], "eval_split": cell.evaluation["split"],

@@ -28,7 +28,9 @@ class Preset:
     revision: str
     hub_id: str | None = None
     builder: Callable[[Path], None] | None = None
-    # hyperparameter defaults a user should not have to know (override in the file)
+    # hyperparameter defaults a user should not have to know: above the kit's defaults and
+    # below the task's recipe, except the model-intrinsic keys (input_prefix, pooling, layer),
+    # where the preset wins; the experiment file beats both (docs/contracts.md section 1)
     hparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,10 +66,11 @@ PRESETS: dict[str, Preset] = {
                    hparams={"learning_rate": 5e-4, "max_length": 128, "batch_size": 32}),
     "multilingual-e5-small": Preset(
         "multilingual-e5-small", "e5s-v1", hub_id="intfloat/multilingual-e5-small",
-        # e5 was trained with "query: " prefixes and mean pooling; ~1e-4 is needed on small
-        # data (1e-5 leaves it at the majority class: ../shared/spec/offline-models.md)
-        hparams={"learning_rate": 1e-4, "max_length": 256, "input_prefix": "query: ",
-                 "pooling": "mean", "layer": -1}),
+        # e5 was trained with "query: " prefixes and last-layer mean pooling; ~1e-4 is needed on
+        # small data (1e-5 leaves it at the majority class: docs/protocol.md). No max length:
+        # each task's own (e5 has 512 positions).
+        hparams={"learning_rate": 1e-4, "input_prefix": "query: ", "pooling": "mean",
+                 "layer": -1}),
 }
 
 
