@@ -451,12 +451,16 @@ def test_tiny_model_learns_toy_tags_and_evaluates(tiny_dir, toy_mirror, tmp_path
     assert torch.isfinite(torch.tensor([r["value"] for r in records])).all()
 
 
-def test_label_goes_past_a_bare_word_start_marker():
-    """e5/XLM-R split a CJK character into "▁" + the character: label the character."""
+def test_label_goes_past_a_bare_word_start_marker_under_the_content_rule():
+    """e5/XLM-R split a CJK character into "▁" + the character: v1's rule labels the character
+    (tests/test_protocol.py has both rules on a real SentencePiece-style tokenizer)."""
     from xtl.tasks.tagging import _label_positions
 
     bare = 6
     # word 0 = ["▁", "微"], word 1 = ["▁软"] (content first), word 2 = ["▁"] only
-    assert _label_positions([0, 0, 1, 2, -1], [bare, 10, 11, bare, 2], {bare}) == \
+    assert _label_positions([0, 0, 1, 2, -1], [bare, 10, 11, bare, 2], {bare}, "content") == \
         [-1, 0, 1, 2, -1]
-    assert _label_positions([0, 0, 1], [5, 10, 11], {bare}) == [0, -1, 1]
+    assert _label_positions([0, 0, 1], [5, 10, 11], {bare}, "content") == [0, -1, 1]
+    # the official rule (default): the first sub-token, bare or not
+    assert _label_positions([0, 0, 1, 2, -1], [bare, 10, 11, bare, 2], {bare}) == \
+        [0, -1, 1, 2, -1]

@@ -22,7 +22,7 @@ from xtl.sources import Split
 from xtl.tasks import Task, format_module
 
 # The hyperparameters a featuriser may read; the others do not change features.
-FEATURE_HPARAMS = ("max_length", "input_prefix", "doc_stride")
+FEATURE_HPARAMS = ("max_length", "input_prefix", "doc_stride", "tag_subtoken")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

@@ -7,8 +7,12 @@ repo orders its 18 UPOS names differently from google/xtreme's 17); the tag `_` 
 nobody can be trained or scored on (a multi-word token or a word with no form/UPOS): such
 tokens are dropped and the rows counted as repaired; a tag outside the tag set is an error.
 
-Features: the words are tokenised without truncation; the FIRST sub-token of each word carries
-its tag, every other position (later sub-tokens, special tokens, padding) -100. Training keeps
+Features: the words are tokenised without truncation; one sub-token of each word carries its
+tag, every other position (later sub-tokens, special tokens, padding) -100. Which one is the
+`tag_subtoken` rule: "first" (the default; XTREME's `utils_tag.py` and jiant's `label_mask`)
+labels the word's first sub-token whatever it is, a bare SentencePiece word-start marker "▁"
+included; "content" (contract v1) labels the first sub-token that is not such a bare marker.
+Prediction reads the tag at the same position, so training and evaluation agree. Training keeps
 the first window of `max_length` tokens: words past it add no labels (training data only).
 Evaluation never loses a word to truncation: a long sentence is cut into overlapping windows
 (overlap `min(doc_stride, room // 2)` tokens) and each word is predicted in the window where its
@@ -41,7 +45,8 @@ from xtl.tasks import Task, register
 
 FORMAT = "tagging"
 CANONICAL_FIELDS = ("tokens", "tags")
-IGNORE = -100  # label of positions that are not a word's first sub-token
+IGNORE = -100  # label of positions that do not carry a word's tag
+TAG_SUBTOKEN_RULES = ("first", "content")  # the `tag_subtoken` hyperparameter
 UNUSABLE = "_"
 PADS = {"input_ids": None, "attention_mask": 0, "labels": IGNORE}  # None: the tokenizer's pad
 
@@ -233,18 +238,23 @@ def _bare_ids(tokenizer: Any) -> set[int]:
     return {vocab[t] for t in ("\u2581",) if t in vocab}
 
 
-def _label_positions(words: list[int], ids: list[int], bare: set[int]) -> list[int]:
+def _label_positions(words: list[int], ids: list[int], bare: set[int],
+                     rule: str = "first") -> list[int]:
     """The word index at the sub-token that carries each word's label, -1 elsewhere.
 
-    That is the word's first sub-token, unless it is a bare word-start marker: XLM-R-style
-    tokenizers split a CJK character into "▁" + the character, and a label on the bare "▁" is
-    a label on nothing (zero-shot zh NER collapses); then the first sub-token with content.
+    "first": the word's first sub-token, whatever it is (XTREME, jiant). "content": the first
+    sub-token unless it is a bare word-start marker, then the first one with content (XLM-R
+    style tokenizers split a CJK character into "▁" + the character; v1's rule).
     """
+    if rule not in TAG_SUBTOKEN_RULES:
+        raise ConfigError(f"unknown tag_subtoken rule {rule!r}; expected one of "
+                          f"{', '.join(TAG_SUBTOKEN_RULES)}")
     chosen: dict[int, int] = {}
     for k, w in enumerate(words):
         if w < 0:
             continue
-        if w not in chosen or (ids[chosen[w]] in bare and ids[k] not in bare
+        if w not in chosen or (rule == "content" and ids[chosen[w]] in bare
+                               and ids[k] not in bare
                                and all(ids[j] in bare for j in range(chosen[w], k))):
             chosen[w] = k
     out = [-1] * len(words)
@@ -254,8 +264,9 @@ def _label_positions(words: list[int], ids: list[int], bare: set[int]) -> list[i
 
 
 def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
-    """First-sub-token labels; training: the first window per row, evaluation: every window
-    with the word each position starts (`word_index`, -1 elsewhere) and its window number."""
+    """Labels at each word's `tag_subtoken` position; training: the first window per row,
+    evaluation: every window with the word each labelled position belongs to (`word_index`,
+    -1 elsewhere) and its window number."""
     head, tail, room, overlap = _room(tokenizer, hp)
     prefix = hp["input_prefix"].split()  # e5-style prefixes: extra leading words, no labels
     bare = _bare_ids(tokenizer)
@@ -268,7 +279,7 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
         ids = enc["input_ids"][i]
         words = [w - len(prefix) if w is not None and w >= len(prefix) else -1
                  for w in enc.word_ids(i)]
-        firsts = _label_positions(words, ids, bare)
+        firsts = _label_positions(words, ids, bare, hp["tag_subtoken"])
         labels = [tags[w] if w >= 0 else IGNORE for w in firsts]
         for k, start in enumerate([0] if train else window_starts(len(ids), room, overlap)):
             end = min(start + room, len(ids))
@@ -319,7 +330,7 @@ def make_head(task: Task, hidden_size: int) -> nn.Module:
 
 
 def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Cross-entropy over the labelled positions (first sub-tokens) only."""
+    """Cross-entropy over the labelled positions (one sub-token per word) only."""
     flat = logits.float().reshape(-1, logits.shape[-1])
     target = batch["labels"].reshape(-1)
     if not bool((target != IGNORE).any()):  # every word cut off: no signal, not NaN
@@ -357,8 +368,8 @@ def window_tags(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset,
 
 def word_tags(n_words: Sequence[int], windows: Sequence[int], word_index: Sequence[list[int]],
               predicted: Sequence[list[int]], head: int, tail: int) -> list[list[int | None]]:
-    """Per row, the tag id of every word from the window where the word's first sub-token has
-    the most context (min distance to the window's content edges); None: never seen."""
+    """Per row, the tag id of every word from the window where the word's labelled sub-token
+    has the most context (min distance to the window's content edges); None: never seen."""
     out: list[list[int | None]] = []
     best: list[int] = []
     for k, positions, tags in zip(windows, word_index, predicted, strict=True):
@@ -398,7 +409,7 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
 
 
 # --------------------------------------------------------------------------- the tasks
-# Recipe: jiant's XTREME runs (spec paper.md section 3): UD-POS and PAN-X 10 epochs, batch
+# Recipe: jiant's XTREME runs (docs/protocol.md): UD-POS and PAN-X 10 epochs, batch
 # 4 x 8 = 32, max_len 256. English training data: the task's own `en` train split.
 TAGGING_RECIPE = {"epochs": 10, "max_length": 256}
 
