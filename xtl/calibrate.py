@@ -180,10 +180,10 @@ def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[It
         wanted = needs.setdefault(group, {})
         for kind, items in (("train", work.train), ("eval", work.dev + work.eval)):
             for item in items:
-                key = (speed_key(item.task, work.hp), kind)
+                key = (speed_key(item.task, work.hp_of(item)), kind)
                 old = wanted.get(key)
                 if old is None or (old[0].language == "en" and item.language != "en"):
-                    wanted[key] = (item, work.hp)
+                    wanted[key] = (item, work.hp_of(item))
     return needs
 
 

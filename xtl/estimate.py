@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from xtl import sources
-from xtl.config import HPARAM_DEFAULTS, Experiment, read_yaml
+from xtl.config import Experiment, read_yaml
 from xtl.config import resolve_task as _task
 from xtl.errors import ConfigError, closest, unknown
-from xtl.plan import Cell, Plan
+from xtl.plan import Cell, Plan, hparams_of, task_hparams_of
 from xtl.sampling import mixture
 from xtl.tasks import Task
 
@@ -188,6 +188,11 @@ class Work:
     snapshots: int = 0  # resume states (model, optimizer, RNGs), one per dev evaluation
     model_loads: int = 1
     eval: list[Item] = field(default_factory=list)  # the final evaluation, per language
+    task_hps: dict[str, dict] = field(default_factory=dict)  # a multi-task stage: per task
+
+    def hp_of(self, item: Item) -> dict:
+        """The hyperparameters `item`'s head runs with (its task's own in a multi-task stage)."""
+        return self.task_hps.get(item.task.name, self.hp)
 
     @property
     def unknown(self) -> list[str]:
@@ -216,11 +221,12 @@ def counter(mirror: Path | None, raw: Path | None = None) -> RowCounter:
 
 def cell_work(cell: Cell, exp: Experiment, count: RowCounter) -> Work:
     """The work of one cell (see `Work`); `count(task, split, language)` gives row counts."""
-    hp = {**HPARAM_DEFAULTS, **cell.identity["hparams"]}
-    work = Work(cell, cell.axes["model"], hp)
+    work = Work(cell, cell.axes["model"], hparams_of(cell))
     if cell.kind == "stage":
         names = [t if isinstance(t, str) else t["name"] for t in cell.identity["tasks"]]
         pairs = [(t, t) for t in (_task(n, exp.declared) for n in names)]
+        if len(names) > 1:
+            work.task_hps = {n: task_hparams_of(cell, n) for n in names}
     elif cell.kind == "target":
         target = _task(cell.axes["target"], exp.declared)
         pairs = [(target, _task(target.train_task or target.name, exp.declared))]
@@ -246,17 +252,19 @@ def _training(work: Work, pairs: list[tuple[Task, Task]], size: int | None,
     rows = [size if size is not None else count(data, "train", data.train_language)
             for _, data in pairs]
     work.dev = [Item(head, data, "validation", data.train_language,
-                     count(data, "validation", data.train_language)) for head, data in pairs]
+                     _first(count(data, "validation", data.train_language), hp["dev_subset"]))
+                for head, data in pairs]
     known = [(pair, n) for pair, n in zip(pairs, rows, strict=True) if n is not None]
     if not known:
         work.train = [Item(h, d, "train", d.train_language, None) for h, d in pairs]
         return
     # Tasks of unknown size are left out of the mixture (and counted as 0 rows).
+    epochs = [work.task_hps.get(h.name, hp)["epochs"] for (h, _), _ in known]
     mix = mixture([h.name for (h, _), _ in known], [n for _, n in known],
-                  [h.format == "mlm" for (h, _), _ in known], hp)
+                  [h.format == "mlm" for (h, _), _ in known], hp, epochs)
     per_step = hp["batch_size"] * hp["grad_accum"]
     # One task: its rows x epochs. Several: each task's expected share of the steps' examples.
-    shares = iter([n * hp["epochs"] for _, n in known] if len(known) == 1 else
+    shares = iter([n * epochs[0] for _, n in known] if len(known) == 1 else
                   [p * mix.total * per_step for p in mix.probabilities])
     work.train = [Item(h, d, "train", d.train_language, None if n is None else next(shares))
                   for (h, d), n in zip(pairs, rows, strict=True)]
@@ -265,6 +273,11 @@ def _training(work: Work, pairs: list[tuple[Task, Task]], size: int | None,
     work.dev_evals = evals
     work.snapshots = mix.total // hp["save_every"] if hp["save_every"] else evals
     work.checkpoint_writes = evals + 1  # `best` at most at every evaluation (an upper bound)
+
+
+def _first(rows: int | None, subset: int) -> int | None:
+    """Dev rows one selection evaluation scores (`dev_subset`: the first N; 0: all)."""
+    return rows if rows is None or not subset else min(rows, subset)
 
 
 def plan_work(plan: Plan, exp: Experiment, mirror: Path | None,
@@ -285,7 +298,8 @@ def cell_seconds(work: Work, tp: Throughput) -> dict[str, float]:
     fig = tp.model(work.model)
 
     def spend(items: list[Item], kind: str) -> float:
-        return sum((i.rows or 0) / tp.rate(work.model, i.task, kind, work.hp) for i in items)
+        return sum((i.rows or 0) / tp.rate(work.model, i.task, kind, work.hp_of(i))
+                   for i in items)
 
     return {"fixed": tp.overhead_s + work.model_loads * fig.load_s
             + work.checkpoint_writes * fig.checkpoint_s + work.snapshots * fig.snapshot,

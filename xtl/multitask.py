@@ -2,9 +2,11 @@
 
 A stage cell's `tasks` parameter is a list: one task is the classic X-STILTs stage, several
 are trained at once on the shared encoder, one head each (`xtl.train.fit_tasks`; the sampler
-in `xtl.sampling`). Each task is read in its own `train_language` (an English task, its
-machine translation, or a task in another language can share a stage); an MLM task mixes every
-language it lists. metrics.json gets one record per task and metric on that task's dev set.
+in `xtl.sampling`), each featurised, decoded and counted with its own TASK values (its max
+length, epochs, ...: `CellRun.hparams_for`). Each task is read in its own `train_language`
+(an English task, its machine translation, or a task in another language can share a stage);
+an MLM task mixes every language it lists. metrics.json gets one record per task and metric
+on that task's dev set.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ def load_stage(run: phases.CellRun, tasks: list[Task]) -> tuple[list[Split], lis
             [load_split(run, t, "validation") for t in tasks])
 
 
-def mixture_table(tasks: list[Task], trains: list[Split], hp: dict):
-    """How the sampler will share the steps (before tokenising: rows, not features)."""
+def mixture_table(tasks: list[Task], trains: list[Split], hp: dict,
+                  epochs: list[float] | None = None):
+    """How the sampler will share the steps (before tokenising: rows, not features), each
+    task for its own `epochs` (None: hp's)."""
     import pandas as pd
 
     mix = sampling.mixture([t.name for t in tasks], [len(s.rows) for s in trains],
-                           [t.format == mlm.FORMAT for t in tasks], hp)
+                           [t.format == mlm.FORMAT for t in tasks], hp, epochs)
     frame = pd.DataFrame(mix.table()).set_index("task")
     frame.attrs["total"] = mix.total
     return frame
@@ -56,9 +60,11 @@ def fit_cell(run: phases.CellRun, model: XtlModel, tokenizer: Any, tasks: list[T
     names = [t.name for t in tasks]
     meta = {"cell": run.cell_id, "kind": run.kind, "task": "+".join(names),
             **({"tasks": names} if len(names) > 1 else {}), "parent": run.parent}
+    task_hps = ([run.task_hparams.get(t.name, {}) for t in tasks] if run.task_hparams
+                else None)
     result = train.fit_tasks(model, tokenizer, tasks, trains, devs, run.hparams,
                              run.params["seed"], run.checkpoint_dir,
-                             run.cell_dir / "history.jsonl", meta)
+                             run.cell_dir / "history.jsonl", meta, task_hps=task_hps)
     run.precision = result.precision
     run.flags |= set(result.flags)
     run.training = {**phases.fit_summary(result), "best_dev_scores": result.best_scores,
@@ -79,6 +85,7 @@ def describe_fit(result: train.FitResult, tasks: list[Task]) -> None:
           f"{result.best_score:.2f} at step {result.best_step}")
     for name, score in result.best_scores.items():
         print(f"  {name}: {result.task_steps.get(name, 0)} steps, dev {score:.2f} at that step")
+    print(f"checkpoint: {result.selection}")
     if result.collapsed:
         print("WARNING: a task collapsed (its dev score never rose above the majority class); "
               "flagged in metrics.json")
@@ -104,7 +111,8 @@ def evaluate_stage(run: phases.CellRun, model: XtlModel, tokenizer: Any, tasks: 
     records, examples = [], []
     for task, dev in zip(tasks, devs, strict=True):
         score = mlm.evaluate if task.format == mlm.FORMAT else evaluate.evaluate
-        got, predicted = score(model, tokenizer, task, [dev], run.hparams, run.precision)
+        got, predicted = score(model, tokenizer, task, [dev], run.hparams_for(task),
+                               run.precision)
         records += got
         examples += predicted
     return records, examples

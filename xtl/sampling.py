@@ -7,11 +7,16 @@ which examples meet, and the order of batches, stay random (the idea of the Trai
 LengthGroupedSampler). An epoch's batches depend only on (seed, epoch), so a resumed run
 rebuilds them and skips the ones already trained on: the plan itself holds no position.
 
-A multi-task stage (jiant's recipe, paper.md section 3) trains each optimizer step on ONE task,
-drawn by a sampler: `proportional` (p_k ~ n_k; with `multitask_cap` this is jiant's capped
-sampler, p_k ~ min(n_k, cap)), `temperature` (p_k ~ min(n_k, cap)^(1/T)) or `uniform`. The total
-is jiant's: sum over tasks of epochs x ceil(min(n_k, cap) / (batch_size x grad_accum)). MLM tasks
-can instead take a fixed share `mlm_weight` of the steps, added on top of the labelled tasks'.
+A multi-task stage (jiant's recipe, docs/protocol.md) trains each optimizer step on ONE task,
+drawn by a sampler. Each task keeps its own epochs e_k (a TASK value, docs/contracts.md); with
+c_k = min(n_k, cap) its examples counted (`multitask_cap`; 0 = no cap):
+- task k contributes e_k x ceil(c_k / (batch_size x grad_accum)) optimizer steps, and the stage
+  trains the SUM of these (jiant's total when the epochs agree);
+- `proportional`: p_k ~ e_k x c_k (jiant's proportional, or capped, sampler when the epochs
+  agree: p_k ~ c_k), so every task is expected to get its own share of the steps;
+  `temperature`: p_k ~ (e_k x c_k)^(1/T); `uniform`: p_k = 1 / K.
+MLM tasks can instead take a fixed share `mlm_weight` of the steps, added on top of the
+labelled tasks' (the labelled tasks keep their steps).
 The task of every step is drawn up front from (seed, probabilities, total) (`schedule`), so the
 sampler's state is the step number; each task's position in its own epochs is a `Cursor`.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -136,18 +142,21 @@ class Mixture:
     examples: tuple[int, ...]  # training examples (features) per task
     counted: tuple[int, ...]  # min(examples, cap): what the sampler and the step count see
     probabilities: tuple[float, ...]  # of each task, at every step
-    steps_per_epoch: int  # optimizer steps of one pass over the (capped) labelled data
+    steps_per_epoch: int  # optimizer steps of one pass over every (capped) labelled task
     total: int  # optimizer steps of the whole run
+    epochs: tuple[float, ...] = ()  # each task's own
 
     def table(self) -> list[dict]:
-        return [{"task": n, "examples": e, "counted": c, "probability": round(p, 4),
-                 "expected steps": round(p * self.total, 1)}
-                for n, e, c, p in zip(self.names, self.examples, self.counted,
-                                      self.probabilities, strict=True)]
+        epochs = self.epochs or (None,) * len(self.names)
+        return [{"task": n, "examples": e, "counted": c, "epochs": ep,
+                 "probability": round(p, 4), "expected steps": round(p * self.total, 1)}
+                for n, e, c, ep, p in zip(self.names, self.examples, self.counted, epochs,
+                                          self.probabilities, strict=True)]
 
 
-def sampler_weights(counted: Sequence[int], sampler: str, temperature: float) -> np.ndarray:
-    """Unnormalised task weights: jiant's Proportional / Temperature / Uniform samplers."""
+def sampler_weights(counted: Sequence[float], sampler: str, temperature: float) -> np.ndarray:
+    """Unnormalised task weights: jiant's Proportional / Temperature / Uniform samplers, of
+    each task's counted examples (times its epochs, see the module docstring)."""
     n = np.asarray(counted, dtype=np.float64)
     if sampler == "proportional":
         return n
@@ -159,14 +168,16 @@ def sampler_weights(counted: Sequence[int], sampler: str, temperature: float) ->
 
 
 def mixture(names: Sequence[str], examples: Sequence[int], auxiliary: Sequence[bool],
-            hp: dict) -> Mixture:
-    """Sampling probabilities and step counts for tasks of `examples` training examples.
+            hp: dict, epochs: Sequence[float] | None = None) -> Mixture:
+    """Sampling probabilities and step counts for tasks of `examples` training examples,
+    trained for `epochs` each (None: `hp["epochs"]` for every task).
 
     `auxiliary` marks MLM tasks. With `mlm_weight` w > 0 (and labelled tasks beside them) they
     share w of the steps equally, the labelled tasks share the rest by the sampler, and the
     total grows to labelled steps / (1 - w): the labelled tasks keep their epochs. With w = 0
     every task, MLM included, is sampled and counted alike. One task: all steps are its own.
     """
+    epochs = [hp["epochs"]] * len(names) if epochs is None else list(epochs)
     cap = hp["multitask_cap"]
     counted = [min(n, cap) if cap else n for n in examples]
     per_step = hp["batch_size"] * hp["grad_accum"]
@@ -174,15 +185,28 @@ def mixture(names: Sequence[str], examples: Sequence[int], auxiliary: Sequence[b
     weight = hp["mlm_weight"] if any(auxiliary) and not all(auxiliary) else 0.0
     main = [k for k, aux in enumerate(auxiliary) if not (weight and aux)]
     probabilities = np.zeros(len(names))
-    main_weights = sampler_weights([counted[k] for k in main], hp["multitask_sampler"],
-                                   hp["multitask_temperature"])
+    main_weights = sampler_weights([epochs[k] * counted[k] for k in main],
+                                   hp["multitask_sampler"], hp["multitask_temperature"])
     probabilities[main] = (1.0 - weight) * main_weights / main_weights.sum()
     side = [k for k in range(len(names)) if k not in main]
     probabilities[side] = weight / max(1, len(side))
     steps_per_epoch = math.ceil(sum(steps[k] for k in main) / (1.0 - weight))
-    total = max(1, math.ceil(steps_per_epoch * hp["epochs"]))
+    total = max(1, math.ceil(_mean_epochs([epochs[k] for k in main], [steps[k] for k in main])
+                             * steps_per_epoch))
     return Mixture(tuple(names), tuple(examples), tuple(counted),
-                   tuple(float(p) for p in probabilities), steps_per_epoch, total)
+                   tuple(float(p) for p in probabilities), steps_per_epoch, total,
+                   tuple(epochs))
+
+
+def _mean_epochs(epochs: Sequence[float], steps: Sequence[int]) -> Fraction:
+    """sum(e_k x steps_k) / sum(steps_k), exactly: equal epochs give e itself, so the total
+    is ceil(e x steps_per_epoch) as with one epochs value, and with w = 0 it is the sum of
+    every task's e_k x steps_k."""
+    per_epoch = sum(steps)
+    if not per_epoch:
+        return Fraction(epochs[0]) if epochs else Fraction(0)
+    return sum((Fraction(e) * s for e, s in zip(epochs, steps, strict=True)), Fraction(0)) \
+        / per_epoch
 
 
 def schedule(mix: Mixture, seed: int) -> np.ndarray:

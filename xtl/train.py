@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ from torch.distributed.checkpoint import state_dict as dcp
 from transformers import get_linear_schedule_with_warmup
 
 from xtl import evaluate, mlm, resume, sampling
-from xtl.config import HPARAM_DEFAULTS, HPARAM_TYPES, check_hparam
+from xtl.config import HPARAM_DEFAULTS, HPARAM_TYPES, TASK_KEYS, check_hparam
 from xtl.errors import ConfigError, DataError, ModelError, XtlError, unknown
 from xtl.faults import fault
 from xtl.features import features
@@ -90,6 +90,7 @@ class FitResult:
     task_steps: dict[str, int] = field(default_factory=dict)  # optimizer steps per task
     mixture: list[dict] = field(default_factory=list)  # the sampler's table (xtl.sampling)
     processes: int = 1
+    selection: str = ""  # which rule chose the best checkpoint, in words (`selection_rule`)
 
 
 @dataclass
@@ -110,14 +111,21 @@ class Progress:
 
 @dataclass
 class TaskData:
-    """One task of the mixture: rows, features, its cursor through its epochs, how to batch."""
+    """One task of the mixture: rows, features, its cursor through its epochs, how to batch,
+    and its own hyperparameters (the cell's LOOP values with this task's TASK values)."""
 
     task: Task
     train: Split
-    dev: Split
+    dev: Split  # the rows the selection scores (`dev_subset`)
     feats: datasets.Dataset
     cursor: sampling.Cursor
     collate: Callable[[list[dict]], dict]
+    hp: dict = field(default_factory=dict)
+    full_dev: Split | None = None  # the whole dev split (`dev` when no subset is taken)
+
+    def __post_init__(self) -> None:
+        if self.full_dev is None:
+            self.full_dev = self.dev
 
     @property
     def auxiliary(self) -> bool:
@@ -173,12 +181,23 @@ def resolve_precision(requested: str, device: torch.device | str | None = None) 
 
 
 def check_inputs(model: XtlModel, tasks: list[Task], trains: list[Split], devs: list[Split],
-                 hp: dict) -> None:
+                 hp: dict, task_hps: list[dict] | None = None) -> None:
     """Raise for every bad input before any work, naming the offending value."""
     for key, value in hp.items():
         if key in HPARAM_TYPES:
             check_hparam(key, value, "fit")
     names = [t.name for t in tasks]
+    if task_hps is not None:
+        if len(task_hps) != len(tasks):
+            raise ConfigError(f"fit: {len(task_hps)} per-task hyperparameter sets for "
+                              f"{len(tasks)} tasks {names}")
+        for name, own in zip(names, task_hps, strict=True):
+            for key, value in own.items():
+                if key not in TASK_KEYS:
+                    raise ConfigError(f"fit: {key!r} of task {name!r} is one value per cell "
+                                      f"(a LOOP value), not per task; per-task keys: "
+                                      f"{', '.join(TASK_KEYS)}")
+                check_hparam(key, value, f"fit: task {name}")
     if not tasks or len(set(names)) != len(names) or not len(tasks) == len(trains) == len(devs):
         raise ConfigError(f"fit: tasks {names} must be distinct and have one train and one dev "
                           f"split each ({len(trains)} train, {len(devs)} dev given)")
@@ -329,11 +348,61 @@ def collator(task: Task, tokenizer: Any, hp: dict) -> Callable[[list[dict]], dic
 
 def task_data(task: Task, train: Split, dev: Split, tokenizer: Any, hp: dict, seed: int,
               stream: int) -> TaskData:
-    """Tokenised once (cached); the task's batches are a function of (seed, epoch, stream)."""
+    """Tokenised once (cached) with the task's own `hp`; the task's batches are a function of
+    (seed, epoch, stream); `dev` is cut to the rows the selection evaluates (`dev_subset`)."""
     feats = features(task, train, tokenizer, hp, train=True)
     plan = sampling.BatchPlan(lengths(feats), hp["batch_size"], seed, hp["group_by_length"],
                               stream=stream)
-    return TaskData(task, train, dev, feats, sampling.Cursor(plan), collator(task, tokenizer, hp))
+    return TaskData(task, train, selection_split(dev, hp["dev_subset"]), feats,
+                    sampling.Cursor(plan), collator(task, tokenizer, hp), hp, full_dev=dev)
+
+
+def selection_split(dev: Split, first: int) -> Split:
+    """The dev rows the checkpoint selection scores: the first `first` (jiant's
+    `eval_subset_num`, a fixed deterministic subset); 0, or more than there are: all."""
+    if not first or first >= len(dev.rows):
+        return dev
+    return replace(dev, rows=dev.rows.select(range(first)),
+                   fingerprint=f"{dev.fingerprint}|first={first}")
+
+
+def selection_rule(data: list[TaskData], hp: dict, how: str, best_step: int, steps: int,
+                   steps_per_epoch: int) -> str:
+    """Which rule chose the best checkpoint, in words, for reports and metrics.json."""
+    scored = [d for d in data if not d.auxiliary] or data
+    if len(data) == 1:
+        d = data[0]
+        what = f"best {_language(d.dev.language)} dev {_score_name(d)} of {d.task.name}"
+    elif how == "mean":
+        what = (f"best mean of the dev scores of {', '.join(d.task.name for d in scored)}"
+                + (" (MLM trained alongside, not selected on)" if len(scored) < len(data)
+                   else ""))
+    else:
+        what = f"best dev score of {how}"
+    when = (f"every {hp['eval_every']} optimizer steps and at the end" if hp["eval_every"]
+            else f"at the end of every epoch ({steps_per_epoch} optimizer steps)")
+    rows = "; ".join(
+        (f"the first {len(d.dev.rows):,} {d.dev.task} dev rows" if d.dev is not d.full_dev
+         else f"all {len(d.dev.rows):,} {d.dev.task} dev rows") for d in data)
+    patience = (f"early stop after {hp['patience']} evaluations without improvement"
+                if hp["patience"] else "no early stopping")
+    return (f"{what}, evaluated {when} on {rows}; {patience}; chosen at step {best_step} "
+            f"of {steps}")
+
+
+def _score_name(data: TaskData) -> str:
+    """The headline dev score's name (QA: (EM+F1)/2; MLM: masked-token accuracy)."""
+    from xtl import metrics
+
+    if data.auxiliary:
+        return "masked-token accuracy"
+    if data.task.metric in metrics.QA_METRICS:
+        return "(EM+F1)/2"
+    return metrics.headline_key(data.task)
+
+
+def _language(code: str) -> str:
+    return {"en": "English", "mul": "multilingual"}.get(code, code)
 
 
 def feature_rows(feats: datasets.Dataset, indices: list[int]) -> list[dict]:
@@ -515,20 +584,24 @@ def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, h
 
 def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[Split],
               devs: list[Split], hp: dict, seed: int, checkpoint_dir: Path, history_path: Path,
-              meta: dict, processes: int | None = None) -> FitResult:
+              meta: dict, processes: int | None = None,
+              task_hps: list[dict] | None = None) -> FitResult:
     """Train `model` on `tasks` at once; keep the best checkpoint by aggregate dev score, and last.
 
-    If an earlier call with the same cell, data and hyperparameters died, continue from its
-    last resumable state in `checkpoint_dir/resume` (a different one is an error). `processes`
-    (default: $XTL_GPUS_PER_CELL, else 1) > 1 outside a launcher starts that many DDP ranks.
+    `hp` holds the cell's values; `task_hps` (a multi-task stage) each task's own TASK values
+    (`xtl.config.TASK_KEYS`: its max length, epochs, ...) over them. If an earlier call with
+    the same cell, data and hyperparameters died, continue from its last resumable state in
+    `checkpoint_dir/resume` (a different one is an error). `processes` (default:
+    $XTL_GPUS_PER_CELL, else 1) > 1 outside a launcher starts that many DDP ranks.
     """
     hp = {**HPARAM_DEFAULTS, **hp}  # a partial dict (ad-hoc use) gets the kit's defaults
     # Everything that can be wrong is checked before any work.
-    check_inputs(model, tasks, trains, devs, hp)
+    check_inputs(model, tasks, trains, devs, hp, task_hps)
+    hps = [hp | own for own in task_hps] if task_hps else [hp] * len(tasks)
     processes = processes or int(os.environ.get(PROCESSES_ENV, "1"))
     if processes > 1 and world_size() == 1:
         return launch(processes, model, tokenizer, tasks, trains, devs, hp, seed,
-                      checkpoint_dir, history_path, meta)
+                      checkpoint_dir, history_path, meta, task_hps)
     device = resolve_device(hp["device"])
     if world_size() > 1 and hp["device"].startswith("cuda:"):
         raise ConfigError(f"device {hp['device']!r} pins one GPU, but this cell runs "
@@ -548,10 +621,10 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
 
     # Data: tokenised once (the main process first, so the others read its cache).
     with accelerator.main_process_first():
-        data = [task_data(t, tr, dv, tokenizer, hp, seed, k)
-                for k, (t, tr, dv) in enumerate(zip(tasks, trains, devs, strict=True))]
+        data = [task_data(t, tr, dv, tokenizer, own, seed, k)
+                for k, (t, tr, dv, own) in enumerate(zip(tasks, trains, devs, hps, strict=True))]
     mix = sampling.mixture([t.name for t in tasks], [len(d.feats) for d in data],
-                           [d.auxiliary for d in data], hp)
+                           [d.auxiliary for d in data], hp, [own["epochs"] for own in hps])
     schedule = sampling.schedule(mix, seed)  # the task of every step, drawn up front
     steps_per_epoch, total = mix.steps_per_epoch, mix.total
     many = len(tasks) > 1
@@ -566,7 +639,8 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     store = resume.ResumeStore(checkpoint_dir, resume.identity(
         meta, hp, seed, names if many else names[0], trains if many else trains[0],
         devs if many else devs[0], precision, device.type if world_size() > 1 else str(device),
-        accelerator.num_processes) | ({"strategy": "fsdp"} if sharded else {}))
+        accelerator.num_processes) | ({"strategy": "fsdp"} if sharded else {})
+        | ({"task_hps": task_hps} if task_hps else {}))
     saved = store.load()
     if saved is None:
         progress = Progress(cursors=[d.cursor.state() for d in data])
@@ -591,7 +665,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
 
     def evaluate_and_keep() -> None:
         # Every rank scores (no rank idles in a collective meanwhile); the main's scores decide.
-        scores = {d.task.name: dev_score(unwrapped, tokenizer, d, hp, precision) for d in data}
+        scores = {d.task.name: dev_score(unwrapped, tokenizer, d, d.hp, precision) for d in data}
         scores = _from_main(accelerator, scores)
         score = aggregate(scores, data, hp["multitask_aggregate"])
         log({"step": progress.step, "dev_score": score, "epoch": progress.step / steps_per_epoch,
@@ -663,7 +737,10 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
                      resumed_from=resumed_from, best_scores=progress.best_scores,
                      aggregate=hp["multitask_aggregate"] if many else names[0],
                      task_steps={n: steps_of.get(k, 0) for k, n in enumerate(names)},
-                     mixture=mix.table(), processes=accelerator.num_processes)
+                     mixture=mix.table(), processes=accelerator.num_processes,
+                     selection=selection_rule(data, hp, hp["multitask_aggregate"],
+                                              progress.best_step, progress.step,
+                                              steps_per_epoch))
 
 
 # --- several processes from one (a notebook kernel) ------------------------------------------
@@ -674,7 +751,7 @@ class TrainingError(XtlError, RuntimeError):
 
 def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
            trains: list[Split], devs: list[Split], hp: dict, seed: int, checkpoint_dir: Path,
-           history_path: Path, meta: dict) -> FitResult:
+           history_path: Path, meta: dict, task_hps: list[dict] | None = None) -> FitResult:
     """Run `fit_tasks` in `processes` DDP ranks (torchrun) and load the result into `model`.
 
     The job (model, tokenizer, rows, settings) goes to the ranks as one torch.save file; fresh
@@ -694,14 +771,15 @@ def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
     work = Path(tempfile.mkdtemp(prefix=".launch-", dir=checkpoint_dir))
     try:
         return _launch_in(work, processes, model, tokenizer, tasks, trains, devs, hp, seed,
-                          checkpoint_dir, history_path, meta)
+                          checkpoint_dir, history_path, meta, task_hps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
                trains: list[Split], devs: list[Split], hp: dict, seed: int,
-               checkpoint_dir: Path, history_path: Path, meta: dict) -> FitResult:
+               checkpoint_dir: Path, history_path: Path, meta: dict,
+               task_hps: list[dict] | None = None) -> FitResult:
     # The rows are loaded: the ranks need no generator or reader (and a test's may not import).
     own_tasks = model.tasks
     model.tasks = {name: _without_loaders(t) for name, t in own_tasks.items()}
@@ -709,7 +787,8 @@ def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, task
         torch.save({"model": model, "tokenizer": tokenizer, "hp": hp, "seed": seed,
                     "tasks": [_without_loaders(t) for t in tasks], "trains": trains,
                     "devs": devs, "checkpoint_dir": str(checkpoint_dir),
-                    "history_path": str(history_path), "meta": meta}, work / "job.pt")
+                    "history_path": str(history_path), "meta": meta, "task_hps": task_hps},
+                   work / "job.pt")
     finally:
         model.tasks = own_tasks
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -753,7 +832,7 @@ def _rank_main(job_path: str) -> None:
     result = train.fit_tasks(model, job.pop("tokenizer"), job.pop("tasks"), job.pop("trains"),
                              job.pop("devs"), job.pop("hp"), job.pop("seed"),
                              Path(job.pop("checkpoint_dir")), Path(job.pop("history_path")),
-                             job.pop("meta"))
+                             job.pop("meta"), task_hps=job.pop("task_hps", None))
     state = dcp.get_model_state_dict(model, options=train._full_options())  # FSDP: gathers
     if int(os.environ.get("RANK", "0")) == 0:
         work = Path(job_path).parent
