@@ -24,6 +24,7 @@ HUB_REQUESTS = {
     # No SQuAD v1.1 rows are in the sample (MANIFEST "Not built"), so the mirror cannot serve
     # it; test_squad_requests_rajpurkar_plain_text checks its request with a stand-in table.
     "squad": [],
+    "squad_xtreme_r": [],  # the same rows as `squad`, XTREME-R's recipe (test_registry_entries)
     "squad_v2": [("validation", "en", ("rajpurkar/squad_v2", "squad_v2", "validation"))],
     "xquad": [("validation", "de", ("google/xquad", "xquad.de", "validation")),
               ("validation", "ro", ("google/xquad", "xquad.ro", "validation"))],
@@ -53,7 +54,7 @@ SAMPLES = [
     ("tydiqa", "train", "fi", 2, 1),
     ("tydiqa", "validation", "ar", 1, 0),
 ]
-QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa")
+QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa", "squad_xtreme_r")
 
 
 def _adhoc(name: str, hub_id: str, config: str, languages: tuple, splits: tuple,
@@ -112,6 +113,11 @@ def test_registry_entries():
                                                   "sw", "te"}
     assert tasks.get("tydiqa").train_language == "en"
     assert set(HUB_REQUESTS) == set(QA_TASKS)
+    squad, squad_r = tasks.get("squad"), tasks.get("squad_xtreme_r")
+    assert (squad_r.hub_id, squad_r.config, squad_r.splits, squad_r.fields, squad_r.metric) == (
+        squad.hub_id, squad.config, squad.splits, squad.fields, squad.metric)
+    assert dict(squad_r.hparams) == {"learning_rate": 3e-5, "epochs": 2, "max_length": 384,
+                                     "batch_size": 32}
 
 
 @pytest.mark.parametrize(("name", "split", "language", "n", "repaired"), SAMPLES,

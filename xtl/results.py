@@ -35,9 +35,12 @@ CONDITION = ("model", "intermediate", "target", "train_size", "hparams", "split"
 BASELINE = "none"
 HEADLINE_ORDER = ("accuracy", "f1", "map@20", "token_accuracy")
 QA_HEADLINE = "(EM+F1)/2"
-# Kit task -> the benchmark's task name where they differ (XTREME-R's WikiANN and UD v2.7).
-BENCHMARK_TASKS = {aggregate.XTREME: {}, aggregate.XTREME_R: {"panx_r": "panx",
-                                                              "udpos_r": "udpos"}}
+# Kit task -> the benchmark's task name where they differ (XTREME-R's WikiANN and UD v2.7);
+# None: not the benchmark's task. XTREME-R's Tatoeba is retrieval after SQuAD fine-tuning
+# (`tatoeba_r`), XTREME's the encoder as it is (`tatoeba`; docs/protocol.md).
+BENCHMARK_TASKS = {aggregate.XTREME: {"tatoeba_r": None},
+                   aggregate.XTREME_R: {"panx_r": "panx", "udpos_r": "udpos",
+                                        "tatoeba_r": "tatoeba", "tatoeba": None}}
 # Parameter counts of common checkpoints, used only when no weights of the model are found
 # locally (a run directory's checkpoints, the xtl cache or the Hugging Face cache). Encoder
 # parameters with embeddings, as the model cards / XLM-R paper give them (rounded).

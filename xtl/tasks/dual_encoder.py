@@ -1,8 +1,9 @@
 """Dual-encoder retrieval TARGETS (XTREME-R's LAReQA and Mewsli-X): trained, then evaluated by
 ranking a candidate pool (mAP@20).
 
-One shared encoder embeds both sides by a masked mean over its last layer, L2-normalised (the
-XTREME-R baseline: "shared encoder, mean pooling"). Training: each row pairs a query with its
+One shared encoder embeds both sides by a masked mean over its last layer, L2-normalised (a
+shared encoder as XTREME-R's; its released code pools the pooler's CLS output instead, with a
+learned logit scale: docs/protocol.md). Training: each row pairs a query with its
 relevant candidate; a batch of B pairs is one forward pass over 2B inputs, and the loss is the
 cross-entropy of each query against all B candidates (in-batch negatives) on cosines /
 `TEMPERATURE`; a batch-mate whose candidate IS the query's own (two questions answered by one
@@ -27,8 +28,9 @@ once per encoder state (`xtl.retrieval.POOL_CACHE`: every language of a cell sha
 each query ranks the pool by exact chunked top-k; the prediction is the top 20 candidate ids.
 Metric `map@20` (`xtl.metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
 
-Recipes: LAReQA's lr 2e-5 and 3 epochs are train_lareqa.sh's (paper.md section 5); the rest
-of both recipes (batch size, max length, Mewsli-X's lr and epochs) are the kit's guesses.
+Recipes: XTREME-R's scripts/train_lareqa.sh and train_mewslix.sh for XLM-R Large (below;
+docs/protocol.md, which also lists where this module differs from XTREME-R's dual encoders:
+pooling, temperature, one max length for both sides).
 """
 
 from __future__ import annotations
@@ -355,11 +357,15 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
 
 LAREQA_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MEWSLIX_LANGUAGES = ("ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk")
-# train_lareqa.sh: lr 2e-5, 3 epochs (paper.md section 5); max length 256 fits a question or a
-# sentence with its paragraph (XQuAD contexts are ~150 words): a guess.
-LAREQA_RECIPE = {"learning_rate": 2e-5, "epochs": 3, "max_length": 256}
-# Not verified from the spec (guesses): mention and description are short.
-MEWSLIX_RECIPE = {"learning_rate": 2e-5, "epochs": 2, "max_length": 128}
+# XTREME-R's scripts/train_lareqa.sh (docs/protocol.md): lr 2e-5, 3 epochs, batch 4 x 4, no
+# warmup, no weight decay, answers (sentence + paragraph) up to 256 tokens (questions: 96; the
+# kit has one max length for both).
+LAREQA_RECIPE = {"learning_rate": 2e-5, "epochs": 3, "max_length": 256, "batch_size": 16,
+                 "warmup_ratio": 0.0, "weight_decay": 0.0}
+# XTREME-R's scripts/train_mewslix.sh for XLM-R Large: lr 1e-5 (mBERT: 2e-5), 2 epochs, max
+# sequence length 64, batch 8 x 4, no warmup, no weight decay.
+MEWSLIX_RECIPE = {"learning_rate": 1e-5, "epochs": 2, "max_length": 64, "batch_size": 32,
+                  "warmup_ratio": 0.0, "weight_decay": 0.0}
 
 
 def _mentions_reader(folder: Any, split: str, language: str) -> tuple[datasets.Dataset, list]:

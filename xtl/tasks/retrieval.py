@@ -16,15 +16,16 @@ XTREME reports it as test, so both canonical split names read it. BUCC: `validat
 release's `sample` part, `test` = `training` (XTREME's own mapping, datasets.md 2.8).
 
 The retrieval representation (layer, pooling) is part of each task's recipe, below: jiant's
-X-STILTs setting, a masked mean over layer 14 of XLM-R Large's 24 (paper.md section 2),
+X-STILTs setting, a masked mean over layer 14 of XLM-R Large's 24 (docs/protocol.md),
 written as a fraction of depth so that a 12-layer model uses its layer 7 (XTREME's base-model
-layer). Presets may override it (e5 is trained for its last layer).
+layer). A preset's layer and pooling beat these (e5 is trained for its last layer);
+the experiment file beats both. `tatoeba_r` is XTREME-R's Tatoeba: after a SQuAD stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import datasets
@@ -126,7 +127,7 @@ XTREME_TATOEBA = ("af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "f
                   "ru", "sw", "ta", "te", "th", "tl", "tr", "ur", "vi", "zh")
 XTREME_R_EXTRA = ("az", "lt", "pl", "ro", "uk")
 
-register(MappedConfigTask(
+tatoeba_task = register(MappedConfigTask(
     name="tatoeba",
     format=FORMAT,
     # XTREME's 36 (datasets.md 2.9) + XTREME-R's 5 (3.5), XTREME's two-letter codes
@@ -144,6 +145,17 @@ register(MappedConfigTask(
     hparams=RECIPE,
     description="Tatoeba sentence retrieval (XTREME 36 + XTREME-R 5 languages, each with "
                 "English); no training; top-1 accuracy",
+))
+
+# XTREME-R's protocol: the encoder is fine-tuned on SQuAD v1.1 before retrieval (Ruder et al.
+# 2021; docs/protocol.md): after the intermediate stages, a SQuAD stage with XTREME-R's recipe
+# (`squad_xtreme_r`), then the same retrieval from that checkpoint's encoder.
+register(replace(
+    tatoeba_task,
+    name="tatoeba_r",
+    train_prelude=("squad_xtreme_r",),
+    description="Tatoeba as XTREME-R evaluates it: retrieval from an encoder fine-tuned on "
+                "SQuAD v1.1 (after any intermediate stages); 41 languages; top-1 accuracy",
 ))
 
 register(Task(
