@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -62,3 +63,21 @@ def write_hub(root: Path, repo: str, config: str, split: str, rows: dict, featur
     folder.mkdir(parents=True, exist_ok=True)
     datasets.Dataset.from_dict(rows, features=features).to_parquet(
         str(folder / f"{split}-00000-of-00001.parquet"))
+
+
+def assert_same_checkpoint(a: Path, b: Path) -> None:
+    """Byte-identical checkpoint files and the same checksum; checkpoint.json may differ only in
+    when it was written and where its parent lies (another run directory's)."""
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file()}
+
+    fa, fb = files(a), files(b)
+    assert fa.keys() == fb.keys()
+    differ = sorted(name for name in fa if name != "checkpoint.json" and fa[name] != fb[name])
+    assert not differ, f"{a} and {b} differ in {differ}"
+    records = [json.loads(f["checkpoint.json"]) for f in (fa, fb)]
+    for record in records:
+        record.pop("created")
+        (record.get("parent") or {}).pop("path", None)
+    assert records[0] == records[1]

@@ -37,3 +37,12 @@ def test_key_changes_with_what_changes_features(tokenizer):
     assert key != cache_key(NLI, split, tokenizer, HP | {"input_prefix": "query: "}, False)
     assert key != cache_key(NLI, split, tokenizer, HP, True)
     assert key != cache_key(NLI, other, tokenizer, HP, False)
+
+
+def test_key_ignores_what_earlier_calls_left_on_the_tokenizer(tiny_dir):
+    split = sources.load(NLI, "validation", "de", size=40)
+    fresh, used = build(tiny_dir, [NLI])[1], build(tiny_dir, [NLI])[1]
+    used(["a b c d e"], truncation=True, max_length=3, padding="max_length")
+    left = used.backend_tokenizer.truncation, used.backend_tokenizer.padding
+    assert cache_key(NLI, split, used, HP, False) == cache_key(NLI, split, fresh, HP, False)
+    assert (used.backend_tokenizer.truncation, used.backend_tokenizer.padding) == left

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same_checkpoint
 from safetensors.torch import load_file
 
 from xtl import atomicdir, faults, resume, sources, tasks, train
@@ -70,7 +71,7 @@ def _tensors(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    """Same losses and scores in history.jsonl, and bit-identical best and last weights."""
+    """Same losses and scores in history.jsonl, and byte-identical best and last checkpoints."""
     ha = [json.loads(x) for x in (a / "history.jsonl").read_text().splitlines()]
     hb = [json.loads(x) for x in (b / "history.jsonl").read_text().splitlines()]
     assert _losses(ha) == _losses(hb)
@@ -81,9 +82,12 @@ def assert_same_run(a: Path, b: Path) -> None:
         assert all(torch.equal(ta[k], tb[k]) for k in ta), which
         assert verify_checkpoint(a / "ckpt" / which)["step"] == verify_checkpoint(
             b / "ckpt" / which)["step"]
+        assert_same_checkpoint(a / "ckpt" / which, b / "ckpt" / which)
 
 
-def test_crash_then_rerun_is_bit_identical(tiny_dir, data, tmp_path, crash_here):
+def test_crash_then_rerun_is_bit_identical(tiny_dir, data, tmp_path, crash_here, monkeypatch):
+    # The reference tokenises (a cold feature cache); the crashed run and its rerun read the cache.
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
     reference = _fit(tiny_dir, data, tmp_path / "ref")
     crash_here("train_step:8")
     with pytest.raises(Crash):
@@ -169,6 +173,7 @@ print(json.dumps({"steps": r.steps, "resumed_from": r.resumed_from}))
 
 def _child(tiny_dir: Path, out: Path, hp: dict, fault: str | None = None):
     env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    env["XTL_CACHE"] = str(out.parent / "cache")  # the first child tokenises, the others read
     if fault:
         env[faults.ENV] = fault
     return subprocess.run([sys.executable, "-c", CHILD, str(tiny_dir), str(out), json.dumps(hp)],

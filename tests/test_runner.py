@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import assert_same_checkpoint
 
 from xtl import config, lock, plan, run
 from xtl.errors import ConfigError
@@ -23,7 +24,7 @@ intermediate: [none, synth-nli]
 targets: [synth-nli]
 train_sizes: [100]
 eval_languages: [de]
-hparams: {epochs: 1, max_length: 64, precision: fp32}
+hparams: {epochs: 1, max_length: 64, precision: fp32, save_every: 10}
 """
 
 
@@ -177,54 +178,85 @@ def _results(out: Path) -> dict:
     return found
 
 
-def _xtl(args: list[str], fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "XTL_FAULT"}
+def _xtl(args: list[str], fault: str | None = None, **env_vars: str
+         ) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("XTL_FAULT", "XTL_FAULT_CELL")}
+    env |= env_vars
     if fault:
         env["XTL_FAULT"] = fault
     return subprocess.run([sys.executable, "-m", "xtl.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
 
+def assert_same_checkpoints(expected: Path, out: Path) -> None:
+    """Every checkpoint of run directory `out` byte-identical to `expected`'s (same checksums)."""
+    names = sorted(p.relative_to(expected).as_posix()
+                   for p in (expected / "checkpoints").glob("*/best"))
+    assert len(names) == 3
+    assert names == sorted(p.relative_to(out).as_posix() for p in (out / "checkpoints").glob("*/*"))
+    for name in names:
+        assert_same_checkpoint(expected / name, out / name)
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
+def baseline(tmp_path_factory, tiny_dir):
+    """The uninterrupted run, with a cold feature cache (`_cache`): later runs find it warm."""
     root = tmp_path_factory.mktemp("baseline")
+    (root / "cache").mkdir()
+    (root / "cache" / "models").symlink_to(tiny_dir.parent)  # the built model, not its features
     (root / "exp.yaml").write_text(FAULT_EXP)
-    proc = _xtl(["run", str(root / "exp.yaml"), "--out", str(root / "out")])
+    proc = _xtl(["run", str(root / "exp.yaml"), "--out", str(root / "out")], **_cache(root))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "cache" / "features").is_dir()
     results = _results(root / "out")
     assert len([k for k in results if "/" not in k]) == 3
     return root, results
 
 
+def _cache(root: Path) -> dict[str, str]:
+    """The environment of a run that shares the baseline's feature cache."""
+    return {"XTL_CACHE": str(root / "cache")}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point, retry", [
     ("cell_start", False), ("after_notebook", False), ("html_render", False),
-    ("status_update:2", False), ("metrics_write", True), ("evaluate", True)])
+    ("status_update:2", False), ("metrics_write", True), ("evaluate", True),
+    ("train_step:15", True)])
 def test_every_fault_point_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path,
                                                                       point, retry):
-    _, expected = baseline
-    (tmp_path / "exp.yaml").write_text(FAULT_EXP)
+    """The same results and byte-identical checkpoints (cell_start: a plain second run)."""
+    root, expected = baseline
+    env = _cache(root)
+    _, _, built = _plan(tmp_path)
+    stage = next(c for c in built.cells if c.kind == "stage")
     args = ["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")]
-    crashed = _xtl(args, fault=point)
-    if point in ("metrics_write", "evaluate"):  # the kernel dies; the cell is recorded failed
+    in_stage = point.startswith("train_step")  # only the stage's kernel dies, mid-training
+    crashed = _xtl(args, fault=point, **env, **({"XTL_FAULT_CELL": stage.id} if in_stage else {}))
+    if point in ("metrics_write", "evaluate") or in_stage:  # a kernel dies: its cell failed
         assert crashed.returncode == 1 and "failed" in crashed.stdout
     else:
         assert crashed.returncode == -9, crashed.stdout + crashed.stderr
-    again = _xtl(args + (["--retry-failed"] if retry else []))
+    if in_stage:  # the rerun continues from the resume state the killed kernel left
+        resume = tmp_path / "out" / "checkpoints" / stage.id / "resume" / "resume.json"
+        assert json.loads(resume.read_text())["step"] == 10
+    again = _xtl(args + (["--retry-failed"] if retry else []), **env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert _results(tmp_path / "out") == expected
+    assert_same_checkpoints(root / "out", tmp_path / "out")
     status = _xtl(["status", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")])
     assert "3 done" in status.stdout
 
 
 @pytest.mark.slow
 def test_real_kill_9_from_outside_then_resume(baseline, tmp_path):
-    _, expected = baseline
+    root, expected = baseline
+    env = _cache(root)
     (tmp_path / "exp.yaml").write_text(FAULT_EXP)
     args = [sys.executable, "-m", "xtl.cli", "run", str(tmp_path / "exp.yaml"), "--out",
             str(tmp_path / "out")]
     proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env={**os.environ, **env})
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until the second cell is running, then kill -9
         states = [json.loads(p.read_text()).get("state") for p in
@@ -235,10 +267,11 @@ def test_real_kill_9_from_outside_then_resume(baseline, tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, 9)
     proc.wait()
-    again = _xtl(["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")])
+    again = _xtl(["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")], **env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "taking over a stale lock" in again.stdout
     assert _results(tmp_path / "out") == expected
+    assert_same_checkpoints(root / "out", tmp_path / "out")
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import assert_same_checkpoint
 
 from xtl import phases, resume, sampling, sources, tasks, train
 from xtl.config import HPARAM_DEFAULTS
@@ -90,6 +91,25 @@ def test_checkpoint_round_trip_is_bitwise(tiny_dir, tmp_path):
     a, b = model.state_dict(), again.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_bytes_do_not_depend_on_earlier_encoding_calls(tiny_dir, tmp_path):
+    model, tok, _ = build(tiny_dir, [NLI])
+    save_checkpoint(model, tok, tmp_path / "fresh", {"cell": "x"})
+    # An encoding call leaves its truncation and padding on the tokenizers backend.
+    tok(["a b c d e f g"], ["h i"], truncation=True, max_length=4, padding="max_length")
+    left = tok.backend_tokenizer.truncation, tok.backend_tokenizer.padding
+    assert left[0]["max_length"] == 4 and left[1]["length"] == 4
+    save_checkpoint(model, tok, tmp_path / "used", {"cell": "x"})
+    assert_same_checkpoint(tmp_path / "fresh", tmp_path / "used")
+    assert (tok.backend_tokenizer.truncation, tok.backend_tokenizer.padding) == left  # untouched
+    # Loaded and saved again: nothing carried over from the first process either.
+    again, tok2, _ = build(tiny_dir, [NLI], init_checkpoint=tmp_path / "used")
+    load_heads(again, tmp_path / "used")
+    save_checkpoint(again, tok2, tmp_path / "again", {"cell": "x"})
+    assert_same_checkpoint(tmp_path / "fresh", tmp_path / "again")
+    assert (tmp_path / "again" / "encoder" / "tokenizer.json").read_bytes() == (
+        tiny_dir / "tokenizer.json").read_bytes()
 
 
 def test_fresh_heads_on_a_checkpoint(tiny_dir, tmp_path):

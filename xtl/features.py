@@ -20,19 +20,22 @@ import xtl
 from xtl import zoo
 from xtl.sources import Split
 from xtl.tasks import Task, format_module
+from xtl.tokenizer_state import without_call_state
 
 # The hyperparameters a featuriser may read; the others do not change features.
 FEATURE_HPARAMS = ("max_length", "input_prefix", "doc_stride", "tag_subtoken")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of the tokenizer's full definition (vocabulary, normaliser, specials)."""
+    """A hash of the tokenizer's full definition (vocabulary, normaliser, specials), not of
+    what earlier calls left on it."""
     cached = getattr(tokenizer, "_xtl_fingerprint", None)
     if cached:
         return cached
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(),
-                                                                   sort_keys=True)
+    with without_call_state(tokenizer):
+        text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(),
+                                                                       sort_keys=True)
     digest = hashlib.sha256(text.encode())
     digest.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True).encode())
     tokenizer._xtl_fingerprint = digest.hexdigest()[:16]

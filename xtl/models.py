@@ -24,6 +24,7 @@ from xtl.errors import ModelError
 from xtl.faults import fault
 from xtl.store import atomic_write_json, read_json_object, sha256_tree
 from xtl.tasks import Task, format_module
+from xtl.tokenizer_state import without_call_state
 
 MARKER = "checkpoint.json"
 
@@ -159,7 +160,8 @@ def save_checkpoint(model: XtlModel, tokenizer: Any, dest: Path, meta: dict,
                 if k.startswith("encoder.")})
             head_state = {k.removeprefix("heads."): v for k, v in state.items()
                           if k.startswith("heads.")}
-        tokenizer.save_pretrained(tmp / "encoder")
+        with without_call_state(tokenizer):  # the same bytes whatever encoded before
+            tokenizer.save_pretrained(tmp / "encoder")
         heads = {k: v.detach().cpu().contiguous() for k, v in head_state.items()}
         save_file(heads, tmp / "heads.safetensors")
         head_specs = {name: {"format": t.format, "label_names": list(t.label_names)}
