@@ -486,6 +486,21 @@ register(replace(
     description="WikiANN NER target (XTREME-R, 48 languages, unimelb-nlp/wikiann)",
 ))
 
+# Real PAN-X rows shipped with xtl (xtl/offline/samples/README.md): 200 English training and
+# dev sentences and 200 dev sentences in five other languages, four scripts; PAN-X's schema,
+# recipe and metric. The offline demo's real zero-shot NER.
+register(replace(
+    panx,
+    name="panx-sample",
+    languages=("en", "de", "ar", "hi", "zh", "sw"),
+    hub_id=None,
+    splits={"train": "train", "validation": "validation"},
+    raw_path="panx",
+    bundled=True,
+    description="PAN-X NER, a real sample shipped with xtl (200 sentences: en train + dev, "
+                "dev of de ar hi zh sw); offline",
+))
+
 # jiant's CCG head has 1,363 outputs (CCGTask.LABELS); the real tag names come with the rows.
 CCG_CAPACITY = 1363
 register(TaggingTask(
