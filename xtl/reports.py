@@ -352,10 +352,31 @@ class Analysis:
             [("mean score over seeds", mean.round(1)),
              ("chance level (or F1 bar) per language", levels.round(1)),
              ("how each level is set", chance.drop_duplicates(["target", "note"])[
-                 ["target", "metric", "note"]])],
+                 ["target", "metric", "note"]].reset_index(drop=True))],
             fig, caption("Headline score per language and intermediate task (QA: F1), bars = "
                          "mean over seeds (error bar: std over seeds where several); dashed "
                          "marks: chance, dotted: the F1 bar.", shown), "zero_shot_scores")
+
+    def data_notes(self) -> Section | None:
+        """What the run's synthetic tasks and real samples can and cannot show (None when it
+        has neither)."""
+        from xtl import synth
+        from xtl.offline import samples
+
+        t = self.table
+        names = set(t["target"].dropna()) | set(t["task"].dropna()) if len(t) else set()
+        for label in (t["intermediate"].dropna() if len(t) else []):
+            names |= {n for chain in str(label).split(">") for n in chain.split("+")}
+        kinds = []
+        if any(n.startswith("synth-") for n in names):
+            kinds.append(("The synthetic tasks", synth))
+        if any(_bundled(n) for n in names):
+            kinds.append(("The real samples", samples))
+        if not kinds:
+            return None
+        text = "\n\n".join(f"**{what} can show:** {module.CAN_SHOW}\n\n**{what} cannot "
+                             f"show:** {module.CANNOT_SHOW}" for what, module in kinds)
+        return Section("What these tasks can and cannot show", text)
 
     def shortcut_baselines(self) -> Section:
         targets, stages = shortcuts.summary(self.baselines)
@@ -370,6 +391,8 @@ class Analysis:
                 + ". A zero-shot score shows transfer only where it beats them: `beats` is "
                 "`all`, or names the shortcuts that the lowest of the intermediate tasks' "
                 "scores does not beat.")
+        if self.baselines["model"].nunique() == 1:  # one model: its name says nothing
+            targets, stages = (f.drop(columns="model", errors="ignore") for f in (targets, stages))
         tables = []
         if len(targets):
             tables.append(("model score per intermediate task (mean over seeds) and each "
@@ -514,11 +537,19 @@ class Analysis:
                                "encoder parameters.", self.tasks), "q_robustness")
 
     def sections(self) -> list[Section]:
-        found = [self.overview(), self.questions(), *self.main_table(), self.benchmark(),
-                 self.zero_shot(), self.shortcut_baselines(), self.per_language_gains(),
-                 self.uncertainty()]
+        notes = self.data_notes()
+        found = [self.overview(), *([notes] if notes else []), self.questions(),
+                 *self.main_table(), self.benchmark(), self.zero_shot(),
+                 self.shortcut_baselines(), self.per_language_gains(), self.uncertainty()]
         found += [s for s in (self.question(k) for k in QUESTIONS) if s is not None]
         return found
+
+
+def _bundled(name: str) -> bool:
+    from xtl.tasks import REGISTRY
+
+    task = REGISTRY.get(name)
+    return bool(task is not None and task.bundled)
 
 
 def _size_groups(gains: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:

@@ -350,4 +350,5 @@ def summary(frame: Any) -> tuple[Any, Any]:
     if len(own):
         stages = own.drop(columns=["kind", "cell", "split"]).rename(
             columns={"intermediate": "stage"}).dropna(axis=1, how="all")
+        stages = stages[[c for c in stages if c != "beats"] + ["beats"]]
     return targets, stages

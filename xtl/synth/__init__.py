@@ -25,3 +25,23 @@ def target_train(task, part_generator):
                    description=f"English training rows of the {task.name} target, disjoint "
                                f"from {task.name}'s own train split (what an intermediate "
                                "stage trains on)")
+
+
+# What the synthetic tasks can and cannot show, for the reports (xtl.reports).
+CAN_SHOW = (
+    "The synthetic tasks run the real tasks' code paths (Hub schemas of MNLI/XNLI, PAN-X, "
+    "SQuAD/XQuAD, Tatoeba) offline, and they measure transfer rather than memory: no "
+    "evaluation name (synth-ner) or sentence (synth-nli, synth-qa) is ever trained on, "
+    "NLI labels are balanced against length and word-overlap cues, and no intermediate "
+    "stage trains on a row its targets train or evaluate on. So a score well above the "
+    "shortcut baselines is a skill learned in English and applied in another language and "
+    "script.")
+CANNOT_SHOW = (
+    "They say nothing about real language or real benchmark numbers: the vocabulary is tiny "
+    "(six animals, three activities, names built from 78 syllables), the grammars are "
+    "hand-written templates, and every language is rendered from one meaning, so the "
+    "languages are parallel and equally 'high-resource' by construction. synth-qa before the "
+    "synth-qa target is the same task twice, with more (disjoint) English data: its gain is an "
+    "in-task data effect, as the paper's SQuAD before XQuAD, not transfer from another task. "
+    "A length/overlap classifier fit on a language's OWN labelled NLI rows finds cues its "
+    "grammar makes (agreement, articles); a model trained on English cannot learn those.")
