@@ -113,3 +113,13 @@ def test_chance_levels_are_the_shortcuts_module_levels():
     assert levels["tatoeba-sample"] == pytest.approx(shortcuts.random_ranking(300))
     assert levels["synth-nli"] == pytest.approx(100 / 3)
     assert levels["panx-sample"] == 30
+
+
+def test_the_tree_fits_a_fixed_sample_of_a_large_training_set(monkeypatch):
+    monkeypatch.setattr(shortcuts, "TREE_ROWS", 40)
+    a = [f"a cat {i}" for i in range(100)]
+    b = [f"a cat {i}" + " x" * (i % 3) for i in range(100)]
+    labels = [i % 3 for i in range(100)]
+    first, second = (shortcuts.overlap_tree(a, b, labels) for _ in range(2))
+    assert first.tree_.n_node_samples[0] == 40
+    assert (first.tree_.value == second.tree_.value).all()
