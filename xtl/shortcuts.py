@@ -40,12 +40,12 @@ from xtl.tasks import Task
 # name -> what it is, for reports
 DESCRIPTIONS = {
     "lookup": "each token's most frequent tag in the English training rows; unseen tokens O",
-    "majority": "the most frequent English training label (tagging: every token O)",
     "overlap tree": "depth-4 decision tree on 9 length/word-overlap features of the pair, fit "
                     "on the English training rows",
     "answer lookup": "the most frequent English training answer to questions opening with the "
                      "same words, if it occurs in the context",
     "random ranking": "expected top-1 accuracy of a random ranking: 100 / pool size",
+    "majority": "the most frequent English training label (tagging: every token O)",
 }
 TREE_DEPTH = 4
 TREE_ROWS = 20_000
