@@ -49,6 +49,7 @@ def contract_keys(doc: dict) -> dict[str, list[str]]:
     return {
         "top": sorted(doc),
         "record": sorted({k for r in doc["records"] for k in r}),
+        "baseline": sorted({k for b in doc.get("baselines", []) for k in b}),
         "provenance": sorted(prov),
         "data": sorted({k for d in prov["data"].values() for k in d}),
         "parent": sorted(prov["parent"] or {}),

@@ -299,6 +299,8 @@ def test_every_raw_reader_is_covered():
     covered = {"udpos", "udpos_r", "panx", "panx_r", "xquad", "ccg", "tatoeba", "tatoeba_r",
                "bucc2018", "mlm"}
     readers = {name for name, t in tasks.REGISTRY.items() if t.raw_reader is not None}
-    new = readers - covered - {"lareqa", "mewslix", "mewslix-wikipedia"}
+    # panx-sample / tatoeba-sample: the panx and tatoeba readers on the shipped files
+    new = readers - covered - {"lareqa", "mewslix", "mewslix-wikipedia", "panx-sample",
+                               "tatoeba-sample"}
     if new:
         pytest.fail(f"raw readers without a property test: {sorted(new)}")

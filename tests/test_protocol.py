@@ -22,9 +22,10 @@ from xtl.tasks import tagging
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none"],
         "targets": ["synth-nli"], "seeds": [0]}
-# Ids computed by the code before revision 3 (contract v1 revision 2), for the identity rule.
-V1_IDS = {"synth-ner target": "target-b4f320a3b49a", "synth-nli target": "target-4b765aa6358b",
-          "synth-nli stage": "stage-5f72688d9aff"}
+# Ids computed by the code before revision 3 (contract v1 revision 2, commit d4abb63), for the
+# identity rule. Registered Hub tasks: generated ones also carry the generators' revision (rev. 5).
+V1_IDS = {"panx target": "target-cbf24995d976", "xnli target": "target-9fa052034748",
+          "mnli stage": "stage-cc7109af1422"}
 
 
 def cells(check_models: bool = True, **changes) -> list[plan.Cell]:
@@ -208,9 +209,9 @@ def test_rq_lowresource_sizes_stay_below_every_full_training_set():
 # --- 4. the identity rule for post-v1 keys ------------------------------------------------------
 
 def test_tag_subtoken_renames_tagging_cells_only_when_it_differs_from_v1():
-    default = cells(targets=["synth-ner"])[0]
-    content = cells(targets=["synth-ner"], hparams={"tag_subtoken": "content"})[0]
-    assert content.id == V1_IDS["synth-ner target"]  # v1's rule: v1's id
+    default = cells(check_models=False, targets=["panx"])[0]
+    content = cells(check_models=False, targets=["panx"], hparams={"tag_subtoken": "content"})[0]
+    assert content.id == V1_IDS["panx target"]  # v1's rule: v1's id
     assert default.id != content.id and default.identity["hparams"]["tag_subtoken"] == "first"
     assert "tag_subtoken" not in content.identity["hparams"]
     assert content.recipe["hparams"]["tag_subtoken"] == "content"  # the notebook still gets it
@@ -219,17 +220,17 @@ def test_tag_subtoken_renames_tagging_cells_only_when_it_differs_from_v1():
 @pytest.mark.parametrize("rule", [None, "first", "content"])
 def test_non_tagging_ids_never_change(rule):
     hp = {} if rule is None else {"tag_subtoken": rule}
-    built = cells(intermediate=["synth-nli"], hparams=hp)
-    assert [c.id for c in built] == [V1_IDS["synth-nli stage"], "target-8bf18d593609"]
-    assert cells(hparams=hp)[0].id == V1_IDS["synth-nli target"]
+    built = cells(False, intermediate=["mnli"], targets=["xnli"], hparams=hp)
+    assert [c.id for c in built] == [V1_IDS["mnli stage"], "target-b0c4f01ba983"]
+    assert cells(False, targets=["xnli"], hparams=hp)[0].id == V1_IDS["xnli target"]
     assert all("tag_subtoken" not in c.identity["hparams"] for c in built)
 
 
 def test_a_tagging_stage_renames_what_starts_from_it():
-    old = cells(intermediate=["synth-ner"], hparams={"tag_subtoken": "content"})
-    new = cells(intermediate=["synth-ner"])
+    old = cells(False, intermediate=["panx"], targets=["xnli"], hparams={"tag_subtoken": "content"})
+    new = cells(False, intermediate=["panx"], targets=["xnli"])
     assert old[0].id != new[0].id and old[1].id != new[1].id
-    assert [c.id for c in old] == ["stage-f16a306dc666", "target-084ff7857f4d"]  # v1's
+    assert [c.id for c in old] == ["stage-444997fb0c2f", "target-115b2b64a808"]  # v1's
 
 
 def test_every_post_v1_key_has_its_v1_behaviour():
@@ -466,3 +467,17 @@ def test_a_plan_without_recipes_still_loads(tmp_path):
     params = run.notebook_parameters(old.cells[1], run.RunDir(root), old, exp)
     assert params["hparams"] == HPARAM_DEFAULTS | old.cells[1].identity["hparams"]
     assert "3 pending" in run.status_table(root)
+
+
+def test_the_generators_revision_renames_generated_cells_only(monkeypatch):
+    """Contract v1 revision 5: what a generator produces is part of a generated task's identity."""
+    from xtl import synth
+
+    def ids() -> dict[str, str]:
+        return {c.axes["target"]: c.id for c in cells(False, targets=["synth-nli", "xnli"])}
+
+    before = ids()
+    monkeypatch.setattr(synth, "REVISION", synth.REVISION + 1)
+    after = ids()
+    assert before["synth-nli"] != after["synth-nli"]
+    assert before["xnli"] == after["xnli"] == V1_IDS["xnli target"]

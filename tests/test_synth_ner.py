@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ PANX_SAMPLES = [HUB / f"google/xtreme/PAN-X.{lang}/validation-00000-of-00001.par
                 for lang in ("de", "zh")]
 WIKIANN_SAMPLE = HUB / "unimelb-nlp/wikiann/de/validation-00000-of-00001.parquet"
 
-# Meanings are hashed into splits, so no validation sentence is also a train sentence.
+# Names are hashed into parts, so no validation sentence is also a train sentence.
 MAX_SPLIT_OVERLAP = 0.0
 # Each entity type's share of all entity mentions (PER/ORG/LOC are about a third each).
 TYPE_SHARE = (0.25, 0.42)
@@ -120,15 +121,6 @@ def test_entity_types_balanced_and_multi_token() -> None:
         assert multi[etype] > 0.1 * counts[etype], (etype, multi)  # I- tags occur for each
 
 
-def test_same_entity_same_type_everywhere() -> None:
-    # Names are decidable from the name lists: one surface form, one type.
-    types: dict[str, set[str]] = {}
-    for row in ner.generate("en", "train", 1500):
-        for etype, text in _entities(row):
-            types.setdefault(text, set()).add(etype)
-    assert all(len(t) == 1 for t in types.values()), {k: v for k, v in types.items() if len(v) > 1}
-
-
 def test_splits_disjoint() -> None:
     sentences = {
         split: {tuple(r["tokens"]) for r in ner.generate("en", split, n)}
@@ -154,16 +146,24 @@ def test_scripts(language: str) -> None:
             assert pattern.search(text), (text, row)  # names are transliterated
 
 
-def test_chinese_is_one_token_per_character_but_names() -> None:
+def test_chinese_is_one_token_per_character() -> None:
+    # as PAN-X.zh: every character a token, names included ("卡鲁·塔米" is five I-/B- tokens)
     rows = ner.generate("zh", "validation", 60)
-    for row in rows:
-        tags = [ner.TAGS[t] for t in row["ner_tags"]]
-        # a name is one token (so never an I- tag); every other token is one character
-        assert not any(t.startswith("I-") for t in tags), row
-        assert all(len(tok) == 1 for tok, t in zip(row["tokens"], tags, strict=True) if t == "O")
-    names = [tok for row in rows for tok, t in zip(row["tokens"], row["ner_tags"], strict=True)
-             if t]
-    assert "·" in "".join(names) and max(len(n) for n in names) > 3  # "安娜·施密特" stays whole
+    assert all(len(tok) == 1 for row in rows for tok in row["tokens"])
+    tags = [ner.TAGS[t] for row in rows for t in row["ner_tags"]]
+    assert {"I-PER", "I-ORG", "I-LOC"} <= set(tags)
+    persons = [text for row in rows for etype, text in _entities(row) if etype == "PER"]
+    assert persons and all("·" in text for text in persons)
+
+
+def test_names_are_spelled_uniquely_in_every_script() -> None:
+    # every spelling decodes to one name, so names of different parts never look alike
+    assert len(set(ner._HAN.values())) == len(ner._HAN) == 78
+    rng = random.Random(0)
+    names = {ner._sample_name(rng, part) for part in ner.common.PARTS for _ in range(3000)}
+    for language in ner.LANGUAGES:
+        spelled = {ner.spell(name, language) for name in names}
+        assert len(spelled) == len(names), language
 
 
 @pytest.mark.parametrize("language", ["de", "es", "fr"])

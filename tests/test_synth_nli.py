@@ -88,7 +88,7 @@ def test_parallel_across_languages() -> None:
         assert rendered == [(r["premise"], r["hypothesis"]) for r in rows], lang
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 10, 301, 1000])
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 301])
 def test_label_balance(n: int) -> None:
     for split in nli.SPLITS:
         counts = Counter(row["label"] for row in nli.generate("en", split, n, seed=1))
@@ -98,14 +98,14 @@ def test_label_balance(n: int) -> None:
 
 
 def test_splits_disjoint() -> None:
-    train = nli.generate("en", "train", 2000)
-    val = nli.generate("en", "validation", 500)
-    test = nli.generate("en", "test", 500)
+    train = nli.generate("en", "train", 1200)
+    val = nli.generate("en", "validation", 300)
+    test = nli.generate("en", "test", 300)
     premises = {
         split: {r["premise"] for r in rows}
         for split, rows in (("train", train), ("validation", val), ("test", test))
     }
-    # Premise meanings are hashed into splits, so premises never cross splits.
+    # Sentence meanings are hashed into parts, so premises never cross splits.
     assert not premises["train"] & premises["validation"]
     assert not premises["train"] & premises["test"]
     assert not premises["validation"] & premises["test"]
@@ -154,3 +154,11 @@ def test_bad_split(split: str) -> None:
 def test_bad_n(n: int) -> None:
     with pytest.raises(ValueError, match=str(n)):
         nli.generate("en", "train", n)
+
+
+def test_first_rows_do_not_depend_on_how_many_were_asked_for() -> None:
+    nli._STREAMS.clear()
+    few = nli.sample_frames("test", 10, seed=4)
+    nli._STREAMS.clear()
+    many = nli.sample_frames("test", 40, seed=4)
+    assert many[:10] == few and nli.sample_frames("test", 10, seed=4) == few

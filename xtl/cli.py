@@ -23,6 +23,8 @@ def _source(task) -> str:
         return "combines " + " + ".join(task.combine)
     if task.generator is not None:
         return "generated (xtl.synth)"
+    if task.bundled:
+        return f"bundled real sample (xtl/offline/samples/{task.raw_path}/)"
     raw = f"raw files <raw_dir>/{task.raw_path}/"
     if task.hub_id is None:
         return raw

@@ -144,8 +144,9 @@ class CellRun:
                                  self.precision)
 
     def finish(self, records: list[dict], examples: list[dict] | None = None,
-               extra: dict | None = None) -> dict:
-        """Write predictions, then metrics.json (last: its presence means the cell is done)."""
+               extra: dict | None = None, baselines: list[dict] | None = None) -> dict:
+        """Write predictions, then metrics.json (last: its presence means the cell is done);
+        `baselines`: the shortcut scores on the same rows (`xtl.shortcuts.for_cell`)."""
         if examples:
             by_file: dict[str, list[str]] = {}
             for ex in examples:
@@ -153,7 +154,9 @@ class CellRun:
                 by_file.setdefault(name, []).append(json.dumps(ex, ensure_ascii=False))
             for name, lines in by_file.items():
                 atomic_write_text(self.cell_dir / "predictions" / name, "\n".join(lines) + "\n")
-        records = _merge(self.cell_dir / "metrics.json", records)
+        previous = self.cell_dir / "metrics.json"
+        baselines = _merge(previous, baselines or [], "baselines")
+        records = _merge(previous, records)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         doc = {
             "schema": METRICS_SCHEMA,
@@ -162,6 +165,7 @@ class CellRun:
             "params": self.params,
             "records": records,
             "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
+            **({"baselines": baselines} if baselines else {}),
             "provenance": collect(data=self.data, hparams=self.hparams,
                                   precision=self.precision, model_source=self.model_source,
                                   parent=self.parent, training=self.training, finished=now,
@@ -219,12 +223,13 @@ def _earlier_training(path: Path) -> dict | None:
         return None
 
 
-def _merge(path: Path, records: list[dict]) -> list[dict]:
-    """Keep earlier records of (task, language, split) this run did not evaluate again."""
+def _merge(path: Path, records: list[dict], key: str = "records") -> list[dict]:
+    """Keep earlier records (or baselines) of (task, language, split) this run did not
+    evaluate again."""
     if not path.is_file():
         return records
     fresh = {(r["task"], r["language"], r["split"]) for r in records}
-    old = json.loads(path.read_text(encoding="utf-8")).get("records", [])
+    old = json.loads(path.read_text(encoding="utf-8")).get(key, [])
     return [r for r in old if (r["task"], r["language"], r["split"]) not in fresh] + records
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xtl import sources, zoo
+from xtl import sources, synth, zoo
 from xtl.config import (
     CONTRACT_VERSION,
     HPARAM_DEFAULTS,
@@ -242,8 +242,13 @@ def stage_identity(recipe: Recipe, tasks: list[Any]) -> dict[str, Any]:
 
 
 def _task_identity(name: str, exp: Experiment) -> Any:
-    """A registered task is its name; a declared one is its whole declaration."""
-    return {"name": name, **exp.declared[name]} if name in exp.declared else name
+    """A registered task is its name (a generated one with the generators' revision); a
+    declared one is its whole declaration."""
+    if name in exp.declared:
+        return {"name": name, **exp.declared[name]}
+    if _task(name, exp.declared).generator is not None:
+        return {"name": name, "generator": synth.REVISION}
+    return name
 
 
 def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:

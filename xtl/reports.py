@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 import xtl
-from xtl import aggregate, plots, results, uncertainty
+from xtl import aggregate, plots, results, shortcuts, uncertainty
 from xtl.store import atomic_write_text, read_json
 
 XTREME_TASKS = tuple(aggregate.LANGUAGES[aggregate.XTREME])
@@ -36,25 +36,14 @@ def chance_levels(scores: pd.DataFrame) -> pd.DataFrame:
     Classification and multiple choice: 100 / number of labels or choices; retrieval top-1
     accuracy: 100 / pool size (the number of candidate sentences, the record's n); F1 has no
     chance level: the bar F1 30 (the demo's 0.3) is marked instead (kind "bar"); anything else
-    (mAP@20, token accuracy): unknown (NaN).
+    (mAP@20, token accuracy): unknown (NaN). The levels are `xtl.shortcuts.chance_level`'s.
     """
     rows = []
     for (target, language), group in scores.groupby(["target", "language"], sort=False):
         first = group.iloc[0]
-        task = results.task_for(first)
-        metric = first["metric"]
-        chance, kind, note = float("nan"), "", "no chance level known"
-        if task is not None and metric == "accuracy" and task.format == "retrieval":
-            pool = int(first["n"]) if pd.notna(first["n"]) else 0
-            if pool:
-                chance, kind, note = 100 / pool, "pool", f"1/{pool} (pool of {pool} sentences)"
-        elif task is not None and metric == "accuracy" and task.label_names:
-            k = len(task.label_names)
-            what = "choices" if task.format == "multiple_choice" else "labels"
-            chance, kind, note = 100 / k, "chance", f"1/{k} ({k} {what})"
-        elif metric == "f1":
-            chance, kind, note = plots.F1_BAR, "bar", "F1 has no chance level; bar 30 (0.3)"
-        rows.append({"target": target, "language": language, "metric": metric,
+        n = first["n"] if pd.notna(first["n"]) else 0
+        chance, kind, note = shortcuts.chance_level(results.task_for(first), first["metric"], n)
+        rows.append({"target": target, "language": language, "metric": first["metric"],
                      "chance": chance, "kind": kind, "note": note})
     return pd.DataFrame(rows, columns=["target", "language", "metric", "chance", "kind", "note"])
 
@@ -155,9 +144,12 @@ class Analysis:
 
     def __init__(self, table: pd.DataFrame, root: Path | None = None,
                  samples: int = uncertainty.SAMPLES,
-                 stages: dict[str, list[str]] | None = None) -> None:
+                 stages: dict[str, list[str]] | None = None,
+                 baselines: pd.DataFrame | None = None) -> None:
         self.root = root
         self.table = table
+        # every cell's scores beside its shortcut baselines (xtl.shortcuts.load)
+        self.baselines = baselines if baselines is not None else pd.DataFrame()
         # evaluation cell -> its collapsed intermediate stages (results.collapsed_stages)
         self.stages = stages or {}
         self.scores = results.language_scores(table)
@@ -173,7 +165,8 @@ class Analysis:
     def load(cls, run_dirs: Any, samples: int = uncertainty.SAMPLES) -> Analysis:
         table = results.load(run_dirs)
         root = Path(run_dirs) if isinstance(run_dirs, (str, Path)) else None
-        return cls(table, root, samples, results.collapsed_stages(run_dirs))
+        return cls(table, root, samples, results.collapsed_stages(run_dirs),
+                   shortcuts.load(run_dirs))
 
     # ---- what the run holds
 
@@ -359,10 +352,55 @@ class Analysis:
             [("mean score over seeds", mean.round(1)),
              ("chance level (or F1 bar) per language", levels.round(1)),
              ("how each level is set", chance.drop_duplicates(["target", "note"])[
-                 ["target", "metric", "note"]])],
+                 ["target", "metric", "note"]].reset_index(drop=True))],
             fig, caption("Headline score per language and intermediate task (QA: F1), bars = "
                          "mean over seeds (error bar: std over seeds where several); dashed "
                          "marks: chance, dotted: the F1 bar.", shown), "zero_shot_scores")
+
+    def data_notes(self) -> Section | None:
+        """What the run's synthetic tasks and real samples can and cannot show (None when it
+        has neither)."""
+        from xtl import synth
+        from xtl.offline import samples
+
+        t = self.table
+        names = set(t["target"].dropna()) | set(t["task"].dropna()) if len(t) else set()
+        for label in (t["intermediate"].dropna() if len(t) else []):
+            names |= {n for chain in str(label).split(">") for n in chain.split("+")}
+        kinds = []
+        if any(n.startswith("synth-") for n in names):
+            kinds.append(("The synthetic tasks", synth))
+        if any(_bundled(n) for n in names):
+            kinds.append(("The real samples", samples))
+        if not kinds:
+            return None
+        text = "\n\n".join(f"**{what} can show:** {module.CAN_SHOW}\n\n**{what} cannot "
+                             f"show:** {module.CANNOT_SHOW}" for what, module in kinds)
+        return Section("What these tasks can and cannot show", text)
+
+    def shortcut_baselines(self) -> Section:
+        targets, stages = shortcuts.summary(self.baselines)
+        if targets.empty and stages.empty:
+            return Section("Against shortcuts that need no model", "No cell recorded shortcut "
+                           "baselines (they exist for tagging, NLI-style pairs, extractive QA "
+                           "and Tatoeba-style retrieval).")
+        names = [n for n in shortcuts.DESCRIPTIONS if n in targets or n in stages]
+        text = ("Each cell also scored cheap shortcuts on its own evaluation rows, fit on its "
+                "own English training rows (`xtl.shortcuts`): "
+                + "; ".join(f"**{n}**: {shortcuts.DESCRIPTIONS[n]}" for n in names)
+                + ". A zero-shot score shows transfer only where it beats them: `beats` is "
+                "`all`, or names the shortcuts that the lowest of the intermediate tasks' "
+                "scores does not beat.")
+        if self.baselines["model"].nunique() == 1:  # one model: its name says nothing
+            targets, stages = (f.drop(columns="model", errors="ignore") for f in (targets, stages))
+        tables = []
+        if len(targets):
+            tables.append(("model score per intermediate task (mean over seeds) and each "
+                           "shortcut, per target and language", targets.round(1)))
+        if len(stages):
+            tables.append(("intermediate stages: English dev score and each shortcut",
+                           stages.round(1)))
+        return Section("Against shortcuts that need no model", text, tables)
 
     def per_language_gains(self) -> Section:
         gains = self.language_gains
@@ -499,10 +537,19 @@ class Analysis:
                                "encoder parameters.", self.tasks), "q_robustness")
 
     def sections(self) -> list[Section]:
-        found = [self.overview(), self.questions(), *self.main_table(), self.benchmark(),
-                 self.zero_shot(), self.per_language_gains(), self.uncertainty()]
+        notes = self.data_notes()
+        found = [self.overview(), *([notes] if notes else []), self.questions(),
+                 *self.main_table(), self.benchmark(), self.zero_shot(),
+                 self.shortcut_baselines(), self.per_language_gains(), self.uncertainty()]
         found += [s for s in (self.question(k) for k in QUESTIONS) if s is not None]
         return found
+
+
+def _bundled(name: str) -> bool:
+    from xtl.tasks import REGISTRY
+
+    task = REGISTRY.get(name)
+    return bool(task is not None and task.bundled)
 
 
 def _size_groups(gains: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:

@@ -212,7 +212,7 @@ def _declared_stage_tasks(cells: dict[str, dict], cell: dict | None) -> dict[str
     parent = cells.get((cell or {}).get("parent") or "")
     while parent is not None:
         for task in parent["identity"].get("tasks", []):
-            if isinstance(task, dict):
+            if isinstance(task, dict) and "format" in task:  # declared (not a generator revision)
                 found[task["name"]] = {k: v for k, v in task.items() if k != "name"}
         parent = cells.get(parent.get("parent") or "")
     return found
@@ -490,7 +490,7 @@ def task_for(row: Any) -> Any:
         plan = json.loads((Path(path).parents[3] / "plan.json").read_text(encoding="utf-8"))
         identity = next((c["identity"] for c in plan["cells"] if c["id"] == row["cell"]), {})
         task = identity.get("task")
-        if isinstance(task, dict):
+        if isinstance(task, dict) and "format" in task:  # declared, not a generator revision
             declared = {row["task"]: {k: v for k, v in task.items() if k != "name"}}
     try:
         return resolve_task(row["task"], declared)

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from xtl import shortcuts
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
 from xtl.progress import bar as progress_bar
@@ -60,6 +61,9 @@ TOKENIZE_CHUNK = 8192
 BUCC_NEIGHBOURS = 4
 DIRECTIONS = {"en_xx": "English query, foreign index (XTREME's number)",
               "xx_en": "foreign query, English index"}
+# Why a preset's own layer is the one to retrieve with (Wang et al. 2024 for e5).
+MODEL_LAYERS = {"multilingual-e5-small": "e5 is trained as a sentence embedder on the mean of "
+                "its LAST layer (with a 'query: ' prefix), which is how its users retrieve"}
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -487,6 +491,7 @@ class LanguageResult:
     records: list[dict]
     examples: list[dict]
     info: dict[str, Any] = field(default_factory=dict)
+    baselines: list[dict] = field(default_factory=list)  # xtl.shortcuts: random ranking
 
 
 @dataclass
@@ -542,10 +547,25 @@ class RetrievalCell:
         """The representation and search actually used (also written to metrics.json)."""
         n = _num_layers(self.encoder)
         return {"layer": self.hp["layer"], "layer_index": layer_index(self.hp["layer"], n),
-                "num_layers": n, "pooling": self.hp["pooling"],
+                "num_layers": n, "layer_reason": self.layer_reason(),
+                "pooling": self.hp["pooling"],
                 "input_prefix": self.hp["input_prefix"], "max_length": self.hp["max_length"],
                 "precision": self.run.precision, "device": str(self.device),
                 "search": self.backend}
+
+    def layer_reason(self) -> str:
+        """Why this layer: the model's own layer, the task's recipe, or the experiment file."""
+        from xtl import zoo
+
+        layer = self.hp["layer"]
+        preset = zoo.PRESETS.get(self.model)
+        if preset is not None and preset.hparams.get("layer") == layer:
+            return f"the layer {self.model} is made to embed with: " + MODEL_LAYERS.get(
+                self.model, "its preset's setting")
+        if self.task.hparams.get("layer") == layer:
+            return ("the task's recipe: X-STILTs' retrieval layer (Phang et al. 2020: layer 14 "
+                    "of XLM-R Large's 24, as a fraction of depth)")
+        return "set in the experiment file (hparams or tasks.<name>.layer)"
 
     def describe(self) -> str:
         s = self.settings()
@@ -555,6 +575,7 @@ class RetrievalCell:
                 f"representation: hidden_states[{s['layer_index']}] ({which} of {s['num_layers']}"
                 f" layers; layer = {s['layer']!r}), {s['pooling']} pooling, prefix "
                 f"{s['input_prefix']!r}, max {s['max_length']} tokens, L2-normalised\n"
+                f"why this layer: {s['layer_reason']}\n"
                 f"running on {s['device']} in {s['precision']}; cosine search with "
                 f"{s['search']}")
 
@@ -603,7 +624,8 @@ class RetrievalCell:
                     for i, rid in enumerate(found.ids)]
         info = {"pairs": n, **info, "en->xx": round(scores["en_xx"], 2),
                 "xx->en": round(scores["xx_en"], 2)}
-        return LanguageResult(language, records, examples, info)
+        return LanguageResult(language, records, examples, info,
+                              shortcuts.for_cell(self.task, None, [split]))
 
     def _mine_split(self, language: str, split: str) -> tuple[Mined, list, dict]:
         pairs = bitext(self.run.load(self.task, split, language).rows)
@@ -641,7 +663,8 @@ class RetrievalCell:
         if self.thresholds:
             extra["retrieval"]["bucc_thresholds"] = dict(self.thresholds)
         return self.run.finish([r for res in results for r in res.records],
-                               [e for res in results for e in res.examples], extra)
+                               [e for res in results for e in res.examples], extra,
+                               [b for res in results for b in res.baselines])
 
 
 def _headline(metric: str) -> str:

@@ -5,7 +5,8 @@ Every source goes through the same adapter, so the rows a model sees do not depe
 they came from. A mirror has the Hub's Parquet layout:
 `<mirror>/<owner>/<repo>/<config>/<split>-*.parquet` (single-config repos use `data/`).
 Raw release files (what the Hub lacks: BUCC, XTREME-R languages, ...) live under a raw root
-(`raw_dir` in the experiment file; `XTL_RAW_DIR` wins) at each task's `raw_path`.
+(`raw_dir` in the experiment file; `XTL_RAW_DIR` wins) at each task's `raw_path`; a
+`bundled` task's raw files ship inside xtl (`xtl.offline.samples`) and are read from there.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Split:
     split: str
     language: str
     rows: datasets.Dataset
-    source: str  # "hub" | "mirror" | "raw" | "synthetic"
+    source: str  # "hub" | "mirror" | "raw" | "bundled" | "synthetic"
     location: str
     fingerprint: str
     unusable: dict[str, int] = field(default_factory=dict)
@@ -70,6 +71,10 @@ def resolve_raw(from_file: str | os.PathLike | None) -> Path | None:
 
 
 def _raw_root(task: Task, language: str, raw: Path | None) -> Path:
+    if task.bundled:
+        from xtl.offline import samples
+
+        return samples.root() / task.raw_path
     root = raw if raw is not None else resolve_raw(None)
     if root is None:
         raise DataError(f"{task.name}/{language} comes from raw release files ({task.raw_path}/); "
@@ -105,6 +110,10 @@ def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> in
         return None if None in counts else sum(counts)
     if task.generator is not None:
         return task.sizes.get(split)
+    if task.bundled:  # a few hundred local rows: read them
+        task.source_split(split)  # an unknown split is an error, as in `load`
+        rows, _ = task.raw_reader(_raw_root(task, language, None), split, language)
+        return len(rows)
     if mirror is None or task.from_raw(language):
         return None
     files = _mirror_files(task, task.source_split(split), language, mirror)
@@ -134,7 +143,8 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     if task.from_raw(language):
         rows, files = task.raw_reader(_raw_root(task, language, raw), split, language)
         raw_rows = rows if isinstance(rows, datasets.Dataset) else datasets.Dataset.from_list(rows)
-        source, location = "raw", str(files[0].parent) if files else task.raw_path
+        source = "bundled" if task.bundled else "raw"
+        location = str(files[0].parent) if files else task.raw_path
         digest = hashlib.sha256()
         for f in files:
             digest.update(f.name.encode() + sha256_file(f).encode())

@@ -2,13 +2,27 @@
 
 Every example is built as a language-independent meaning (a :class:`Frame`) and then rendered
 by a hand-written grammar per language, so example ``i`` of a (split, n, seed) is the same
-meaning in every language, like XNLI. Labels follow from the frames alone:
+meaning in every language, like XNLI. Labels follow from the frames alone, reading premise
+and hypothesis as one scene (SNLI's convention): "an animal" is the animal the other sentence
+is about, an animal named differently is another individual.
 
-* entailment: the hypothesis drops details, uses the hypernym "animal", states only the
-  location, or denies a different location;
+* entailment: the hypothesis drops details, says "an animal", states only the location, or
+  denies another location or another activity (one event, one place, one activity);
 * neutral: the hypothesis adds a detail the premise does not give (colour, place, manner,
-  companion, hunger);
-* contradiction: the hypothesis changes the colour, place or activity, or negates it.
+  companion, hunger), names the animal of "an animal", or is about another animal;
+* contradiction: the hypothesis changes the colour, place or activity (possibly adding a
+  detail), or negates it.
+
+Surface cues are matched away: rows are made in triples, one per label, whose English pairs
+have the same word counts and word overlap (`signature`), so the labels are balanced and
+every length/overlap feature of `xtl.shortcuts.overlap_features` has the same distribution
+under each label: a classifier on them, fit on English rows, is at chance (33.3%) in every
+language. Fit on a language's OWN labelled rows, such a tree still finds grammar-made cues
+(agreement: another animal changes the verb's gender in Hindi and Arabic; articles): a model
+trained in English cannot learn those, which is why the shortcut is fit on English.
+
+Premise and hypothesis of a row belong to the split's part (common.PARTS), so no sentence of
+a training row occurs in an evaluation row, nor in the other training part.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ from dataclasses import dataclass, replace
 import datasets
 
 from xtl.synth import common
-from xtl.synth.common import check_args, split_of, split_rng
+from xtl.synth.common import check_args, part_of, part_of_split, part_rng
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "es", "fr", "ru", "zh", "ar", "hi")
 LABELS = ("entailment", "neutral", "contradiction")
@@ -76,13 +90,34 @@ PREMISE_TEMPLATES: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("colour", "manner"), False),
     (("colour", "companion"), False),
     (("colour",), False),
+    (("place",), False),
+    ((), False),
 )
-
+HYPERNYM_PREMISES = 0.2  # share of premises about "an animal" (whose hyponym is then neutral)
 
 
 # ----------------------------------------------------------------------------------------------
 # Sampling (language independent)
 # ----------------------------------------------------------------------------------------------
+
+
+def key(frame: Frame) -> str:
+    """The meaning of a frame as a string: what the parts are hashed by. Two frames that every
+    grammar renders alike (word order aside) have the same key: "an animal" hides which."""
+    animal = "animal" if frame.hypernym else frame.animal
+    if frame.form == "hungry":
+        fields = ("hungry", animal, frame.colour)
+    elif frame.form == "locative":
+        fields = ("locative", animal, frame.colour, frame.place, frame.negated)
+    else:
+        fields = ("action", animal, frame.verb, frame.colour, frame.place, frame.manner,
+                  frame.companion, frame.negated)
+    return "|".join(map(str, fields))
+
+
+def part(frame: Frame) -> str:
+    """The part (common.PARTS) a sentence meaning belongs to."""
+    return part_of(key(frame))
 
 
 def _other(values: Sequence[str], current: str | None, rng: random.Random) -> str:
@@ -93,18 +128,16 @@ def _present(frame: Frame) -> list[str]:
     return [s for s in SLOTS if getattr(frame, s) is not None]
 
 
-def _split_of(frame: Frame) -> str:
-    # Hashing the meaning keeps splits disjoint for any seed (80/10/10).
-    return split_of("|".join(str(getattr(frame, s)) for s in ("animal", "verb", *SLOTS)))
-
-
-def _sample_premise(rng: random.Random, split: str) -> Frame:
-    # Rejection sampling: only meanings hashed into this split are kept (about 1 in 10 for eval).
+def _sample_premise(rng: random.Random, wanted: str) -> Frame:
+    # Rejection sampling: only meanings hashed into the wanted part are kept.
     while True:
         slots, fronted = rng.choice(PREMISE_TEMPLATES)
         fields = {s: rng.choice(_VALUES[s]) for s in slots}
-        frame = Frame(animal=rng.choice(ANIMALS), verb=rng.choice(VERBS), fronted=fronted, **fields)
-        if _split_of(frame) == split:
+        frame = Frame(animal=rng.choice(ANIMALS), verb=rng.choice(VERBS),
+                      fronted=fronted and "place" in fields, **fields)
+        if rng.random() < HYPERNYM_PREMISES:  # "an animal" carries no colour
+            frame = replace(frame, hypernym=True, colour=None)
+        if part(frame) == wanted:
             return frame
 
 
@@ -125,9 +158,14 @@ def _core(frame: Frame, keep_place: bool = True) -> Frame:
     )
 
 
-def _maybe_front(frame: Frame, rng: random.Random) -> Frame:
-    ok = frame.form == "action" and not frame.negated and frame.place is not None
-    return replace(frame, fronted=ok and rng.random() < 0.3)
+def _add(frame: Frame, rng: random.Random, keep: Sequence[str] = ()) -> Frame:
+    """Add one slot the frame lacks (a detail the premise did not give), if any."""
+    missing = [s for s in SLOTS if getattr(frame, s) is None and s not in keep
+               and not (s == "colour" and frame.hypernym)]
+    if not missing or frame.form != "action" or frame.negated:
+        return frame
+    slot = rng.choice(missing)
+    return replace(frame, **{slot: rng.choice(_VALUES[slot])})
 
 
 # Entailment transformations ------------------------------------------------------------------
@@ -142,6 +180,8 @@ def _e_drop(p: Frame, rng: random.Random) -> Frame | None:
 
 
 def _e_hypernym(p: Frame, rng: random.Random) -> Frame | None:
+    if p.hypernym:
+        return None
     return _thin(replace(p, hypernym=True, colour=None), keep=(), rng=rng)
 
 
@@ -160,15 +200,21 @@ def _e_deny_other_place(p: Frame, rng: random.Random) -> Frame | None:
     return _thin(other, keep=("place",), rng=rng, p=0.5)
 
 
+def _e_deny_other_verb(p: Frame, rng: random.Random) -> Frame | None:
+    # The activities exclude each other: sleeping entails not playing.
+    return _thin(replace(_core(p), verb=_other(VERBS, p.verb, rng), negated=True), keep=(),
+                 rng=rng, p=0.5)
+
+
 # Neutral transformations ---------------------------------------------------------------------
 
 
 def _n_add(p: Frame, rng: random.Random) -> Frame | None:
-    missing = [s for s in SLOTS if getattr(p, s) is None]
-    if not missing:
+    added = _add(p, rng)
+    if added == p:
         return None
-    slot = rng.choice(missing)
-    return _thin(replace(p, **{slot: rng.choice(_VALUES[slot])}), keep=(slot,), rng=rng)
+    new = [s for s in SLOTS if getattr(added, s) != getattr(p, s)]
+    return _thin(added, keep=new, rng=rng)
 
 
 def _n_hungry(p: Frame, rng: random.Random) -> Frame | None:
@@ -185,26 +231,52 @@ def _n_place_unknown(p: Frame, rng: random.Random) -> Frame | None:
     return _thin(new, keep=("place",), rng=rng, p=0.5)
 
 
+def _n_hyponym(p: Frame, rng: random.Random) -> Frame | None:
+    # "An animal is sleeping" does not say which animal: "the cat is sleeping" is undecided.
+    if not p.hypernym:
+        return None
+    return _thin(replace(p, hypernym=False), keep=(), rng=rng)
+
+
+def _n_other_animal(p: Frame, rng: random.Random) -> Frame | None:
+    # Another animal is another individual: what it does is not given.
+    if p.hypernym:
+        return None
+    new = replace(p, animal=_other(ANIMALS, p.animal, rng))
+    if rng.random() < 0.5:  # ... and so is anything about it
+        new = replace(new, verb=_other(VERBS, p.verb, rng))
+    return _thin(new, keep=(), rng=rng)
+
+
 # Contradiction transformations ---------------------------------------------------------------
+# Each may add a detail the premise lacks: the hypothesis stays false.
+
+
+def _contradict(new: Frame, rng: random.Random, keep: Sequence[str]) -> Frame:
+    new = _thin(new, keep=keep, rng=rng)
+    return _add(new, rng, keep=keep) if rng.random() < 0.4 else new
 
 
 def _c_change_colour(p: Frame, rng: random.Random) -> Frame | None:
     if p.colour is None:
         return None
-    return _thin(replace(p, colour=_other(COLOURS, p.colour, rng)), keep=("colour",), rng=rng)
+    return _contradict(replace(p, colour=_other(COLOURS, p.colour, rng)), rng, ("colour",))
 
 
 def _c_change_place(p: Frame, rng: random.Random) -> Frame | None:
-    if p.place is None:
+    if p.place is None or p.hypernym:
         return None
     form = rng.choice(("action", "action", "locative"))
     new = replace(p, place=_other(PLACES, p.place, rng))
-    new = replace(_core(new), form=form) if form == "locative" else new
-    return _thin(new, keep=("place",), rng=rng)
+    if form == "locative":
+        return _thin(replace(_core(new), form=form), keep=("place",), rng=rng)
+    return _contradict(new, rng, ("place",))
 
 
 def _c_change_verb(p: Frame, rng: random.Random) -> Frame | None:
-    return _thin(replace(p, verb=_other(VERBS, p.verb, rng)), keep=(), rng=rng)
+    if p.hypernym:
+        return None
+    return _contradict(replace(p, verb=_other(VERBS, p.verb, rng)), rng, ())
 
 
 def _c_negate(p: Frame, rng: random.Random) -> Frame | None:
@@ -221,43 +293,87 @@ def _c_negate_locative(p: Frame, rng: random.Random) -> Frame | None:
 
 Transform = Callable[[Frame, random.Random], Frame | None]
 
-# (transformation, weight) per label; weights favour the simple, most learnable ones.
-_TRANSFORMS: dict[int, tuple[tuple[Transform, int], ...]] = {
-    ENTAILMENT: ((_e_drop, 5), (_e_hypernym, 2), (_e_locative, 2), (_e_deny_other_place, 1)),
-    NEUTRAL: ((_n_add, 6), (_n_hungry, 2), (_n_place_unknown, 2)),
-    CONTRADICTION: (
-        (_c_change_colour, 2),
-        (_c_change_place, 2),
-        (_c_change_verb, 2),
-        (_c_negate, 2),
-        (_c_negate_locative, 1),
-    ),
+_TRANSFORMS: dict[int, tuple[Transform, ...]] = {
+    ENTAILMENT: (_e_drop, _e_hypernym, _e_locative, _e_deny_other_place, _e_deny_other_verb),
+    NEUTRAL: (_n_add, _n_hungry, _n_place_unknown, _n_hyponym, _n_other_animal),
+    CONTRADICTION: (_c_change_colour, _c_change_place, _c_change_verb, _c_negate,
+                    _c_negate_locative),
 }
 
 
-def _sample_hypothesis(premise: Frame, label: int, rng: random.Random) -> Frame:
-    # Try transformations in weighted random order; each label has one that always applies.
+def _sample_hypothesis(premise: Frame, label: int, rng: random.Random) -> Frame | None:
     options = list(_TRANSFORMS[label])
-    while options:
-        weights = [w for _, w in options]
-        idx = rng.choices(range(len(options)), weights=weights)[0]
-        hyp = options.pop(idx)[0](premise, rng)
-        if hyp is not None:
+    rng.shuffle(options)
+    for transform in options:
+        hyp = transform(premise, rng)
+        if hyp is not None and hyp != premise:
             return _maybe_front(replace(hyp, fronted=False), rng)
-    raise AssertionError(f"no transformation applies to {premise} for label {label}")
+    return None
 
 
-def sample_frames(split: str, n: int, seed: int = 0) -> list[tuple[Frame, Frame, int]]:
-    """Language-independent (premise, hypothesis, label) triples behind :func:`generate`."""
-    check_args("en", split, n, LANGUAGES)
-    rng = split_rng("nli", split, seed)  # each split its own stream
-    labels = [i % len(LABELS) for i in range(n)]
-    rng.shuffle(labels)  # exact balance (counts differ by at most one)
-    triples = []
-    for label in labels:
-        premise = _sample_premise(rng, split)
-        triples.append((premise, _sample_hypothesis(premise, label, rng), label))
-    return triples
+def _maybe_front(frame: Frame, rng: random.Random) -> Frame:
+    ok = frame.form == "action" and not frame.negated and frame.place is not None
+    return replace(frame, fronted=ok and rng.random() < 0.3)
+
+
+def _english_words(text: str) -> list[str]:
+    # xtl.shortcuts.words on the English grammar's output (its only punctuation: "." and ","
+    # at word ends), without that function's Unicode scan: this runs for every candidate.
+    return text.lower().replace(".", " ").replace(",", " ").split()
+
+
+def signature(premise: Frame, hypothesis: Frame) -> tuple[int, ...]:
+    """What a surface classifier sees of a pair: the English sentences' word counts, distinct
+    word counts and shared words. Every feature of `xtl.shortcuts.overlap_features` is a
+    function of it."""
+    a, b = _english_words(render(premise, "en")), _english_words(render(hypothesis, "en"))
+    return len(a), len(b), len(set(a)), len(set(b)), len(set(a) & set(b))
+
+
+class _Stream:
+    """The rows of one (part, seed), as matched triples, made on demand and kept: the first
+    ``n`` rows never depend on how many were asked for before."""
+
+    def __init__(self, wanted: str, seed: int) -> None:
+        self.wanted = wanted
+        self.rng = part_rng("nli", wanted, seed)
+        self.waiting: dict[tuple, list[list[tuple[Frame, Frame]]]] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self.rows: list[tuple[Frame, Frame, int]] = []
+
+    def take(self, n: int) -> list[tuple[Frame, Frame, int]]:
+        rng = self.rng
+        while len(self.rows) < n:
+            premise = _sample_premise(rng, self.wanted)
+            label = rng.randrange(3)
+            hyp = _sample_hypothesis(premise, label, rng)
+            if hyp is None or part(hyp) != self.wanted or (key(premise), key(hyp)) in self.seen:
+                continue
+            self.seen.add((key(premise), key(hyp)))
+            queues = self.waiting.setdefault(signature(premise, hyp), [[], [], []])
+            queues[label].append((premise, hyp))
+            if all(queues):
+                triple = [(*queues[k].pop(0), k) for k in range(3)]
+                rng.shuffle(triple)
+                self.rows += triple
+        return self.rows[:n]
+
+
+_STREAMS: dict[tuple[str, int], _Stream] = {}
+
+
+def sample_frames(split: str, n: int, seed: int = 0, train_part: str = "stage"
+                  ) -> list[tuple[Frame, Frame, int]]:
+    """Language-independent (premise, hypothesis, label) triples behind :func:`generate`.
+
+    Rows come in matched triples: one row per label with the same `signature`, so the labels
+    are balanced and no function of the English pair's lengths and word overlap separates
+    them (a row's premise and hypothesis both belong to the split's part, common.PARTS).
+    """
+    check_args("en", split, n, LANGUAGES, train_part)
+    wanted = part_of_split(split, train_part)
+    stream = _STREAMS.setdefault((wanted, seed), _Stream(wanted, seed))
+    return stream.take(n)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -690,17 +806,20 @@ def render(frame: Frame, language: str) -> str:
     return _RENDERERS[language](frame)
 
 
-def generate(language: str, split: str, n: int, seed: int = 0) -> list[dict]:
+def generate(language: str, split: str, n: int, seed: int = 0, train_part: str = "stage"
+             ) -> list[dict]:
     """Return ``n`` rows ``{"premise", "hypothesis", "label"}`` for one language and split.
 
-    Rows are a pure function of (split, n, seed) up to the language: row ``i`` is the same
-    meaning and label in every language. Labels are balanced to within one per split.
+    Rows are a pure function of (split, n, seed, train_part) up to the language: row ``i`` is
+    the same meaning and label in every language. Labels are balanced to within one per split.
+    ``train_part`` picks what ``train`` means (common.PARTS): an intermediate stage's rows or a
+    target's.
     """
-    check_args(language, split, n, LANGUAGES)
+    check_args(language, split, n, LANGUAGES, train_part)
     render_ = _RENDERERS[language]
     return [
         {"premise": render_(p), "hypothesis": render_(h), "label": label}
-        for p, h, label in sample_frames(split, n, seed)
+        for p, h, label in sample_frames(split, n, seed, train_part)
     ]
 
 

@@ -9,20 +9,22 @@ stand in the context: the place phrase ("in the kitchen"), the colour ("brown"),
 The sentences of a context describe different animals with different colours, places,
 companions and manners, so every question has exactly one answer and the model must bind the
 slot to the right animal. Row ``i`` is the same context and question in every language, with
-the same ``id`` (as XQuAD). A context's animals and activities are hashed into splits, so no
-context crosses splits.
+the same ``id`` (as XQuAD). Every sentence of a context belongs to the split's part of the
+meaning space (common.PARTS), so no sentence an intermediate stage trains on (part ``stage``)
+occurs in the rows a target trains on (``target``) or evaluates (``validation``, ``test``).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import datasets
 
 from xtl.synth import common, nli
-from xtl.synth.common import balanced, check_args, split_of, split_rng
+from xtl.synth.common import balanced, check_args, part_of_split, part_rng
 from xtl.synth.nli import ANIMALS, COLOURS, COMPANIONS, MANNERS, PLACES, VERBS, Frame
 
 LANGUAGES: tuple[str, ...] = nli.LANGUAGES
@@ -70,60 +72,51 @@ class Item:
 # ----------------------------------------------------------------------------------------------
 
 
-def _sample_skeleton(split: str, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The context's animals and verbs, hashed into ``split``: contexts never cross splits.
-
-    Rejection sampling on this cheap skeleton (not the whole context) keeps evaluation splits,
-    which keep about 1 draw in 10, fast.
-    """
-    while True:
-        k = rng.randint(2, 4)
-        animals = tuple(rng.sample(ANIMALS, k))
-        verbs = tuple(rng.choice(VERBS) for _ in animals)
-        if split_of(f"{animals}|{verbs}") == split:
-            return animals, verbs
-
-
-def _sample_sentences(split: str, rng: random.Random) -> list[Frame]:
-    animals, verbs = _sample_skeleton(split, rng)
-    # Each slot's values are drawn without replacement, so no two sentences share a value.
-    values = {slot: rng.sample(vals, len(vals)) for slot, vals in _VALUES.items()}
-    frames = []
-    for j, (animal, verb) in enumerate(zip(animals, verbs, strict=True)):
-        fields = {
-            slot: vals[j] if j < len(vals) and rng.random() < _SLOT_P[slot] else None
-            for slot, vals in values.items()
-        }
-        fronted = fields["place"] is not None and rng.random() < _FRONTED_P
-        frames.append(Frame(animal=animal, verb=verb, fronted=fronted, **fields))
+def _sample_sentences(part: str, rng: random.Random) -> list[Frame]:
+    """2-4 sentences about different animals; no two share a colour, place, manner or
+    companion; every one belongs to ``part`` (drawn again until it does), so a context's
+    sentences never occur in another part."""
+    frames: list[Frame] = []
+    for _ in range(rng.randint(2, 4)):
+        used = {slot: {getattr(f, slot) for f in frames} for slot in _VALUES}
+        animals = [a for a in ANIMALS if a not in {f.animal for f in frames}]
+        while True:
+            fields = {}
+            for slot, vals in _VALUES.items():
+                free = [v for v in vals if v not in used[slot]]
+                fields[slot] = rng.choice(free) if free and rng.random() < _SLOT_P[slot] else None
+            fronted = fields["place"] is not None and rng.random() < _FRONTED_P
+            frame = Frame(animal=rng.choice(animals), verb=rng.choice(VERBS), fronted=fronted,
+                          **fields)
+            if nli.part(frame) == part:
+                frames.append(frame)
+                break
     return frames
 
 
-def _ensure_slot(frames: list[Frame], slot: str, rng: random.Random) -> list[int]:
-    """Indices of sentences that mention ``slot``; adds it to one sentence if none does."""
-    having = [j for j, f in enumerate(frames) if getattr(f, slot) is not None]
-    if having:
-        return having
-    j = rng.randrange(len(frames))  # no sentence uses the slot, so any value is unused
-    frames[j] = replace(frames[j], **{slot: rng.choice(_VALUES[slot])})
-    return [j]
-
-
-def _sample_item(qtype: str, split: str, rng: random.Random) -> Item:
-    frames = _sample_sentences(split, rng)
+def _sample_item(qtype: str, part: str, rng: random.Random) -> Item:
     slot = _NEEDS[qtype]
-    candidates = _ensure_slot(frames, slot, rng) if slot else list(range(len(frames)))
-    return Item(tuple(frames), rng.choice(candidates), qtype)
+    while True:  # a context with a sentence the question can ask about
+        frames = _sample_sentences(part, rng)
+        candidates = [j for j, f in enumerate(frames) if slot is None
+                      or getattr(f, slot) is not None]
+        if candidates:
+            return Item(tuple(frames), rng.choice(candidates), qtype)
 
 
-def sample_items(split: str, n: int, seed: int = 0) -> list[Item]:
+@functools.lru_cache(maxsize=32)
+def _items(part: str, n: int, seed: int) -> tuple[Item, ...]:
+    rng = part_rng("qa", part, seed)
+    return tuple(_sample_item(qtype, part, rng) for qtype in balanced(QUESTION_TYPES, n, rng))
+
+
+def sample_items(split: str, n: int, seed: int = 0, train_part: str = "stage") -> list[Item]:
     """The language-independent contexts and questions behind :func:`generate`.
 
-    Question types are balanced to within one.
+    Question types are balanced to within one; every sentence belongs to the split's part.
     """
-    check_args("en", split, n, LANGUAGES)
-    rng = split_rng("qa", split, seed)
-    return [_sample_item(qtype, split, rng) for qtype in balanced(QUESTION_TYPES, n, rng)]
+    check_args("en", split, n, LANGUAGES, train_part)
+    return list(_items(part_of_split(split, train_part), n, seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,17 +277,19 @@ def _row(item: Item, language: str, row_id: str) -> dict:
     }
 
 
-def generate(language: str, split: str, n: int, seed: int = 0) -> list[dict]:
+def generate(language: str, split: str, n: int, seed: int = 0, train_part: str = "stage"
+             ) -> list[dict]:
     """Return ``n`` SQuAD rows ``{"id", "title", "context", "question", "answers"}``.
 
     Row ``i`` is the same context and question in every language and has the same ``id``.
-    Every answer is one span: ``context[start:start + len(text)] == text``.
+    Every answer is one span: ``context[start:start + len(text)] == text``. ``train_part``
+    picks what ``train`` means (common.PARTS): an intermediate stage's rows or a target's.
     """
-    check_args(language, split, n, LANGUAGES)
-    prefix = f"synth-qa-{split}-{seed}"
+    check_args(language, split, n, LANGUAGES, train_part)
+    prefix = f"synth-qa-{part_of_split(split, train_part)}-{seed}"
     return [
         _row(item, language, f"{prefix}-{i:06d}")
-        for i, item in enumerate(sample_items(split, n, seed))
+        for i, item in enumerate(sample_items(split, n, seed, train_part))
     ]
 
 

@@ -6,8 +6,10 @@ them. A split holds many near neighbours (sentences that differ in one animal, c
 manner or companion), so retrieval needs the meaning, not the topic: a multilingual encoder
 finds the translation, a random one is near chance.
 
-Every meaning is assigned to one split by a hash, and a split never repeats a meaning, so its
-English (and foreign) sentences are all distinct and no sentence crosses splits. ``"en"`` is
+Every meaning belongs to one part of nli's meaning space (common.PARTS: ``validation`` and
+``test`` are what every synthetic task evaluates on, never trained on), and a split never
+repeats a meaning, so its English (and foreign) sentences are all distinct and no sentence
+crosses splits. ``"en"`` is
 accepted and pairs English with itself (a sanity check: any encoder scores 100%).
 """
 
@@ -21,7 +23,7 @@ from dataclasses import replace
 import datasets
 
 from xtl.synth import common, nli
-from xtl.synth.common import bucket, check_args, split_of, split_rng
+from xtl.synth.common import bucket, check_args, part_of_split, part_rng
 from xtl.synth.nli import ANIMALS, COLOURS, COMPANIONS, MANNERS, PLACES, VERBS, Frame
 
 LANGUAGES: tuple[str, ...] = nli.LANGUAGES
@@ -41,9 +43,6 @@ FEATURES = datasets.Features(
     }
 )
 
-# Retrieval has no task training, so evaluation splits get a larger share than nli's 10%:
-# each holds about 1,500 meanings, enough for Tatoeba's 1,000 rows per language.
-_BUCKETS = {"train": range(0, 6), "validation": range(6, 8), "test": range(8, 10)}
 _FRONTED_PER_TEN = 3  # share of action sentences with a place rendered place-first
 
 
@@ -80,32 +79,36 @@ def _with_word_order(f: Frame) -> Frame:
 
 
 @functools.cache
-def _pool(split: str) -> tuple[Frame, ...]:
-    return tuple(_with_word_order(f) for f in _meanings() if split_of(_key(f), _BUCKETS) == split)
+def _pool(part: str) -> tuple[Frame, ...]:
+    # nli's parts (common.PARTS): validation and test each hold about 1,460 meanings, enough
+    # for Tatoeba's 1,000 rows per language
+    return tuple(_with_word_order(f) for f in _meanings() if nli.part(f) == part)
 
 
-def pool_size(split: str) -> int:
+def pool_size(split: str, train_part: str = "stage") -> int:
     """How many distinct meanings (so the largest ``n``) a split has."""
-    check_args("en", split, 1, LANGUAGES)
-    return len(_pool(split))
+    check_args("en", split, 1, LANGUAGES, train_part)
+    return len(_pool(part_of_split(split, train_part)))
 
 
-def sample_frames(split: str, n: int, seed: int = 0) -> list[Frame]:
+def sample_frames(split: str, n: int, seed: int = 0, train_part: str = "stage") -> list[Frame]:
     """The language-independent meanings behind :func:`generate`, all distinct."""
-    check_args("en", split, n, LANGUAGES)
-    pool = _pool(split)
+    check_args("en", split, n, LANGUAGES, train_part)
+    part = part_of_split(split, train_part)
+    pool = _pool(part)
     if n > len(pool):
         raise ValueError(f"n={n} exceeds the {len(pool)} distinct meanings of split {split!r}")
-    return split_rng("retrieval", split, seed).sample(pool, n)
+    return part_rng("retrieval", part, seed).sample(pool, n)
 
 
-def generate(language: str, split: str, n: int, seed: int = 0) -> list[dict]:
+def generate(language: str, split: str, n: int, seed: int = 0, train_part: str = "stage"
+             ) -> list[dict]:
     """Return ``n`` rows ``{"source_sentence", "target_sentence", "source_lang", "target_lang"}``.
 
     ``source_sentence`` is in ``language``, ``target_sentence`` its English translation; row
     ``i`` is the same meaning in every language, and no meaning repeats within a split.
     """
-    check_args(language, split, n, LANGUAGES)
+    check_args(language, split, n, LANGUAGES, train_part)
     source_lang = ISO3[language]
     return [
         {
@@ -114,7 +117,7 @@ def generate(language: str, split: str, n: int, seed: int = 0) -> list[dict]:
             "source_lang": source_lang,
             "target_lang": TARGET_LANG,
         }
-        for f in sample_frames(split, n, seed)
+        for f in sample_frames(split, n, seed, train_part)
     ]
 
 

@@ -64,6 +64,9 @@ class Task:
     # (rows with the `fields` columns, the files read); see xtl/readers/
     raw_reader: Callable[..., tuple[Any, list]] | None = None
     raw_path: str = ""
+    # the raw files ship inside xtl (xtl/offline/samples/<raw_path>): read there, whatever the
+    # experiment's raw_dir says
+    bundled: bool = False
     # languages the Hub source has (None: all); the others come from the raw reader
     hub_languages: tuple[str, ...] | None = None
     sizes: Mapping[str, int] = field(default_factory=dict)
@@ -118,7 +121,7 @@ def format_module(fmt: str) -> Any:
 
 def declare(name: str, spec: Mapping[str, Any]) -> Task:
     """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
-    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader"}
+    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "bundled"}
     for key in spec:
         if key not in allowed:
             raise unknown(f"field in the declaration of task {name!r}", key, allowed)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xtl.synth import target_train
 from xtl.tasks import Task, register
 
 FORMAT = "pair_classification"
@@ -93,23 +94,30 @@ register(Task(
 ))
 
 
-def _synth_nli(language: str, split: str, n: int, seed: int) -> list[dict]:
-    from xtl.synth import nli
+def _synth_nli(train_part: str):
+    def generate(language: str, split: str, n: int, seed: int) -> list[dict]:
+        from xtl.synth import nli
 
-    return nli.generate(language, split, n, seed)
+        return nli.generate(language, split, n, seed, train_part=train_part)
+
+    return generate
 
 
-register(Task(
+synth_nli = register(Task(
     name="synth-nli",
     format=FORMAT,
     languages=("en", "de", "es", "fr", "ru", "zh", "ar", "hi"),
     label_names=NLI_LABELS,
     fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"},
-    generator=_synth_nli,
+    generator=_synth_nli("stage"),
     sizes={"train": 1200, "validation": 300, "test": 300},
     hparams={"epochs": 3, "max_length": 128},
-    description="Synthetic multilingual NLI (xtl.synth), in the MNLI/XNLI Hub schema",
+    # a target fine-tunes on rows no intermediate stage trains on (xtl.synth.common)
+    train_task="synth-nli_target-train",
+    description="Synthetic multilingual NLI (xtl.synth), in the MNLI/XNLI Hub schema; labels "
+                "balanced against length/overlap cues",
 ))
+register(target_train(synth_nli, _synth_nli("target")))
 
 
 # --- English intermediate tasks (paper.md section 1; schemas from datasets.md) ---------------

@@ -158,6 +158,23 @@ register(replace(
                 "SQuAD v1.1 (after any intermediate stages); 41 languages; top-1 accuracy",
 ))
 
+# Real Tatoeba pairs shipped with xtl (xtl/offline/samples/README.md): the first 300 pairs of
+# five languages in four scripts, read by the LASER release reader.
+register(Task(
+    name="tatoeba-sample",
+    format=FORMAT,
+    languages=("de", "ar", "hi", "zh", "sw"),
+    splits={"validation": "validation", "test": "validation"},
+    fields={"source": "source_sentence", "target": "target_sentence"},
+    raw_reader=tatoeba.read,
+    raw_path="tatoeba",
+    bundled=True,
+    metric="accuracy",
+    hparams=RECIPE,
+    description="Tatoeba retrieval, a real sample shipped with xtl (300 pairs of de ar hi zh "
+                "sw with English); no training; top-1 accuracy; offline",
+))
+
 register(Task(
     name="bucc2018",
     format=FORMAT,

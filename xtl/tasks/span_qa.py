@@ -31,7 +31,7 @@ from torch import nn
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
 from xtl.readers import squad as squad_json
-from xtl.synth import dataset_generator
+from xtl.synth import dataset_generator, target_train
 from xtl.tasks import Task, register
 
 FORMAT = "span_qa"
@@ -593,7 +593,7 @@ for _language in MLQA_TT_LANGUAGES:
         description=f"SQuAD v1.1 machine-translated to {_language} (MLQA translate-train)",
     ))
 
-register(Task(
+synth_qa = register(Task(
     name="synth-qa",
     format=FORMAT,
     languages=("en", "de", "es", "fr", "ru", "zh", "ar", "hi"),
@@ -601,5 +601,8 @@ register(Task(
     generator=dataset_generator("qa"),
     sizes={"train": 1000, "validation": 200, "test": 200},
     hparams={"epochs": 3, "max_length": 256},
+    # a target fine-tunes on rows no intermediate stage trains on (xtl.synth.common)
+    train_task="synth-qa_target-train",
     description="Synthetic multilingual extractive QA (xtl.synth.qa) in the SQuAD/XQuAD schema",
 ))
+register(target_train(synth_qa, dataset_generator("qa", train_part="target")))

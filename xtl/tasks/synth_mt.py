@@ -17,6 +17,6 @@ from xtl.tasks import pair_classification as _nli  # noqa: F401  (registers synt
 for _language in REGISTRY["synth-nli"].languages:
     if _language != "en":
         register(replace(REGISTRY["synth-nli"], name=f"synth-nli_mt_{_language}",
-                         languages=(_language,), train_language=_language,
+                         languages=(_language,), train_language=_language, train_task=None,
                          description=f"Synthetic NLI in {_language} as translated "
                                      "intermediate data (xtl.synth)"))
