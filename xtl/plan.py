@@ -27,7 +27,7 @@ from xtl.config import (
     split_scope,
 )
 from xtl.config import resolve_task as _task
-from xtl.errors import ConfigError, DataError
+from xtl.errors import ConfigError
 
 
 @dataclass
@@ -277,28 +277,6 @@ def preflight(plan: Plan, exp: Experiment) -> None:
     raw = Path(plan.raw_dir) if plan.raw_dir else None
     for task, split, lang in needed_splits(plan, exp):
         sources.check_available(task, split, lang, mirror, raw)
-
-
-def check_hub(plan: Plan, exp: Experiment) -> None:
-    """`xtl plan --check`: every Hub config and split the plan reads exists (before GPU time)."""
-    if plan.mirror:
-        return  # preflight already checked every file of the mirror
-    import datasets
-
-    seen: dict[tuple[str, str], list[str]] = {}
-    for task, split, lang in needed_splits(plan, exp):
-        if task.generator is not None or task.from_raw(lang):
-            continue
-        key = (task.hub_id, task.hub_config(lang))
-        if key not in seen:
-            try:
-                seen[key] = datasets.get_dataset_split_names(key[0], key[1] or None)
-            except Exception as err:
-                raise DataError(f"cannot list the splits of {key[0]!r} config {key[1]!r} on the "
-                                f"Hub: {type(err).__name__}: {err}") from None
-        if task.source_split(split) not in seen[key]:
-            raise DataError(f"{key[0]!r} config {key[1]!r} has no split "
-                            f"{task.source_split(split)!r} (it has {seen[key]})")
 
 
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:

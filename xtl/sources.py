@@ -172,6 +172,9 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         fingerprint = raw_rows._fingerprint
     else:
         config = task.hub_config(language) or None
+        from xtl import hub
+
+        hub.require_datasets([f"{task.name}/{language}/{split}"], [task.hub_id])
         raw_rows = datasets.load_dataset(task.hub_id, config, split=source_split)
         source, location = "hub", f"{task.hub_id}/{config or 'default'}:{source_split}"
         fingerprint = raw_rows._fingerprint
