@@ -94,3 +94,11 @@ def test_each_command_has_its_help_page(command):
     with pytest.raises(SystemExit) as info:
         cli.main([command, "--help"])
     assert info.value.code == 0
+
+
+def test_a_closed_pipe_is_not_an_error():
+    proc = subprocess.run(f"{sys.executable} -m xtl.cli tasks | head -1; "
+                          "exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("TASK ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -234,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     except XtlError as err:
         print(f"xtl: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # `xtl tasks | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(0)
     except OSError as err:  # disk full, permissions, a vanished mount: the machine, not a bug
         print(f"xtl: error: {err}\n(results already written are kept; fix this and run the "
               "same command again)", file=sys.stderr)

@@ -47,7 +47,7 @@ def unavailable() -> str | None:
         except OSError:
             _probed[(host, port)] = False
     if not _probed[(host, port)]:
-        return f"{host}:{port} cannot be reached (no connection within {PROBE_TIMEOUT_S:g} s)"
+        return f"no connection to {host}:{port} within {PROBE_TIMEOUT_S:g} s"
     return None
 
 
