@@ -69,6 +69,7 @@ def test_a_complete_plan_ends_with_ok(tmp_path):
     assert result.ok and result.counted == {"generated": 6}
     proc = _cli("plan", str(path), "--check", "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
-    assert "experiment 'exp': 3 cells" in proc.stdout  # the tree is printed as without --check
+    # the tree is printed as without --check, then the verdict
+    assert "experiment 'exp': 3 cells (1 intermediate stage, 2 targets)" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == (
         "check: OK: all 6 splits the plan reads are available (6 generated)")

@@ -82,7 +82,7 @@ def test_readme_path_from_a_clean_clone(clone):
     out = _sh(f"{ACTIVATE} && xtl --version && xtl plan walk.yaml && xtl status walk.yaml && "
               "xtl report walk.yaml", dest, env).stdout
     assert f"({dest / 'xtl'})" in out.splitlines()[0]  # the clone's xtl answers
-    assert "experiment 'walk': 1 cells" in out
+    assert "experiment 'walk': 1 cell (0 intermediate stages, 1 target)" in out
     root = dest / "runs" / "walk"
     assert "1 done" in out and f"wrote {root / 'analysis' / 'report.html'}" in out
 

@@ -28,6 +28,7 @@ from xtl.config import (
 )
 from xtl.config import resolve_task as _task
 from xtl.errors import ConfigError
+from xtl.tables import plural
 
 
 @dataclass
@@ -294,17 +295,21 @@ def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
              for lang in cell.evaluation["languages"]]
     shown = "?" if None in evals else f"{sum(evals):,}"
     if cell.kind == "retrieval":
-        return f"no training; embeds {shown} rows in {len(evals)} languages"
+        return f"no training; embeds {shown} rows in {plural(len(evals), 'language')}"
     train = _task(task.train_task or task.name, exp.declared)
     n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
                                                           mirror)
-    return f"{_times(n, epochs)}; evaluates {shown} rows in {len(evals)} languages"
+    return f"{_times(n, epochs)}; evaluates {shown} rows in {plural(len(evals), 'language')}"
 
 
 def _times(rows: int | None, epochs: float) -> str:
     if rows is None:
-        return f"? examples x {epochs} epochs (row count known after download)"
-    return f"{rows:,} examples x {epochs} epochs = {rows * epochs:,.0f}"
+        return f"? examples x {_epochs(epochs)} (row count known after download)"
+    return f"{rows:,} examples x {_epochs(epochs)} = {rows * epochs:,.0f}"
+
+
+def _epochs(epochs: float) -> str:
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
 
 
 def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, str],
@@ -312,8 +317,9 @@ def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, st
     """The cells as a dependency tree: each stage, then the cells that start from it; `times`
     (`xtl plan --estimate`) adds a line per cell."""
     stages = sum(c.kind == "stage" for c in plan.cells)
-    lines = [f"experiment {plan.experiment!r}: {len(plan.cells)} cells ({stages} intermediate "
-             f"stages, {len(plan.cells) - stages} targets); mirror: {plan.mirror}"]
+    lines = [f"experiment {plan.experiment!r}: {plural(len(plan.cells), 'cell')} "
+             f"({plural(stages, 'intermediate stage')}, "
+             f"{plural(len(plan.cells) - stages, 'target')}); mirror: {plan.mirror}"]
     children: dict[str | None, list[Cell]] = {}
     for cell in plan.cells:
         children.setdefault(cell.parent, []).append(cell)
