@@ -115,3 +115,24 @@ def test_cli_data_show_gives_the_error_not_a_traceback():
     assert proc.returncode == 2
     assert proc.stderr.startswith("xtl: error: no mirror is set")
     assert "Traceback" not in proc.stderr and "hf download facebook/xnli" in proc.stderr
+
+
+def test_offline_switch_leaves_cached_datasets_to_the_datasets_cache(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 with a prepared copy in the `datasets` cache: load_dataset reads it
+    without the network, so only the uncached repositories are refused."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    (tmp_path / "facebook___xnli" / "de" / "0.0.0" / "abc123").mkdir(parents=True)
+    assert hub.dataset_cached("facebook/xnli") and not hub.dataset_cached("nyu-mll/glue")
+    hub.require_datasets([("xnli/de/validation", "facebook/xnli")])  # no error
+    with pytest.raises(DataError) as info:
+        hub.require_datasets([("xnli/de/validation", "facebook/xnli"),
+                              ("mnli/en/train", "nyu-mll/glue")])
+    assert "but mnli/en/train must come from it" in str(info.value)
+    assert "hf download nyu-mll/glue --repo-type dataset" in str(info.value)
+
+
+def test_without_the_switch_the_cache_tip_is_given(unreachable_hub, tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    (tmp_path / "facebook___xnli" / "de" / "0.0.0" / "abc123").mkdir(parents=True)
+    with pytest.raises(DataError, match="load from it when HF_HUB_OFFLINE=1 is set"):
+        hub.require_datasets([("xnli/de/validation", "facebook/xnli")])

@@ -85,14 +85,11 @@ def require_hub(plan: Plan, exp: Experiment) -> None:
     not usable here (each cell would otherwise spend 20-40 s in retries, then fail)."""
     if plan.mirror:
         return
-    names, repos = [], []
-    for task, split, lang in needed_splits(plan, exp):
-        for leaf, _ in _leaf_sources(task, split, lang):
-            if _kind(leaf, lang, None) == "hub":
-                names.append(f"{leaf.name}/{lang}/{split}")  # as the user's plan names it
-                repos.append(leaf.hub_id)
-    if names:
-        hub.require_datasets(names, repos)
+    needs = [(f"{leaf.name}/{lang}/{split}", leaf.hub_id)  # as the user's plan names it
+             for task, split, lang in needed_splits(plan, exp)
+             for leaf, _ in _leaf_sources(task, split, lang) if _kind(leaf, lang, None) == "hub"]
+    if needs:
+        hub.require_datasets(needs)
 
 
 def _check_hub(needs: dict[tuple[str, str | None], list[str]], result: CheckResult) -> None:

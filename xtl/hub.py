@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 from xtl.errors import DataError
@@ -62,11 +63,33 @@ def dataset_advice(repos: list[str]) -> str:
             "copy MIRROR here.")
 
 
-def require_datasets(what: list[str], repos: list[str]) -> None:
-    """Raise a DataError at once when `what` (splits named for the user) needs an unusable Hub."""
+def dataset_cached(repo: str) -> bool:
+    """Whether the `datasets` cache holds any prepared copy of `repo` (what `load_dataset` falls
+    back to with the offline switch set); per repository, so it may still lack a config."""
+    import datasets
+    from datasets.naming import camelcase_to_snakecase
+
+    *namespace, name = repo.split("/")
+    root = Path(datasets.config.HF_DATASETS_CACHE).expanduser() / "___".join(
+        [*namespace, camelcase_to_snakecase(name)])
+    return root.is_dir() and any(p.is_dir() for p in root.glob("*/*/*"))
+
+
+def require_datasets(needs: list[tuple[str, str]]) -> None:
+    """Raise a DataError at once when splits (`(name for the user, Hub repo)`) must come from a
+    Hub that is not usable here. With the offline switch set, repositories in the `datasets`
+    cache are left to `load_dataset`, which reads them from there without the network."""
     why = unavailable()
     if why is None:
         return
-    shown = ", ".join(what[:8]) + (f" and {len(what) - 8} more" if len(what) > 8 else "")
+    switch = offline_switch()
+    missing = [(name, repo) for name, repo in needs if not (switch and dataset_cached(repo))]
+    if not missing:
+        return
+    names = [name for name, _ in missing]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    tip = "" if switch else (" (Datasets already in the `datasets` cache load from it when "
+                             "HF_HUB_OFFLINE=1 is set.)")
     raise DataError(f"no mirror is set and the Hugging Face Hub is not usable here ({why}), "
-                    f"but {shown} must come from it. {dataset_advice(sorted(set(repos)))}")
+                    f"but {shown} must come from it. "
+                    f"{dataset_advice(sorted({repo for _, repo in missing}))}{tip}")

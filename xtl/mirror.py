@@ -27,7 +27,7 @@ def download(exp_path: str | Path, dest: Path) -> list[Path]:
                / f"{source_split}-00000-of-00001.parquet")
         if out.is_file():
             continue
-        hub.require_datasets([f"{task.name}/{lang}/{split}"], [task.hub_id])
+        hub.require_datasets([(f"{task.name}/{lang}/{split}", task.hub_id)])
         rows = datasets.load_dataset(task.hub_id, task.hub_config(lang) or None,
                                      split=source_split)
         out.parent.mkdir(parents=True, exist_ok=True)
