@@ -48,8 +48,8 @@ def _digests(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> tuple[Path, dict]:
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("needs git and a git checkout")
+    if None in (shutil.which("git"), shutil.which("make")) or not (REPO / ".git").exists():
+        pytest.skip("needs git, make and a git checkout")
     dest = tmp_path_factory.mktemp("readme") / "xtl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONH"))}
     env["PATH"] = "/usr/bin:/bin"  # nothing of this test's venv on PATH: activation must do it
