@@ -172,5 +172,7 @@ def test_plan_check_offline_names_the_hub_failure(tmp_path):
     exp.write_text("xtl: 1\nmodels: [tiny]\ntargets: [xnli]\neval_languages: [de]\n")
     proc = subprocess.run([sys.executable, "-m", "xtl.cli", "plan", str(exp), "--check"],
                           capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "xtl: error: cannot list the splits of 'nyu-mll/glue'" in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "the Hugging Face Hub is not usable here (HF_HUB_OFFLINE is set)" in proc.stdout
+    assert "nyu-mll/glue (mnli)" in proc.stdout and "facebook/xnli (de)" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("check: NOT OK: 1 problem(s)")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from xtl import evaluate, models, sources, tasks, train
+from xtl import hub as xtl_hub
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError
 from xtl.tasks import Task, span_qa
@@ -199,6 +200,7 @@ def test_squad_requests_rajpurkar_plain_text(monkeypatch):
         return table
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(xtl_hub, "unavailable", lambda: None)  # the Hub, as the fake serves it
     for split in ("train", "validation"):
         loaded = sources.load(tasks.get("squad"), split, "en", mirror=None)
         assert calls[-1] == ("rajpurkar/squad", "plain_text", split)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from xtl.store import umask_mode
+
 T = TypeVar("T")
 
 
@@ -49,6 +51,7 @@ def replace_dir(dest: Path, fill: Callable[[Path], T]) -> T:
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
     try:
+        tmp.chmod(umask_mode(directory=True))  # mkdtemp's 0700 would hide it from colleagues
         value = fill(tmp)
         _fsync_tree(tmp)
         old = _old(dest)

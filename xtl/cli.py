@@ -1,8 +1,9 @@
-"""`xtl` command line: tasks, data, plan, run, status, report."""
+"""`xtl` command line: tasks, data, plan, run, status, report, rerun."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,11 +11,13 @@ from xtl.errors import ConfigError, XtlError
 
 
 def _tasks(args: argparse.Namespace) -> None:
-    from xtl import tasks
+    from xtl import mlm, tasks  # noqa: F401  (mlm registers its task, as loading a file does)
+    from xtl.tables import plural, table
 
-    for name, task in sorted(tasks.REGISTRY.items()):
-        print(f"{name:<16} {task.format:<20} {len(task.languages):>3} languages  "
-              f"{_source(task)}" + (f"  (trains on {task.train_task})" if task.train_task else ""))
+    rows = [(name, task.format, plural(len(task.languages), "language"),
+             _source(task) + (f" (trains on {task.train_task})" if task.train_task else ""))
+            for name, task in sorted(tasks.REGISTRY.items())]
+    print(table(("TASK", "FORMAT", "LANGUAGES", "SOURCE"), rows, right=(2,)))
 
 
 def _source(task) -> str:
@@ -35,9 +38,8 @@ def _source(task) -> str:
 def _plan(args: argparse.Namespace) -> None:
     from xtl import estimate, plan, run
 
+    checked = _check(args.file) if args.check else None
     exp, built, run_dir = run.prepare(args.file, args.out, force=True)
-    if args.check:
-        plan.check_hub(built, exp)
     mirror = Path(built.mirror) if built.mirror else None
     states = {c.id: run.state_of(run_dir, built, c) for c in built.cells}
     works = {c.id: plan.work(c, exp, mirror) for c in built.cells}
@@ -52,6 +54,20 @@ def _plan(args: argparse.Namespace) -> None:
         print("changed since the last run in this directory (xtl run needs --force or --out):")
         print("  " + "\n  ".join(changed))
     print(f"run directory: {run_dir.root}")
+    if checked is not None:
+        print(checked.summary())
+
+
+def _check(path: str):
+    """`xtl plan --check`: every gap at once and NOT OK (exit 1), or the result to print last."""
+    from xtl import check, config, plan
+
+    exp = config.load(path)
+    result = check.run_check(plan.build(exp), exp)
+    if not result.ok:
+        print(result.report())
+        sys.exit(1)
+    return result
 
 
 def _estimate(args: argparse.Namespace, exp, built, states):
@@ -123,17 +139,45 @@ def _data_download(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} split files under {args.to}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def _rerun(args: argparse.Namespace) -> None:
+    from xtl import rerun
+
+    job = rerun.prepare(Path(args.run_dir), args.cell, Path(args.to) if args.to else None)
+    if args.params_only:
+        print(f"wrote {job.params_file}; edit it, then run:\n  {rerun.papermill_command(job)}")
+        return
+    print(f"rerunning {job.cell.id} ({job.cell.label}) into {job.dest}; the cell's own files "
+          "are not touched")
+    error = rerun.execute(job)
+    if error:
+        print(f"xtl rerun: failed: {error}\n(notebook and log kept in {job.dest})",
+              file=sys.stderr)
+        sys.exit(1)
+    print(f"wrote {job.notebook}, {job.dest / 'report.html'} and {job.dest / 'metrics.json'}")
+
+
+def _version() -> str:
+    import xtl
+
+    return f"xtl {xtl.__version__} ({Path(xtl.__file__).resolve().parent})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with its help text."""
     parser = argparse.ArgumentParser(prog="xtl", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("tasks", help="list registered tasks").set_defaults(func=_tasks)
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the version and where xtl is installed, then exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("tasks", help="list registered tasks: format, languages, source"
+                   ).set_defaults(func=_tasks)
     for name, func, text in (("plan", _plan, "print the cells, their dependencies and work"),
                              ("run", _run, "run every cell that is not done"),
                              ("status", _status, "done / running / failed / pending / skipped"),
                              ("report", _report, "re-render the analysis and index")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=text)
         p.add_argument("file", help="experiment file (YAML)")
-        p.add_argument("--out", help="run directory (default: the file's 'out' or runs/<name>)")
+        p.add_argument("--out", metavar="DIR",
+                       help="run directory (default: the file's 'out' or runs/<name>)")
         p.set_defaults(func=func)
         if name == "run":
             p.add_argument("--retry-failed", action="store_true", help="rerun failed cells")
@@ -141,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                            help="run although the file changed cells of this run directory")
         if name == "plan":
             p.add_argument("--check", action="store_true",
-                           help="verify every dataset config and split on the Hub or mirror")
+                           help="list every dataset config and split missing from the mirror, "
+                                "raw directory or Hub, then say OK or NOT OK (exit 1)")
             p.add_argument("--estimate", action="store_true",
                            help="wall time and GPU hours per cell and in total, from a short "
                                 "calibration run (cached) or --throughput")
@@ -151,27 +196,48 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--recalibrate", action="store_true",
                            help="measure again instead of using cached calibration figures "
                                 "(implies --estimate)")
-            p.add_argument("--slots", type=int, default=1,
+            p.add_argument("--slots", type=int, default=1, metavar="N",
                            help="cells running at a time, for the wall time (default 1)")
+    redo = sub.add_parser(
+        "rerun", help="execute one cell's notebook again into a scratch directory",
+        description="Execute one cell's notebook again with its own parameters, writing into a "
+                    "scratch directory: the finished cell's files are never touched.")
+    redo.add_argument("run_dir", help="run directory (e.g. runs/demo)")
+    redo.add_argument("cell", help="cell id (the CELL column of `xtl status`)")
+    redo.add_argument("--to", metavar="DIR",
+                      help="scratch directory, new or empty "
+                           "(default: RUN_DIR/reruns/<cell>-<time>)")
+    redo.add_argument("--params-only", action="store_true",
+                      help="only write the scratch params.yaml and print the papermill command "
+                           "that runs it (to edit a value first)")
+    redo.set_defaults(func=_rerun)
     data = sub.add_parser("data", help="inspect or download task data")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     show = data_sub.add_parser("show", help="row count and decoded examples of a split")
-    show.add_argument("task")
-    show.add_argument("--split", default="validation")
-    show.add_argument("--lang")
-    show.add_argument("--mirror", help="Hub-layout mirror (XTL_HUB_MIRROR wins)")
-    show.add_argument("-n", type=int, default=3, help="examples to print")
+    show.add_argument("task", help="task name (see `xtl tasks`)")
+    show.add_argument("--split", default="validation",
+                      help="train, validation or test (default validation)")
+    show.add_argument("--lang", help="language code (default: the task's training language)")
+    show.add_argument("--mirror", metavar="DIR", help="Hub-layout mirror (XTL_HUB_MIRROR wins)")
+    show.add_argument("-n", type=int, default=3, metavar="N", help="examples to print (default 3)")
     show.set_defaults(func=_data_show)
     down = data_sub.add_parser("download", help="fill a Hub-layout mirror for an experiment")
-    down.add_argument("file")
-    down.add_argument("--to", required=True, help="mirror directory to fill")
+    down.add_argument("file", help="experiment file (YAML) whose Hub splits to download")
+    down.add_argument("--to", required=True, metavar="DIR", help="mirror directory to fill")
     down.set_defaults(func=_data_download)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except XtlError as err:
         print(f"xtl: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # `xtl tasks | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(0)
     except OSError as err:  # disk full, permissions, a vanished mount: the machine, not a bug
         print(f"xtl: error: {err}\n(results already written are kept; fix this and run the "
               "same command again)", file=sys.stderr)

@@ -164,6 +164,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# YAML 1.1 (PyYAML) reads `1e-5` and `1.0e5` as strings: its floats need a dot and a signed
+# exponent. Researchers write learning rates that way, so such a plain scalar is a float here, as
+# in YAML 1.2. Copy the resolver table first: PyYAML's own copy is shallow and would change
+# yaml.SafeLoader for everyone.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
 def read_yaml(path: Path, what: str) -> Any:
     """A YAML (or JSON) file as data; errors name the file, line and column."""
     if not path.is_file():

@@ -25,6 +25,7 @@ from xtl.config import resolve_task as _task
 from xtl.errors import ConfigError, closest, unknown
 from xtl.plan import Cell, Plan, hparams_of, task_hparams_of
 from xtl.sampling import mixture
+from xtl.tables import plural
 from xtl.tasks import Task
 
 DEFAULT_OVERHEAD_S = 7.0  # per cell: kernel start, imports, plots, HTML (bench/runner_overhead.py)
@@ -406,10 +407,10 @@ def summary(est: Estimate) -> str:
     run_s = tp.run_s if est.pending else 0.0
     lines = [f"estimate from {tp.source} (device {tp.device}):"]
     by_part = {k: sum(p[k] for p in est.parts.values()) for k in PARTS}
-    lines.append(f"  whole grid: {len(seconds)} cells, {duration(grid)} of cell time ("
+    lines.append(f"  whole grid: {plural(len(seconds), 'cell')}, {duration(grid)} of cell time ("
                  + ", ".join(f"{k} {duration(v)}" for k, v in by_part.items()) + ")")
     if len(est.pending) != len(seconds):
-        lines.append(f"  still to run: {len(est.pending)} cells, {duration(left)}")
+        lines.append(f"  still to run: {plural(len(est.pending), 'cell')}, {duration(left)}")
     pending_plan = Plan(est.plan.experiment, [c for c in est.plan.cells if c.id in est.pending],
                         est.plan.mirror)
     wall = wall_time(pending_plan, seconds, est.slots) + run_s

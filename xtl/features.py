@@ -19,6 +19,7 @@ import datasets
 import xtl
 from xtl import zoo
 from xtl.sources import Split
+from xtl.store import umask_mode
 from xtl.tasks import Task, format_module
 from xtl.tokenizer_state import without_call_state
 
@@ -76,6 +77,7 @@ def _save(feats: datasets.Dataset, path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.chmod(tmp, umask_mode(directory=True))  # not mkdtemp's owner-only 0700
         feats.save_to_disk(tmp)
         try:
             os.rename(tmp, path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import datasets
 
-from xtl import config, plan
+from xtl import config, hub, plan
 
 
 def download(exp_path: str | Path, dest: Path) -> list[Path]:
@@ -27,6 +27,7 @@ def download(exp_path: str | Path, dest: Path) -> list[Path]:
                / f"{source_split}-00000-of-00001.parquet")
         if out.is_file():
             continue
+        hub.require_datasets([(f"{task.name}/{lang}/{split}", task.hub_id)])
         rows = datasets.load_dataset(task.hub_id, task.hub_config(lang) or None,
                                      split=source_split)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from xtl.store import umask_mode
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
     from tokenizers.normalizers import Normalizer
@@ -481,10 +483,10 @@ def _make_temp_sibling(dest: Path) -> Path:
 
 def _replace_dir(tmp: Path, dest: Path) -> None:
     """Move tmp into place; an existing dest is moved aside first and then deleted."""
-    # mkdtemp/safetensors create owner-only entries; a model cache should be world-readable.
-    tmp.chmod(0o755)
+    # mkdtemp/safetensors create owner-only entries; the cache follows the umask like any file.
+    tmp.chmod(umask_mode(directory=True))
     for child in tmp.iterdir():
-        child.chmod(0o644)
+        child.chmod(umask_mode())
     old = None
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))

@@ -27,7 +27,8 @@ from xtl.config import (
     split_scope,
 )
 from xtl.config import resolve_task as _task
-from xtl.errors import ConfigError, DataError
+from xtl.errors import ConfigError
+from xtl.tables import plural
 
 
 @dataclass
@@ -279,28 +280,6 @@ def preflight(plan: Plan, exp: Experiment) -> None:
         sources.check_available(task, split, lang, mirror, raw)
 
 
-def check_hub(plan: Plan, exp: Experiment) -> None:
-    """`xtl plan --check`: every Hub config and split the plan reads exists (before GPU time)."""
-    if plan.mirror:
-        return  # preflight already checked every file of the mirror
-    import datasets
-
-    seen: dict[tuple[str, str], list[str]] = {}
-    for task, split, lang in needed_splits(plan, exp):
-        if task.generator is not None or task.from_raw(lang):
-            continue
-        key = (task.hub_id, task.hub_config(lang))
-        if key not in seen:
-            try:
-                seen[key] = datasets.get_dataset_split_names(key[0], key[1] or None)
-            except Exception as err:
-                raise DataError(f"cannot list the splits of {key[0]!r} config {key[1]!r} on the "
-                                f"Hub: {type(err).__name__}: {err}") from None
-        if task.source_split(split) not in seen[key]:
-            raise DataError(f"{key[0]!r} config {key[1]!r} has no split "
-                            f"{task.source_split(split)!r} (it has {seen[key]})")
-
-
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
     """Examples x epochs of a cell's training (and rows it evaluates), from cheap row counts."""
     epochs = hparams_of(cell)["epochs"]
@@ -316,17 +295,21 @@ def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
              for lang in cell.evaluation["languages"]]
     shown = "?" if None in evals else f"{sum(evals):,}"
     if cell.kind == "retrieval":
-        return f"no training; embeds {shown} rows in {len(evals)} languages"
+        return f"no training; embeds {shown} rows in {plural(len(evals), 'language')}"
     train = _task(task.train_task or task.name, exp.declared)
     n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
                                                           mirror)
-    return f"{_times(n, epochs)}; evaluates {shown} rows in {len(evals)} languages"
+    return f"{_times(n, epochs)}; evaluates {shown} rows in {plural(len(evals), 'language')}"
 
 
 def _times(rows: int | None, epochs: float) -> str:
     if rows is None:
-        return f"? examples x {epochs} epochs (row count known after download)"
-    return f"{rows:,} examples x {epochs} epochs = {rows * epochs:,.0f}"
+        return f"? examples x {_epochs(epochs)} (row count known after download)"
+    return f"{rows:,} examples x {_epochs(epochs)} = {rows * epochs:,.0f}"
+
+
+def _epochs(epochs: float) -> str:
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
 
 
 def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, str],
@@ -334,8 +317,9 @@ def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, st
     """The cells as a dependency tree: each stage, then the cells that start from it; `times`
     (`xtl plan --estimate`) adds a line per cell."""
     stages = sum(c.kind == "stage" for c in plan.cells)
-    lines = [f"experiment {plan.experiment!r}: {len(plan.cells)} cells ({stages} intermediate "
-             f"stages, {len(plan.cells) - stages} targets); mirror: {plan.mirror}"]
+    lines = [f"experiment {plan.experiment!r}: {plural(len(plan.cells), 'cell')} "
+             f"({plural(stages, 'intermediate stage')}, "
+             f"{plural(len(plan.cells) - stages, 'target')}); mirror: {plan.mirror}"]
     children: dict[str | None, list[Cell]] = {}
     for cell in plan.cells:
         children.setdefault(cell.parent, []).append(cell)

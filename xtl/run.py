@@ -24,12 +24,14 @@ import yaml
 import xtl
 from xtl import config, executors
 from xtl import plan as planning
+from xtl.check import require_hub
 from xtl.errors import ConfigError, ModelError
 from xtl.faults import fault
 from xtl.lock import RunLock
 from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
 from xtl.store import atomic_write_json, atomic_write_text, read_json
+from xtl.tables import table
 
 NOTEBOOKS = Path(xtl.__file__).resolve().parents[1] / "notebooks"
 
@@ -242,6 +244,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
     """Plan, then execute every cell that is not done, in dependency order; then report."""
     started = time.perf_counter()
     exp, plan, run_dir = prepare(exp_path, out, force)
+    require_hub(plan, exp)  # offline without a mirror: one clear error, not a retry per cell
     run_dir.root.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir.root, log):
         atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
@@ -437,15 +440,15 @@ def status_table(root: Path) -> str:
     """`xtl status`: one line per cell with its state and why."""
     plan = planning.Plan.from_json(read_json(root / "plan.json"))
     run_dir = RunDir(root)
-    lines, counts = [], {}
+    rows, counts = [], {}
     for cell in plan.cells:
         state, note = state_of(run_dir, plan, cell)
         counts[state] = counts.get(state, 0) + 1
         status = run_dir.status(cell.id)
         seconds = status.get("seconds")
-        took = f" {seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
-        where = f" on {status['where']}" if status.get("where") and state != "pending" else ""
-        lines.append(f"  {state:<8} {cell.id}  {cell.label}{took}{where}"
-                     + (f"  ({note})" if note else ""))
+        took = f"{seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
+        where = status["where"] if status.get("where") and state != "pending" else ""
+        rows.append((state, cell.id, cell.label, took, where, note))
     head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return f"{root}: {head}\n" + "\n".join(lines)
+    return f"{root}: {head}\n" + table(("STATE", "CELL", "LABEL", "TIME", "WHERE", "NOTE"), rows,
+                                       indent="  ", right=(3,))

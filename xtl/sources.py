@@ -172,7 +172,18 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         fingerprint = raw_rows._fingerprint
     else:
         config = task.hub_config(language) or None
-        raw_rows = datasets.load_dataset(task.hub_id, config, split=source_split)
+        from xtl import hub
+
+        what = f"{task.name}/{language}/{split}"
+        hub.require_datasets([(what, task.hub_id)])
+        try:
+            raw_rows = datasets.load_dataset(task.hub_id, config, split=source_split)
+        except ConnectionError as err:  # offline, and this config is not in the cache after all
+            if hub.unavailable() is None:
+                raise
+            raise DataError(f"{what}: not in the `datasets` cache and the Hub is not usable "
+                            f"here ({hub.unavailable()}): {type(err).__name__}: {err}. "
+                            f"{hub.dataset_advice([task.hub_id])}") from None
         source, location = "hub", f"{task.hub_id}/{config or 'default'}:{source_split}"
         fingerprint = raw_rows._fingerprint
     # an empty source has nothing to canonicalise (a format's own mapping may need one row)

@@ -12,6 +12,27 @@ from typing import Any
 from xtl.faults import fault
 
 
+def current_umask() -> int:
+    """The process umask (read without changing it where Linux exposes it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode open()/mkdir() would give a new file (0666) or directory (0777) under the umask:
+    temp files are created owner-only (0600/0700), and colleagues on shared storage must be able
+    to read what is renamed into place."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes, fault_point: str | None = None) -> None:
     """Write to a temp file in the same directory, fsync, then rename over `path`.
 
@@ -21,6 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes, fault_point: str | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -11,6 +11,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
+from xtl.store import umask_mode
+
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's order: pad id 1
 
 
@@ -46,6 +48,7 @@ def build(dest: Path, seed: int = 0) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
+        tmp.chmod(umask_mode(directory=True))  # not mkdtemp's owner-only 0700
         tokenizer = train_tokenizer(corpus())
         config = XLMRobertaConfig(
             vocab_size=len(tokenizer), hidden_size=128, num_hidden_layers=2,

@@ -86,7 +86,9 @@ def _hub_cached(hub_id: str) -> bool:
 
 
 def _hub_reachable(hub_id: str) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    from xtl import hub
+
+    if hub.unavailable() is not None:  # offline switch or no connection: no 20 s of retries
         return False
     from huggingface_hub import HfApi
 
@@ -124,7 +126,8 @@ def validate(name: str) -> ModelRef:
     raise ModelError(
         f"model {name!r} is not a preset ({', '.join(PRESETS)}){closest(name, PRESETS)}, "
         "not an existing local directory, and not a Hub id that is cached or reachable "
-        "(offline: download it once with `huggingface-cli download` or pass a local path)")
+        f"(offline: on a machine with Hub access run `hf download {name}` and copy the Hugging "
+        "Face cache, `hf auth login` first for a gated model; or pass a local directory)")
 
 
 def materialize(name: str) -> tuple[Path | str, str]:
