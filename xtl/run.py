@@ -256,7 +256,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
             execute_cell(run_dir, by_id[cell_id], plan, exp, kernel, log, number[cell_id])
 
         executor = executors.make(exp["executor"], str(run_dir.root), exp["gpus_per_cell"],
-                                  executors.forwarded_env(), run_here)
+                                  executors.forwarded_env(), run_here, run_cell)
         try:
             summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)
         finally:
@@ -426,11 +426,26 @@ def report(root: Path, kernel: str | None = None, log=print) -> None:
     write_index(root)
 
 
+def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool:
+    """Execute one cell of the plan in `root` (what `python -m xtl.worker`, a Ray task or a
+    SLURM job runs); True when it finished with complete outputs."""
+    os.environ.update(env or {})
+    plan = planning.Plan.from_json(read_json(Path(root) / "plan.json"))
+    cell = plan.by_id().get(cell_id)
+    if cell is None:
+        raise SystemExit(f"xtl.worker: no cell {cell_id!r} in {root}/plan.json")
+    exp = config.load(Path(root) / "experiment.yaml")
+    return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel_name(), print,
+                        f"{cell.kind} {cell.label}")
+
+
 def write_index(root: Path) -> None:
     """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
-    from xtl.reports import write_index as _write
+    from xtl.reports import write_index as _write  # lazy: matplotlib and pandas
 
-    _write(root)
+    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    run_dir = RunDir(root)
+    _write(root, plan, {cell.id: state_of(run_dir, plan, cell) for cell in plan.cells})
 
 
 def status_table(root: Path) -> str:

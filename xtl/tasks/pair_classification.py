@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xtl.synth import target_train
+from xtl.synth import nli, target_train
 from xtl.tasks import Task, register
 
 FORMAT = "pair_classification"
@@ -96,8 +96,6 @@ register(Task(
 
 def _synth_nli(train_part: str):
     def generate(language: str, split: str, n: int, seed: int) -> list[dict]:
-        from xtl.synth import nli
-
         return nli.generate(language, split, n, seed, train_part=train_part)
 
     return generate
