@@ -2,7 +2,7 @@
 
 The paper's MLM variant co-trains the intermediate task with MLM on multilingual text (jiant's
 `mlm_simple`: one example per line, truncated at max_length, sampled by the multi-task
-sampler; paper.md section 3). Here it is a task FORMAT, `mlm`, and a built-in task `mlm`:
+sampler; Phang et al. 2020, section 3). Here it is a task FORMAT, `mlm`, and a built-in task `mlm`:
 
     raw_dir: /data/raw                # holds mlm/train/*.txt (and optionally mlm/validation/)
     intermediate: [[mnli, mlm]]       # MNLI + MLM in one stage: the one line that adds MLM

@@ -1,6 +1,6 @@
 """Sentence retrieval with an encoder as it is: embeddings, cosine search, Tatoeba and BUCC.
 
-The protocol, pinned here (paper.md sections 2 and 8; scoring.md):
+The protocol, pinned here (Hu et al. 2020, section 2; XTREME's `third_party/utils_retrieve.py`):
 - Representation: `hidden_states[i]` of the encoder (0 = the embedding layer, n = the last of
   n blocks). `layer` is an index (negative counts from the end: -1 = last) or a FRACTION of
   depth, i = round(f * n): the tasks' recipe 14/24 is jiant's `hidden_states[14]` of XLM-R

@@ -16,12 +16,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import xtl
 from xtl import config, executors
 from xtl import plan as planning
 from xtl.errors import ConfigError, ModelError
@@ -31,7 +31,8 @@ from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
 from xtl.store import atomic_write_json, atomic_write_text, read_json
 
-NOTEBOOKS = Path(xtl.__file__).resolve().parents[1] / "notebooks"
+# the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
+NOTEBOOKS = resources.files("xtl.notebooks")
 
 
 def _now() -> str:
@@ -196,8 +197,9 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
     atomic_write_text(output.parent / "params.yaml",
                       yaml.safe_dump(parameters, sort_keys=True, allow_unicode=True))
     os.environ[HEADLESS_ENV] = "1"
+    source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
     with open(output.parent / "log.txt", "w", encoding="utf-8") as log:
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=parameters,
+        pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
                             stderr_file=log, cwd=str(output.parent))
 
