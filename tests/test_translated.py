@@ -54,8 +54,8 @@ def _mlqa_rows(language: str, split: str, n: int) -> dict:
 
 
 def write_missing_hub_samples(root: Path) -> None:
-    """MLQA translate-train stand-ins in the Hub schema (docs/data.md section 2) where the mirror has
-    no sample."""
+    """MLQA translate-train stand-ins in the Hub schema (docs/data.md section 2) where the
+    mirror has no sample."""
     for language in MLQA_STAND_INS:
         folder = root / MLQA / f"mlqa-translate-train.{language}"
         folder.mkdir(parents=True, exist_ok=True)
