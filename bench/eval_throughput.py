@@ -7,9 +7,9 @@ Data: the real Tatoeba samples of the test mirror beside the checkout (`RAW`: de
 both sides of the first N pairs of each; synth-nli premises where it is absent). Each
 setting embeds the whole set with `xtl.retrieval.embed` (length-sorted batches of 64, masked
 mean, the model's retrieval recipe: e5 with "query: " and its last layer, tiny at 14/24 of
-depth); settings are interleaved over rounds and the best round kept (the machine may be shared). Also printed:
-how far bf16 moves the vectors (min cosine to fp32), whether it changes Tatoeba top-1 hits,
-and exact cosine search speed at BUCC-like sizes.
+depth); settings are interleaved over rounds and the best round kept (the machine may be
+shared). Also printed: how far bf16 moves the vectors (min cosine to fp32), whether it changes
+Tatoeba top-1 hits, and exact cosine search speed at BUCC-like sizes.
 """
 
 from __future__ import annotations
