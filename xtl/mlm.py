@@ -289,9 +289,6 @@ def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dic
 
 # --- registration --------------------------------------------------------------------------
 
-RAW_READER = read_text  # what a declared `format: mlm` task with a raw_path reads its files with
-
-
 def with_reader(task: Task) -> Task:
     """A declared MLM task naming a raw_path gets the text-file reader (declarations cannot)."""
     if task.format == FORMAT and task.raw_reader is None and task.raw_path:

@@ -41,7 +41,6 @@ from xtl.synth.common import check_args, part_of, part_of_split, part_rng
 LANGUAGES: tuple[str, ...] = nli.LANGUAGES
 SPLITS: tuple[str, ...] = common.SPLITS
 TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC")
 
 FEATURES = datasets.Features(
     {
@@ -183,13 +182,6 @@ class Place:
 
 
 Entity = Person | Organisation | Place
-
-
-def entity_text(value: Entity, language: str) -> str:
-    """The entity's words as the sentence has them (the bracketed part of its phrase)."""
-    phrase = _phrase("CITY" if isinstance(value, Place) else
-                     "ORG" if isinstance(value, Organisation) else "PER", value, language)
-    return re.search(r"\[([^\]]+)\]", phrase).group(1)
 
 
 def person_name(person: Person, language: str) -> str:
