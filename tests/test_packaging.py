@@ -65,6 +65,10 @@ def test_a_wheel_runs_a_grid_outside_the_repository(tmp_path, tiny_dir):
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           check=True, capture_output=True, text=True).stdout.strip()
     (Path(site) / "repo-env.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # the data files pip would have installed with nbconvert (its HTML templates)
+    (venv / "share" / "jupyter").mkdir(parents=True)
+    (venv / "share" / "jupyter" / "nbconvert").symlink_to(
+        Path(sys.prefix) / "share" / "jupyter" / "nbconvert")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                     "--no-deps", "--no-index", str(next(wheels.glob("xtl-*.whl")))],
                    check=True, capture_output=True)
