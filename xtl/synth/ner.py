@@ -41,6 +41,7 @@ from xtl.synth.common import check_args, part_of, part_of_split, part_rng
 LANGUAGES: tuple[str, ...] = nli.LANGUAGES
 SPLITS: tuple[str, ...] = common.SPLITS
 TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC")
 
 FEATURES = datasets.Features(
     {
