@@ -3,13 +3,13 @@
 Usage: python bench/eval_throughput.py [--models tiny multilingual-e5-small] [--pairs N]
                                         [--rounds R]
 
-Data: the real Tatoeba samples (../shared/data/raw/tatoeba/v1: deu, cmn, hin, both sides of the
-first N pairs of each; synth-nli premises where ../shared is absent). Each setting embeds the
-whole set with `xtl.retrieval.embed` (length-sorted batches of 64, masked mean, the model's
-retrieval recipe: e5 with "query: " and its last layer, tiny at 14/24 of depth); settings are
-interleaved over rounds and the best round kept (the machine may be shared). Also printed:
-how far bf16 moves the vectors (min cosine to fp32), whether it changes Tatoeba top-1 hits,
-and exact cosine search speed at BUCC-like sizes.
+Data: the real Tatoeba samples of the test mirror beside the checkout (`RAW`: deu, cmn, hin,
+both sides of the first N pairs of each; synth-nli premises where it is absent). Each
+setting embeds the whole set with `xtl.retrieval.embed` (length-sorted batches of 64, masked
+mean, the model's retrieval recipe: e5 with "query: " and its last layer, tiny at 14/24 of
+depth); settings are interleaved over rounds and the best round kept (the machine may be
+shared). Also printed: how far bf16 moves the vectors (min cosine to fp32), whether it changes
+Tatoeba top-1 hits, and exact cosine search speed at BUCC-like sizes.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def sentences(pairs: int) -> tuple[list[str], list[str], str]:
     for lang in LANGUAGES:
         foreign += sources.load(task, "validation", lang).rows["text_a"][:pairs]
         english += sources.load(task, "validation", "en").rows["text_a"][:pairs]
-    return foreign, english, "synth-nli premises (../shared is absent)"
+    return foreign, english, "synth-nli premises (no test mirror)"
 
 
 def timed(model, tokenizer, texts: list[str], precision: str, recipe: dict

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated xtl cache, the offline Hub switch, and ../shared when present."""
+"""Shared fixtures: an isolated xtl cache, the offline Hub switch, and the optional test mirror
+of real data samples (SHARED, beside the checkout) when present."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def hub_mirror() -> Path:
-    """The real Hub-layout samples in ../shared/data/hub (skip where absent: a fresh clone)."""
+    """The real Hub-layout samples of the test mirror (HUB; skip where absent: a fresh clone)."""
     if not HUB.is_dir():
         pytest.skip("../shared/data/hub is not present (fresh clone)")
     return HUB

@@ -11,6 +11,7 @@ import datasets
 import pytest
 import torch
 
+from xtl import chance as chance_levels
 from xtl import evaluate, metrics, models, retrieval, sources, zoo
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
@@ -145,7 +146,7 @@ def test_chance_map_matches_its_formula_and_a_simulation():
     import random
 
     n, r = 768, 5
-    expected = metrics.map_at_k_chance(n, r)
+    expected = chance_levels.map_at_k(n, r)
     rng = random.Random(0)
     pool = list(range(n))
     sims = []
@@ -153,7 +154,7 @@ def test_chance_map_matches_its_formula_and_a_simulation():
         rng.shuffle(pool)
         sims.append(metrics.average_precision_at_k(pool[:20], range(r), 20))
     assert 100 * sum(sims) / len(sims) == pytest.approx(expected, rel=0.1)
-    assert metrics.map_at_k_chance(1, 1) == 100.0 and 0.4 < expected < 0.6
+    assert chance_levels.map_at_k(1, 1) == 100.0 and 0.4 < expected < 0.6
 
 
 def test_scores_through_the_task_metric():
@@ -257,7 +258,7 @@ def test_e5_small_retrieves_lareqa_answers_far_above_chance_zero_shot(raw):
           "device": "cpu"}
     splits = [_split(task, lang, raw) for lang in SAMPLE_LANGUAGES]
     records, _ = evaluate.evaluate(model, tokenizer, task, splits, hp, precision="bf16")
-    chance = metrics.map_at_k_chance(768, 5)  # 768 candidates, 5 relevant: ~0.5
+    chance = chance_levels.map_at_k(768, 5)  # 768 candidates, 5 relevant: ~0.5
     scores = {r["language"]: r["value"] for r in records}
     print({k: round(v, 2) for k, v in scores.items()}, f"chance {chance:.2f}")
     assert all(value > 20 * chance for value in scores.values()), scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xtl import config, plan
+from xtl import config, hparams, plan
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
         "targets": ["synth-nli"], "seeds": [0]}
@@ -57,7 +57,7 @@ def test_defaults_are_resolved_before_hashing():
 def test_a_hyperparameter_added_after_v1_renames_no_cell(monkeypatch):
     base = ids()
     monkeypatch.setitem(config.HPARAM_DEFAULTS, "new_knob", False)
-    monkeypatch.setitem(config.HPARAM_TYPES, "new_knob", (bool,))
+    monkeypatch.setitem(hparams.HPARAM_TYPES, "new_knob", (bool,))
     assert ids() == base
     assert ids(hparams={"new_knob": False}) == base
     assert ids(hparams={"new_knob": True}).isdisjoint(base)

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerFast
 from xtl import config, phases, plan, run, sampling, sources, tasks, train
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
+from xtl.hparams import TASK_KEYS
 from xtl.tasks import tagging
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,7 +254,7 @@ def test_multi_task_stage_identity_holds_each_tasks_values():
     assert stage.recipe["task_sources"]["synth-qa"]["doc_stride"] == "tasks.synth-qa"
     # LOOP values are the cell's: no per-task layer (tasks.synth-qa's rate does not apply)
     assert stage.identity["hparams"]["learning_rate"] == 5e-4  # tiny preset
-    assert set(config.TASK_KEYS).isdisjoint(stage.identity["hparams"])
+    assert set(TASK_KEYS).isdisjoint(stage.identity["hparams"])
     # a single-task stage keeps the v1 shape
     single = cells(intermediate=["synth-nli"])[0]
     assert "task_hparams" not in single.identity and "epochs" in single.identity["hparams"]

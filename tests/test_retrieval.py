@@ -234,7 +234,8 @@ def test_margin_mine_threshold_still_uses_up_sentences():
 
 
 def oracle_mine(x: np.ndarray, y: np.ndarray, k: int) -> list[tuple[int, int, float]]:
-    """scoring.md, written out with plain loops: the reference for margin_mine."""
+    """XTREME's BUCC mining (the module docstring of xtl.retrieval), written out with plain
+    loops: the reference for margin_mine."""
     sims = x @ y.T
     kx, ky = min(k, len(y)), min(k, len(x))
     near_x = [sorted(range(len(y)), key=lambda j: -sims[i, j])[:kx] for i in range(len(x))]

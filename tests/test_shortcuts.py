@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from xtl import phases, reports, shortcuts, sources, tasks
+from xtl import chance, phases, reports, shortcuts, sources, tasks
 
 
 def test_lookup_tags_memorises_the_most_frequent_tag():
@@ -49,7 +49,7 @@ def test_answer_lookup():
 
 
 def test_random_ranking():
-    assert shortcuts.random_ranking(300) == pytest.approx(100 / 300)
+    assert chance.random_ranking(300) == pytest.approx(100 / 300)
 
 
 def test_real_panx_sample_shortcuts():
@@ -110,7 +110,7 @@ def test_chance_levels_are_the_shortcuts_module_levels():
          "n": 200, "kind": "target"},
     ])
     levels = reports.chance_levels(scores).set_index("target")["chance"]
-    assert levels["tatoeba-sample"] == pytest.approx(shortcuts.random_ranking(300))
+    assert levels["tatoeba-sample"] == pytest.approx(chance.random_ranking(300))
     assert levels["synth-nli"] == pytest.approx(100 / 3)
     assert levels["panx-sample"] == 30
 

@@ -1,6 +1,6 @@
 """The synthetic tasks go through the real tasks' adapters: same Hub schema, same canonical rows.
 
-For each synthetic task and a real counterpart with a sample in ../shared/data/hub: the
+For each synthetic task and a real counterpart with a sample in the test mirror (conftest.HUB): the
 generator's rows, written as a Hub-layout Parquet file where the real task expects it, load
 through the REAL task's adapter (xtl.sources.load over a mirror) into exactly the rows the
 synthetic task gives, and the real sample loads through that adapter into the same columns

@@ -24,8 +24,9 @@ PAWSX_RAW = RAW / ("pawsx/hf_dummy/paws-x/{language}__1.1.0/dummy_data/x-final.t
 NLI = datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])
 
 # task -> [(canonical split, language, the (repo id, config, split) the kit must request)].
-# `sst2` and `snli` have no sample in ../shared/data/hub, so test_sources' Hub-contract test
-# cannot serve them from there (`write_missing_hub_samples` writes stand-ins in the Hub schema).
+# `sst2` and `snli` have no sample in the test mirror (conftest.HUB), so test_sources'
+# Hub-contract test cannot serve them from there (`write_missing_hub_samples` writes
+# stand-ins in the Hub schema).
 # The combined tasks `anli` and `anli_plus` have no Hub id of their own.
 HUB_REQUESTS = {
     "qqp": [("train", "en", ("nyu-mll/glue", "qqp", "train")),

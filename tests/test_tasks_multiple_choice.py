@@ -22,8 +22,8 @@ RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
 XCOPA_SAMPLED = ("et", "ht", "id", "qu", "sw", "zh")  # languages with a real sample (MANIFEST)
 
 # task -> [(canonical split, language, the (repo id, config, split) the kit must request)].
-# `copa` has no sample in ../shared/data/hub, so test_sources' Hub-contract test cannot serve it
-# from there (`write_missing_hub_samples` writes a stand-in in the Hub schema).
+# `copa` has no sample in the test mirror (conftest.HUB), so test_sources' Hub-contract test
+# cannot serve it from there (`write_missing_hub_samples` writes a stand-in in the Hub schema).
 HUB_REQUESTS = {
     "hellaswag": [("train", "en", ("Rowan/hellaswag", None, "train")),
                   ("validation", "en", ("Rowan/hellaswag", None, "validation"))],

@@ -30,7 +30,7 @@ HUB_REQUESTS = {
     # XTREME-R's Tatoeba: the same rows (it differs in what is trained before it)
     "tatoeba_r": [("validation", "de", ("google/xtreme", "tatoeba.deu", "validation"))],
 }
-# the real samples: rows per language (datasets.md 2.9 sizes cut to the first 300 lines)
+# the real samples: rows per language (docs/data.md section 2 sizes cut to the first 300 lines)
 SAMPLE_ROWS = {"ar": 300, "de": 300, "hi": 300, "jv": 205, "sw": 300, "zh": 300}
 
 

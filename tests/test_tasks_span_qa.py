@@ -36,11 +36,11 @@ HUB_REQUESTS = {
 }
 
 # (task, split, language, rows in MANIFEST.md, rows whose answer_start had to be re-located).
-# datasets.md 2.5 gives the misaligned answers of the FULL XQuAD (ar 26, zh 100, hi 13, ...):
+# docs/data.md section 2 gives the misaligned answers of the FULL XQuAD (ar 26, zh 100, hi 13, ...):
 # they are the answers in paragraphs with leading whitespace, which the loaders strip. The
 # sample holds the first 8 of 48 articles, where only ar (14) and hi (3) have such paragraphs,
 # and one TyDi QA train paragraph (fi) starts with 3 spaces; test_repairs_match_the_raw_files
-# recounts this from ../shared/data/raw.
+# recounts this from the raw release files of the test mirror.
 SAMPLES = [
     ("squad_v2", "validation", "en", 208, 0),
     ("xquad", "validation", "ar", 225, 14),

@@ -120,7 +120,7 @@ def test_task_definitions_match_the_official_language_lists():
 # --- UPOS: the UD Hub repo's 18 names (other order, "_") map by name --------------------------
 
 UD_UPOS = ["NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ", "PROPN",
-           "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX"]  # datasets.md 2.3
+           "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX"]  # docs/data.md section 2
 UD_TASK = tasks.Task(name="ud-ewt", format="tagging", languages=("en_ewt",),
                      label_names=tagging.UPOS,
                      hub_id="universal-dependencies/universal_dependencies",

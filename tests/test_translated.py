@@ -17,8 +17,8 @@ from xtl.tasks import span_qa
 RAW = SHARED / "data" / "raw"
 MLQA = "facebook/mlqa"
 PAWSX = "google-research-datasets/paws-x"
-# languages whose mlqa-translate-train config has no sample in ../shared/data/hub (MANIFEST:
-# only `de` validation is there)
+# languages whose mlqa-translate-train config has no sample in the test mirror (conftest.HUB;
+# its MANIFEST: only `de` validation is there)
 MLQA_STAND_INS = tuple(lang for lang in span_qa.MLQA_TT_LANGUAGES if lang != "de")
 
 # task -> [(canonical split, language, the (repo id, config, split) the kit must request)];
@@ -54,8 +54,8 @@ def _mlqa_rows(language: str, split: str, n: int) -> dict:
 
 
 def write_missing_hub_samples(root: Path) -> None:
-    """MLQA translate-train stand-ins in the Hub schema (datasets.md 2.6) where the mirror has
-    no sample."""
+    """MLQA translate-train stand-ins in the Hub schema (docs/data.md section 2) where the
+    mirror has no sample."""
     for language in MLQA_STAND_INS:
         folder = root / MLQA / f"mlqa-translate-train.{language}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ list is empty there), so here it is the mean over the XTREME-R tasks present, wi
 tasks included. All numbers are on the 0-100 scale of `xtl.metrics`.
 
 Inputs are what `xtl.metrics.score` returns, per language: {language: {metric: value}}.
-The language lists and groups below are copied facts (spec datasets.md section 4).
+The language lists and groups below are copied facts (docs/data.md section 4).
 """
 
 from __future__ import annotations

@@ -33,9 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import xtl
-from xtl import zoo
+from xtl import evaluate, mlm, resume, retrieval, sampling, sources, train, zoo
 from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
+from xtl.features import features
+from xtl.models import build, save_checkpoint
 from xtl.store import atomic_write_json
+from xtl.train import feature_rows, resolve_device
 
 CALIBRATION_VERSION = 1
 SAMPLE_ROWS = 512  # training rows tokenised for the batch plan (QA windows, padding)
@@ -169,8 +172,6 @@ def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[It
 
     An evaluation is sampled from a language other than English where the cells have one
     (most evaluated rows are; dev evaluations are English and use the same figure)."""
-    from xtl.train import resolve_device
-
     needs: dict[tuple, dict[tuple[str, str], tuple[Item, dict]]] = {}
     for work in works.values():
         hp = dict(work.hp)
@@ -209,8 +210,6 @@ def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[
     one least disturbed by other jobs on the machine) is kept."""
     import torch
 
-    from xtl import train
-
     location, _ = zoo.materialize(name)
     heads = list({item.task.name: item.task for item, _ in todo.values()
                   if item.task.format != "retrieval"}.values())
@@ -246,8 +245,6 @@ def _fixed_costs(location: Path, heads: list, entry: dict) -> tuple[Any, Any]:
     """A checkpoint write (the mean of `ROUNDS`: disk writes and fsync vary more than they
     queue behind other jobs) and a load from a checkpoint (checksum verified, as targets and
     evaluations load); returns the loaded model."""
-    from xtl.models import build, save_checkpoint
-
     net, tokenizer, _ = build(location, heads, seed=0)
     with tempfile.TemporaryDirectory(prefix="xtl-calibrate-") as tmp:
         writes = []
@@ -265,8 +262,6 @@ def _fixed_costs(location: Path, heads: list, entry: dict) -> tuple[Any, Any]:
 def _snapshot_seconds(step: _Stepper) -> float:
     """A resume snapshot as `xtl.train` writes one at each dev evaluation: model, optimizer
     (with the state the probes' steps gave it), scheduler and RNGs, checksummed (mean of 2)."""
-    from xtl import resume
-
     state = {"model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(),
              "scheduler": step.scheduler.state_dict(), "rng": [resume.capture_rng()]}
     times = []
@@ -285,8 +280,6 @@ class _Stepper:
     def __init__(self, net: Any, tokenizer: Any, device: Any, precision: str):
         import torch
 
-        from xtl import train
-
         self.tokenizer, self.device = tokenizer, device
         self.accelerator = train.make_accelerator(precision, device)
         optimizer = train.make_optimizer(net, {"learning_rate": 1e-5, "adam_epsilon": 1e-8,
@@ -298,8 +291,6 @@ class _Stepper:
 
     def __call__(self, item: Item, batches: list[dict], hp: dict) -> float:
         import torch
-
-        from xtl import train
 
         t0 = time.perf_counter()
         train.train_step(self.accelerator, self.model, self.optimizer, self.scheduler, item.task,
@@ -323,9 +314,6 @@ class _TrainProbe:
 
     def __init__(self, step: _Stepper, item: Item, hp: dict, mirror: Path | None,
                  raw: Path | None):
-        from xtl import sampling, sources, train
-        from xtl.features import features
-
         self.step, self.item, self.hp = step, item, hp
         per_step = hp["batch_size"] * hp["grad_accum"]
         split = sources.load(item.data, "train", item.language, mirror, raw=raw)
@@ -344,8 +332,6 @@ class _TrainProbe:
         self.tokens = sum(padded[b] for g in self.timed for b in g)
 
     def _run(self, group: list[int]) -> float:
-        from xtl.train import feature_rows
-
         return self.step(self.item, [self.collate(feature_rows(self.feats, self.batches[b]))
                                      for b in group], self.hp)
 
@@ -360,8 +346,6 @@ class _EvalProbe:
 
     def __init__(self, net: Any, tokenizer: Any, item: Item, hp: dict, precision: str,
                  mirror: Path | None, raw: Path | None):
-        from xtl import sources
-
         self.net, self.tokenizer, self.item, self.hp = net, tokenizer, item, hp
         self.precision = precision
         split = sources.load(item.data, item.split, item.language, mirror, raw=raw)
@@ -378,8 +362,6 @@ class _EvalProbe:
                                    fingerprint=f"{self.sample.fingerprint}|warm-up"))
 
     def _evaluate(self, split: Any) -> None:
-        from xtl import evaluate, mlm
-
         with _scratch_cache():  # the sample's features are not worth keeping
             if self.item.task.format == mlm.FORMAT:  # scored as training scores it on dev
                 mlm.masked_accuracy(self.net, self.tokenizer, self.item.task, split, self.hp,
@@ -389,8 +371,6 @@ class _EvalProbe:
                                   self.precision)
 
     def _embed(self, sides: list[tuple[list[str], list | None]]) -> None:
-        from xtl import retrieval
-
         hp = self.hp
         for texts, contexts in sides:
             retrieval.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
@@ -412,8 +392,6 @@ class _EvalProbe:
 def _texts(fmt: str, rows: Any) -> list[tuple[list[str], list | None]]:
     """What a retrieval cell embeds (both sides of the bitext), or a dual encoder's queries and
     candidates with their contexts."""
-    from xtl import retrieval
-
     if fmt == "retrieval":
         pairs = retrieval.bitext(rows)
         return [(pairs.source, None), (pairs.target, None)]

@@ -17,9 +17,8 @@ from typing import Any
 import datasets
 
 import xtl
-from xtl import zoo
 from xtl.sources import Split
-from xtl.store import umask_mode
+from xtl.store import cache_dir, umask_mode
 from xtl.tasks import Task, format_module
 from xtl.tokenizer_state import without_call_state
 
@@ -58,7 +57,7 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
 
     `train` says whether the features are for training (QA keeps offsets only for evaluation).
     """
-    path = zoo.cache_dir() / "features" / cache_key(task, split, tokenizer, hp, train)
+    path = cache_dir() / "features" / cache_key(task, split, tokenizer, hp, train)
     if cache and (path / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(path))
     fmt = format_module(task.format)

@@ -580,17 +580,6 @@ def map_at_k(predictions: Sequence[Sequence[Hashable]], references: Sequence[Ite
                        for p, r in zip(predictions, references, strict=True)) / len(references)
 
 
-def map_at_k_chance(candidates: int, relevant: int, k: int = 20) -> float:
-    """Expected mAP@k (0-100) of a uniformly random ranking of `candidates` items of which
-    `relevant` are relevant: E[rel_i * hits_i / i] = (R/N) (1 + (i-1)(R-1)/(N-1)) / i."""
-    if not 1 <= relevant <= candidates:
-        raise DataError(f"chance mAP: need 1 <= relevant ({relevant}) <= candidates ({candidates})")
-    n, r = candidates, relevant
-    other = (r - 1) / (n - 1) if n > 1 else 0.0
-    total = sum((r / n) * (1 + (i - 1) * other) / i for i in range(1, min(k, n) + 1))
-    return 100.0 * total / min(r, k)
-
-
 # --------------------------------------------------------------------------------------------
 # Dispatch
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The paper's MLM variant co-trains the intermediate task with MLM on multilingual text (jiant's
 `mlm_simple`: one example per line, truncated at max_length, sampled by the multi-task
-sampler; paper.md section 3). Here it is a task FORMAT, `mlm`, and a built-in task `mlm`:
+sampler; Phang et al. 2020, section 3). Here it is a task FORMAT, `mlm`, and a built-in task `mlm`:
 
     raw_dir: /data/raw                # holds mlm/train/*.txt (and optionally mlm/validation/)
     intermediate: [[mnli, mlm]]       # MNLI + MLM in one stage: the one line that adds MLM
@@ -40,8 +40,10 @@ from torch import nn
 
 from xtl import tasks as registry
 from xtl.errors import DataError
+from xtl.features import features
 from xtl.precision import autocast
 from xtl.readers import text_lines
+from xtl.store import cache_dir
 from xtl.tasks import Task
 
 FORMAT = "mlm"
@@ -66,8 +68,6 @@ def read_text(root: Path, split: str, language: str) -> tuple[datasets.Dataset, 
     lie directly in `<root>`. Without a `validation/` folder, dev is every HOLDOUT_EVERY-th line
     of the training files and train is the rest, so the two never share a line.
     """
-    from xtl import zoo  # lazy: zoo imports the model presets
-
     held_out = not (root / "validation").is_dir()
     folder = root / ("train" if held_out else split)
     if not folder.is_dir():
@@ -78,7 +78,7 @@ def read_text(root: Path, split: str, language: str) -> tuple[datasets.Dataset, 
                         f"{str(folder)!r} for the {split} split")
     try:
         rows = datasets.load_dataset("text", data_files=[str(f) for f in files], split="train",
-                                     cache_dir=str(zoo.cache_dir() / "text"))
+                                     cache_dir=str(cache_dir() / "text"))
     except datasets.exceptions.DatasetGenerationError:
         for f in files:  # only now, on failure: a file that is not UTF-8 names its line
             for _ in text_lines(f):
@@ -253,8 +253,6 @@ def load_pretrained_head(head: MaskedLMHead, location: Path | str) -> list[str]:
 def masked_accuracy(model: nn.Module, tokenizer: Any, task: Task, split: Any, hp: dict,
                     precision: str = "fp32") -> tuple[float, float, int]:
     """(accuracy 0-100, mean loss, masked tokens) on `split`, masked with a fixed seed."""
-    from xtl.features import features  # lazy: features imports the task registry
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -290,9 +288,6 @@ def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dic
 
 
 # --- registration --------------------------------------------------------------------------
-
-RAW_READER = read_text  # what a declared `format: mlm` task with a raw_path reads its files with
-
 
 def with_reader(task: Task) -> Task:
     """A declared MLM task naming a raw_path gets the text-file reader (declarations cannot)."""

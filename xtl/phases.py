@@ -17,21 +17,21 @@ from typing import Any
 import datasets
 
 from xtl import evaluate, resume, sources, train, zoo
-from xtl.config import (
+from xtl.errors import ConfigError, DataError, ModelError, unknown
+from xtl.hparams import (
     HPARAM_DEFAULTS,
     MULTITASK_KEYS,
     SPLITS,
     TASK_KEYS,
     check_hparam,
     reads,
-    resolve_task,
 )
-from xtl.errors import ConfigError, DataError, ModelError, unknown
 from xtl.models import build, load_heads, verify_checkpoint
 from xtl.progress import headless
 from xtl.provenance import collect
 from xtl.store import atomic_write_json, atomic_write_text
 from xtl.tasks import Task
+from xtl.tasks import resolve as resolve_task
 
 METRICS_SCHEMA = "xtl.metrics/1"
 
@@ -56,7 +56,7 @@ class CellRun:
     flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
     training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
     started: float = field(default_factory=time.time)
-    # a multi-task stage: each task's own TASK values over `hparams` (xtl.config.TASK_KEYS)
+    # a multi-task stage: each task's own TASK values over `hparams` (xtl.hparams.TASK_KEYS)
     task_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     # where each value came from: {"*": {key: layer}, "<task>": {key: layer}} (xtl.plan.Recipe)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -18,16 +18,14 @@ from typing import Any
 from xtl import sources, synth, zoo
 from xtl.config import (
     CONTRACT_VERSION,
-    HPARAM_DEFAULTS,
-    TASK_KEYS,
     Experiment,
     identity_hparams,
     intermediate_stages,
     resolve_hparams,
-    split_scope,
 )
 from xtl.config import resolve_task as _task
 from xtl.errors import ConfigError
+from xtl.hparams import HPARAM_DEFAULTS, TASK_KEYS, split_scope
 from xtl.tables import plural
 
 

@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-F1_BAR = 30.0  # F1 has no chance level; the demo's bar (0.3) on the 0-100 scale
-
 
 def save(fig: plt.Figure, directory: str | Path, name: str) -> Path:
     """`<directory>/<name>.png` at 120 dpi (the README and docs copy these files)."""

@@ -17,8 +17,11 @@ PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "pa
 
 
 def git_state() -> dict:
-    """Commit and dirty flag of the checkout xtl is imported from (None outside git)."""
+    """Commit and dirty flag of the checkout xtl is imported from (None for an installed
+    wheel, or outside git)."""
     root = Path(xtl.__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():  # site-packages, not a source checkout
+        return {"commit": None, "dirty": None}
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True, timeout=10).stdout.strip()

@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 
 import xtl
-from xtl import aggregate, plots, results, shortcuts, uncertainty
+from xtl import aggregate, plots, results, shortcuts, synth, uncertainty
+from xtl import chance as chance_math
+from xtl.offline import samples as real_samples
 from xtl.store import atomic_write_text, read_json
+from xtl.tasks import REGISTRY
 
 XTREME_TASKS = tuple(aggregate.LANGUAGES[aggregate.XTREME])
 
@@ -36,13 +39,13 @@ def chance_levels(scores: pd.DataFrame) -> pd.DataFrame:
     Classification and multiple choice: 100 / number of labels or choices; retrieval top-1
     accuracy: 100 / pool size (the number of candidate sentences, the record's n); F1 has no
     chance level: the bar F1 30 (the demo's 0.3) is marked instead (kind "bar"); anything else
-    (mAP@20, token accuracy): unknown (NaN). The levels are `xtl.shortcuts.chance_level`'s.
+    (mAP@20, token accuracy): unknown (NaN). The levels are `xtl.chance.level`'s.
     """
     rows = []
     for (target, language), group in scores.groupby(["target", "language"], sort=False):
         first = group.iloc[0]
         n = first["n"] if pd.notna(first["n"]) else 0
-        chance, kind, note = shortcuts.chance_level(results.task_for(first), first["metric"], n)
+        chance, kind, note = chance_math.level(results.task_for(first), first["metric"], n)
         rows.append({"target": target, "language": language, "metric": first["metric"],
                      "chance": chance, "kind": kind, "note": note})
     return pd.DataFrame(rows, columns=["target", "language", "metric", "chance", "kind", "note"])
@@ -360,9 +363,6 @@ class Analysis:
     def data_notes(self) -> Section | None:
         """What the run's synthetic tasks and real samples can and cannot show (None when it
         has neither)."""
-        from xtl import synth
-        from xtl.offline import samples
-
         t = self.table
         names = set(t["target"].dropna()) | set(t["task"].dropna()) if len(t) else set()
         for label in (t["intermediate"].dropna() if len(t) else []):
@@ -371,7 +371,7 @@ class Analysis:
         if any(n.startswith("synth-") for n in names):
             kinds.append(("The synthetic tasks", synth))
         if any(_bundled(n) for n in names):
-            kinds.append(("The real samples", samples))
+            kinds.append(("The real samples", real_samples))
         if not kinds:
             return None
         text = "\n\n".join(f"**{what} can show:** {module.CAN_SHOW}\n\n**{what} cannot "
@@ -546,8 +546,6 @@ class Analysis:
 
 
 def _bundled(name: str) -> bool:
-    from xtl.tasks import REGISTRY
-
     task = REGISTRY.get(name)
     return bool(task is not None and task.bundled)
 
@@ -678,21 +676,17 @@ def cell_headline(metrics_path: Path) -> str:
     return f"{name} {mean:.1f} (mean of {len(values)} languages{en})"
 
 
-def write_index(root: Path) -> None:
-    """index.html: the analysis on top, then every cell with status, headline score and link."""
-    from xtl import plan as planning
-    from xtl.run import RunDir, state_of
-
-    plan = planning.Plan.from_json(read_json(root / "plan.json"))
-    run_dir = RunDir(root)
+def write_index(root: Path, plan: Any, states: dict[str, tuple[str, str]]) -> None:
+    """index.html: the analysis on top, then every cell of `plan` (an `xtl.plan.Plan`) with
+    its (state, note) from `states`, headline score and link (`xtl.run.write_index`)."""
     rows = []
     for cell in plan.cells:
-        state, note = state_of(run_dir, plan, cell)
-        metrics = run_dir.cell(cell.id) / "metrics.json"
+        state, note = states[cell.id]
+        metrics = root / "cells" / cell.id / "metrics.json"
         if metrics.is_file() and _collapsed(metrics):
             note = ("training collapsed; " + note).strip("; ")
         link = (f'<a href="cells/{cell.id}/report.html">report</a>'
-                if (run_dir.cell(cell.id) / "report.html").is_file() else "")
+                if (root / "cells" / cell.id / "report.html").is_file() else "")
         rows.append(f"<tr><td><code>{cell.id}</code></td><td>{html.escape(cell.label)}</td>"
                     f"<td class='{state}'>{state}</td>"
                     f"<td>{html.escape(cell_headline(metrics))}</td><td>{link}</td>"

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xtl import aggregate
+from xtl import aggregate, zoo
+from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl.errors import DataError
 from xtl.languages import LANGUAGES
+from xtl.tasks import resolve as resolve_task
 
 COLUMNS = ("run", "cell", "kind", "model", "parameters", "intermediate", "intermediate_data",
            "chain", "target", "task", "language", "tier", "tier_group", "script", "seed",
@@ -219,8 +221,6 @@ def _declared_stage_tasks(cells: dict[str, dict], cell: dict | None) -> dict[str
 
 
 def _train_language(name: str, declared: dict[str, dict]) -> str:
-    from xtl.config import resolve_task
-
     try:
         return resolve_task(name, declared).train_language
     except Exception:  # a task this kit no longer knows: guess from the naming convention
@@ -287,8 +287,6 @@ def _count_in_run(root: Path, model: str) -> int | None:
 
 
 def _local_dirs(model: str) -> list[Path]:
-    from xtl import zoo
-
     dirs = []
     if model in zoo.PRESETS:
         dirs += sorted((zoo.cache_dir() / "models").glob(f"{zoo.PRESETS[model].revision}*"))
@@ -482,8 +480,6 @@ def gain_matrix(gains_frame: pd.DataFrame, average: str | None = "avg") -> pd.Da
 def task_for(row: Any) -> Any:
     """The Task a results row's cell evaluated: declared in its plan's identity (read next to
     the predictions file) or registered by name; None when neither is known."""
-    from xtl.config import resolve_task
-
     declared: dict[str, dict] = {}
     path = row.get("predictions") if hasattr(row, "get") else None
     if isinstance(path, str) and Path(path).is_file():

@@ -1,6 +1,6 @@
 """Sentence retrieval with an encoder as it is: embeddings, cosine search, Tatoeba and BUCC.
 
-The protocol, pinned here (paper.md sections 2 and 8; scoring.md):
+The protocol, pinned here (Hu et al. 2020, section 2; XTREME's `third_party/utils_retrieve.py`):
 - Representation: `hidden_states[i]` of the encoder (0 = the embedding layer, n = the last of
   n blocks). `layer` is an index (negative counts from the end: -1 = last) or a FRACTION of
   depth, i = round(f * n): the tasks' recipe 14/24 is jiant's `hidden_states[14]` of XLM-R
@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 
-from xtl import shortcuts
+from xtl import metrics, shortcuts, zoo
 from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
 from xtl.progress import bar as progress_bar
@@ -368,9 +368,7 @@ class PairSearch:
     cosines: dict[str, list[float]]
 
     def accuracy(self, direction: str) -> float:
-        from xtl.metrics import accuracy
-
-        return accuracy(self.hits[direction], self.ids)
+        return metrics.accuracy(self.hits[direction], self.ids)
 
 
 def pair_search(pairs: Bitext, source: torch.Tensor, target: torch.Tensor, *,
@@ -525,7 +523,7 @@ class RetrievalCell:
     def load_encoder(self) -> tuple[Any, Any]:
         """The base model's encoder, or the `encoder/` of an intermediate checkpoint (its
         checksum verified and its architecture checked against the base model)."""
-        from xtl import train, zoo
+        from xtl import train  # lazy: accelerate; the format registry imports this module
         from xtl.models import build
 
         location, source = zoo.materialize(self.model)
@@ -555,8 +553,6 @@ class RetrievalCell:
 
     def layer_reason(self) -> str:
         """Why this layer: the model's own layer, the task's recipe, or the experiment file."""
-        from xtl import zoo
-
         layer = self.hp["layer"]
         preset = zoo.PRESETS.get(self.model)
         if preset is not None and preset.hparams.get("layer") == layer:
@@ -636,8 +632,6 @@ class RetrievalCell:
         return mined, pairs.gold, info
 
     def _bucc(self, language: str) -> LanguageResult:
-        from xtl import metrics
-
         splits = ["validation"] if self.split == "validation" else ["validation", self.split]
         done = {s: self._mine_split(language, s) for s in splits}
         (dev, dev_gold, _), (evaluated, gold, info) = done["validation"], done[self.split]

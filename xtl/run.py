@@ -16,12 +16,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import xtl
 from xtl import config, executors
 from xtl import plan as planning
 from xtl.check import require_hub
@@ -33,7 +33,8 @@ from xtl.progress import HEADLESS_ENV
 from xtl.store import atomic_write_json, atomic_write_text, read_json
 from xtl.tables import table
 
-NOTEBOOKS = Path(xtl.__file__).resolve().parents[1] / "notebooks"
+# the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
+NOTEBOOKS = resources.files("xtl.notebooks")
 
 
 def _now() -> str:
@@ -198,8 +199,9 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
     atomic_write_text(output.parent / "params.yaml",
                       yaml.safe_dump(parameters, sort_keys=True, allow_unicode=True))
     os.environ[HEADLESS_ENV] = "1"
+    source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
     with open(output.parent / "log.txt", "w", encoding="utf-8") as log:
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=parameters,
+        pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
                             stderr_file=log, cwd=str(output.parent))
 
@@ -259,7 +261,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
             execute_cell(run_dir, by_id[cell_id], plan, exp, kernel, log, number[cell_id])
 
         executor = executors.make(exp["executor"], str(run_dir.root), exp["gpus_per_cell"],
-                                  executors.forwarded_env(), run_here)
+                                  executors.forwarded_env(), run_here, run_cell)
         try:
             summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)
         finally:
@@ -429,11 +431,26 @@ def report(root: Path, kernel: str | None = None, log=print) -> None:
     write_index(root)
 
 
+def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool:
+    """Execute one cell of the plan in `root` (what `python -m xtl.worker`, a Ray task or a
+    SLURM job runs); True when it finished with complete outputs."""
+    os.environ.update(env or {})
+    plan = planning.Plan.from_json(read_json(Path(root) / "plan.json"))
+    cell = plan.by_id().get(cell_id)
+    if cell is None:
+        raise SystemExit(f"xtl.worker: no cell {cell_id!r} in {root}/plan.json")
+    exp = config.load(Path(root) / "experiment.yaml")
+    return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel_name(), print,
+                        f"{cell.kind} {cell.label}")
+
+
 def write_index(root: Path) -> None:
     """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
-    from xtl.reports import write_index as _write
+    from xtl.reports import write_index as _write  # lazy: matplotlib and pandas
 
-    _write(root)
+    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    run_dir = RunDir(root)
+    _write(root, plan, {cell.id: state_of(run_dir, plan, cell) for cell in plan.cells})
 
 
 def status_table(root: Path) -> str:

@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from xtl.config import MULTITASK_SAMPLERS as SAMPLERS
+from xtl.hparams import MULTITASK_SAMPLERS as SAMPLERS
 
 # Batches per mega-batch: larger groups more tightly by length, smaller keeps more randomness.
 MEGA_BATCH_MULT = 50

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from xtl import metrics
+from xtl import chance, metrics
 from xtl.tasks import Task
 
 # name -> what it is, for reports
@@ -175,11 +175,6 @@ def answer_lookup(train_questions: Sequence[str], train_answers: Sequence[str],
 
 # --------------------------------------------------------------------------- retrieval
 
-def random_ranking(pool: int) -> float:
-    """Expected top-1 accuracy (0-100) of a random ranking of `pool` candidates."""
-    return 100.0 / pool if pool > 0 else float("nan")
-
-
 # --------------------------------------------------------------------------- cells
 
 def for_split(task: Task, train: Any, split: Any) -> list[Baseline]:
@@ -191,7 +186,7 @@ def for_split(task: Task, train: Any, split: Any) -> list[Baseline]:
     if task.format == "retrieval" and task.metric == "accuracy":
         pool = sum(s is not None for s in rows["source"])
         return [Baseline(task.name, language, name, "random ranking", "accuracy",
-                         random_ranking(pool), pool)]
+                         chance.random_ranking(pool), pool)]
     if train is None:
         return []
     if task.format == "tagging":
@@ -248,25 +243,6 @@ def describe(baselines: Sequence[dict]) -> str:
     """What each shortcut in `baselines` is, one line each ('' when none)."""
     names = [n for n in DESCRIPTIONS if any(b["baseline"] == n for b in baselines)]
     return "\n".join(f"{n}: {DESCRIPTIONS[n]}" for n in names)
-
-
-def chance_level(task: Task | None, metric: str, n: Any) -> tuple[float, str, str]:
-    """(level, kind, note) of a score without a model: retrieval top-1 accuracy a random
-    ranking's (kind "pool"), classification and multiple choice 1 / labels or choices
-    ("chance"); F1 has none, so the bar F1 30 ("bar"); else NaN."""
-    from xtl import plots
-
-    if task is not None and metric == "accuracy" and task.format == "retrieval":
-        pool = int(n) if n == n and n else 0  # NaN or 0: unknown
-        if pool:
-            return random_ranking(pool), "pool", f"1/{pool} (pool of {pool} sentences)"
-    elif task is not None and metric == "accuracy" and task.label_names:
-        k = len(task.label_names)
-        what = "choices" if task.format == "multiple_choice" else "labels"
-        return 100 / k, "chance", f"1/{k} ({k} {what})"
-    elif metric == "f1":
-        return plots.F1_BAR, "bar", "F1 has no chance level; bar 30 (0.3)"
-    return float("nan"), "", "no chance level known"
 
 
 # --------------------------------------------------------------------------- comparison

@@ -20,6 +20,7 @@ from pathlib import Path
 import datasets
 
 from xtl.errors import DataError, unknown
+from xtl.offline import samples
 from xtl.store import sha256_file
 from xtl.tasks import Task, format_module, get
 
@@ -72,8 +73,6 @@ def resolve_raw(from_file: str | os.PathLike | None) -> Path | None:
 
 def _raw_root(task: Task, language: str, raw: Path | None) -> Path:
     if task.bundled:
-        from xtl.offline import samples
-
         return samples.root() / task.raw_path
     root = raw if raw is not None else resolve_raw(None)
     if root is None:

@@ -95,3 +95,9 @@ def sha256_tree(root: Path, exclude: tuple[str, ...] = ()) -> str:
             continue
         digest.update(rel.encode() + b"\0" + sha256_file(path).encode() + b"\n")
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where xtl keeps built and converted models, features and text: `XTL_CACHE`, else
+    ~/.cache/xtl."""
+    return Path(os.environ.get("XTL_CACHE", Path.home() / ".cache" / "xtl")).expanduser()

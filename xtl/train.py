@@ -55,16 +55,16 @@ from accelerate.utils import (
 from torch.distributed.checkpoint import state_dict as dcp
 from transformers import get_linear_schedule_with_warmup
 
-from xtl import evaluate, mlm, resume, sampling
-from xtl.config import HPARAM_DEFAULTS, HPARAM_TYPES, TASK_KEYS, check_hparam
+from xtl import evaluate, metrics, mlm, resume, sampling
 from xtl.errors import ConfigError, DataError, ModelError, XtlError, unknown
 from xtl.faults import fault
 from xtl.features import features
+from xtl.hparams import HPARAM_DEFAULTS, HPARAM_TYPES, TASK_KEYS, check_hparam
 from xtl.models import XtlModel, save_checkpoint
 from xtl.progress import bar as progress_bar
 from xtl.sources import Split
 from xtl.store import atomic_write_text
-from xtl.tasks import Task, format_module
+from xtl.tasks import Task, format_module, with_overrides
 
 COLLAPSE_MARGIN = 1.0  # accuracy points above the majority-class share that still count as collapse
 PROCESSES_ENV = "XTL_GPUS_PER_CELL"  # the runner's `gpus_per_cell`, for the notebook kernels
@@ -392,8 +392,6 @@ def selection_rule(data: list[TaskData], hp: dict, how: str, best_step: int, ste
 
 def _score_name(data: TaskData) -> str:
     """The headline dev score's name (QA: (EM+F1)/2; MLM: masked-token accuracy)."""
-    from xtl import metrics
-
     if data.auxiliary:
         return "masked-token accuracy"
     if data.task.metric in metrics.QA_METRICS:
@@ -589,7 +587,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     """Train `model` on `tasks` at once; keep the best checkpoint by aggregate dev score, and last.
 
     `hp` holds the cell's values; `task_hps` (a multi-task stage) each task's own TASK values
-    (`xtl.config.TASK_KEYS`: its max length, epochs, ...) over them. If an earlier call with
+    (`xtl.hparams.TASK_KEYS`: its max length, epochs, ...) over them. If an earlier call with
     the same cell, data and hyperparameters died, continue from its last resumable state in
     `checkpoint_dir/resume` (a different one is an error). `processes` (default:
     $XTL_GPUS_PER_CELL, else 1) > 1 outside a launcher starts that many DDP ranks.
@@ -809,8 +807,6 @@ def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, task
 
 
 def _without_loaders(task: Task) -> Task:
-    from xtl.tasks import with_overrides
-
     return with_overrides(task, generator=None, raw_reader=None)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xtl import metrics
 from xtl.errors import DataError
 from xtl.results import condition_keys, task_for
 
@@ -101,8 +102,6 @@ def _hit(ex: Mapping) -> bool:
 
 
 def _qa_counts(task: Any, ex: Mapping, language: str | None) -> list[float]:
-    from xtl import metrics
-
     scores = metrics.score(task, [ex["prediction"]], [{"id": str(ex["id"]),
                                                       "answers": ex["reference"]}], language)
     return [scores["exact_match"] / 100, scores["f1"] / 100, 1.0]
@@ -119,9 +118,7 @@ def _seqeval_chunks(sentence: list[str]) -> set:
 
 
 def _legacy_chunks(sentence: list[str]) -> set:
-    from xtl.metrics import legacy_chunks
-
-    return legacy_chunks([sentence])
+    return metrics.legacy_chunks([sentence])
 
 
 def _chunk_counts(task: Any, ex: Mapping, chunks: Callable[[list[str]], set]) -> list[float]:

@@ -14,12 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xtl.errors import ModelError, closest
-from xtl.store import read_json_object
-
-
-def cache_dir() -> Path:
-    """Where xtl keeps built and converted models: `XTL_CACHE`, else ~/.cache/xtl."""
-    return Path(os.environ.get("XTL_CACHE", Path.home() / ".cache" / "xtl")).expanduser()
+from xtl.store import cache_dir, read_json_object
 
 
 @dataclass(frozen=True)

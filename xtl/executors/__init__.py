@@ -18,6 +18,9 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from xtl.errors import ConfigError, unknown
+from xtl.executors.local import make_local
+from xtl.executors.ray_cluster import RayExecutor
+from xtl.executors.slurm import SlurmExecutor
 
 OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     # gpus: "auto" (every visible GPU), a count, or a list of device ids; one cell per
@@ -103,17 +106,14 @@ def forwarded_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def make(spec: dict[str, Any], root: str, gpus_per_cell: int, env: dict[str, str],
-         run_here: Any) -> Executor:
+         run_here: Any, run_cell: Any) -> Executor:
     """The executor for a validated spec. `run_here(cell_id) -> None` runs a cell in this
-    process (the local executor without GPUs uses it: no worker start-up per cell)."""
+    process (the local executor without GPUs uses it: no worker start-up per cell);
+    `run_cell(root, cell_id, env) -> bool` is what a Ray task or SLURM job calls
+    (`xtl.run.run_cell`, passed in so that no executor imports the runner)."""
     if spec["kind"] == "local":
-        from xtl.executors.local import make_local
-
         return make_local(spec, root, gpus_per_cell, env, run_here)
     if spec["kind"] == "ray":
-        from xtl.executors.ray_cluster import RayExecutor
+        return RayExecutor(spec, root, gpus_per_cell, env, run_cell)
 
-        return RayExecutor(spec, root, gpus_per_cell, env)
-    from xtl.executors.slurm import SlurmExecutor
-
-    return SlurmExecutor(spec, root, gpus_per_cell, env)
+    return SlurmExecutor(spec, root, gpus_per_cell, env, run_cell)

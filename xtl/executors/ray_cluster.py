@@ -7,16 +7,15 @@ never retried by Ray: a dead worker is reported as a failed cell and rerun on re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from xtl.errors import ConfigError
 
 
-def _run_cell_remote(root: str, cell_id: str, env: dict[str, str]) -> bool:
+def _run_cell_remote(run_cell: Callable[..., bool], root: str, cell_id: str,
+                     env: dict[str, str]) -> bool:
     import ray
-
-    from xtl.worker import run_cell
 
     where = f"ray node {ray.util.get_node_ip_address()}"
     return run_cell(root, cell_id, env | {"XTL_WHERE": where})
@@ -45,12 +44,13 @@ class RayJob:
 class RayExecutor:
     capacity = None  # the cluster queues what it cannot place yet
 
-    def __init__(self, spec: dict, root: str, gpus_per_cell: int, env: dict[str, str]) -> None:
+    def __init__(self, spec: dict, root: str, gpus_per_cell: int, env: dict[str, str],
+                 run_cell: Callable[..., bool]) -> None:
         try:
             import ray
         except ImportError:
             raise ConfigError("the ray executor needs Ray: pip install 'xtl[ray]'") from None
-        self.root, self.env = root, env
+        self.root, self.env, self.run_cell = root, env, run_cell
         if not ray.is_initialized():
             if spec["address"] == "local":  # a private instance, sized for this machine
                 memory = spec["object_store_mb"]
@@ -66,7 +66,8 @@ class RayExecutor:
         self.owned = spec["address"] == "local"
 
     def submit(self, cell_ids: Sequence[str]) -> list[RayJob]:
-        return [RayJob(self.task.remote(self.root, cid, self.env), "ray") for cid in cell_ids]
+        return [RayJob(self.task.remote(self.run_cell, self.root, cid, self.env), "ray")
+                for cid in cell_ids]
 
     def close(self) -> None:
         import ray

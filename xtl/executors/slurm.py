@@ -8,17 +8,16 @@ with the job's state and reruns it only with --retry-failed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from xtl.errors import ConfigError
 
 
-def _run_cell_job(root: str, cell_id: str, env: dict[str, str]) -> bool:
+def _run_cell_job(run_cell: Callable[..., bool], root: str, cell_id: str,
+                  env: dict[str, str]) -> bool:
     import submitit
-
-    from xtl.worker import run_cell
 
     job = submitit.JobEnvironment()
     return run_cell(root, cell_id, env | {"XTL_WHERE": f"slurm job {job.job_id} on {job.hostname}"})
@@ -49,13 +48,15 @@ class SlurmJob:
 class SlurmExecutor:
     capacity = None  # SLURM queues what it cannot start yet
 
-    def __init__(self, spec: dict, root: str, gpus_per_cell: int, env: dict[str, str]) -> None:
+    def __init__(self, spec: dict, root: str, gpus_per_cell: int, env: dict[str, str],
+                 run_cell: Callable[..., bool]) -> None:
         try:
             import submitit
         except ImportError:
             raise ConfigError("the slurm executor needs submitit: pip install 'xtl[slurm]'"
                               ) from None
         self.root, self.env, self.array = root, env, spec["array"]
+        self.run_cell = run_cell
         self.cluster = spec["cluster"]
         try:
             self.executor = submitit.AutoExecutor(folder=Path(root) / "slurm" / "%j",
@@ -79,10 +80,10 @@ class SlurmExecutor:
     def submit(self, cell_ids: Sequence[str]) -> list[SlurmJob]:
         if self.array and len(cell_ids) > 1:
             with self.executor.batch():  # one sbatch --array for the cells ready together
-                jobs = [self.executor.submit(_run_cell_job, self.root, cid, self.env)
+                jobs = [self.executor.submit(_run_cell_job, self.run_cell, self.root, cid, self.env)
                         for cid in cell_ids]
         else:
-            jobs = [self.executor.submit(_run_cell_job, self.root, cid, self.env)
+            jobs = [self.executor.submit(_run_cell_job, self.run_cell, self.root, cid, self.env)
                     for cid in cell_ids]
         return [SlurmJob(job) for job in jobs]
 

@@ -1,6 +1,6 @@
 """BUCC 2018 release files -> canonical retrieval rows (comparable corpora plus gold pairs).
 
-Release layout (datasets.md 2.8): `bucc2018/<l>-en/<l>-en.<part>.{<l>,en,gold}`, where the
+Release layout (docs/data.md section 2): `bucc2018/<l>-en/<l>-en.<part>.{<l>,en,gold}`, where the
 sentence files are TSV `id<TAB>sentence` and the gold file is TSV `<l>_id<TAB>en_id`. XTREME
 uses the `sample` part as its dev set and `training` as its test set (its download script and
 jiant's `dl_datasets/xtreme.py`: "sample -> dev, training -> test"). The Hub copy

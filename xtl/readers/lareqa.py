@@ -2,7 +2,7 @@
 dual-encoder rows of xtl/tasks/dual_encoder.py.
 
 XQuAD-R is SQuAD JSON whose paragraphs also carry `sentence_breaks` ([start, end) character
-spans of the context) and `sentences`; the Hub copy drops both (datasets.md 3.2), so the
+spans of the context) and `sentences`; the Hub copy drops both (docs/data.md section 3), so the
 retrieval candidates can only come from these files. The protocol, as XTREME's LAReQA scorer
 builds it (`third_party/utils_lareqa.py`):
 - every sentence of every paragraph of every language is a candidate, `context[start:end]` of

@@ -1,5 +1,5 @@
 """Mewsli-X release files (google-research `dense_representations_for_entity_retrieval/mel`,
-`get-mewsli-x.sh` output, datasets.md 3.3) -> the dual-encoder rows of
+`get-mewsli-x.sh` output, docs/data.md section 3) -> the dual-encoder rows of
 xtl/tasks/dual_encoder.py.
 
 Files under the task folder (the release's `mewsli_x/output/dataset/`):

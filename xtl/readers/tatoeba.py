@@ -3,7 +3,7 @@
 The release (facebookresearch/LASER `data/tatoeba/v1/`) holds two line-aligned files per
 language, `tatoeba.<iso3>-eng.<iso3>` and `tatoeba.<iso3>-eng.eng`: line i of one is the
 translation of line i of the other. The Hub loader yields each line as read, trailing "\\n"
-included (datasets.md 2.9); this reader does the same, so the format's canonicaliser strips
+included (docs/data.md section 2); this reader does the same, so the format's canonicaliser strips
 both sources alike and they give equal rows.
 """
 
@@ -15,7 +15,7 @@ from xtl.errors import DataError, unknown
 from xtl.readers import text_lines
 
 # XTREME's two-letter codes (evaluate.py) -> LASER's ISO 639-3 file codes: the 36 XTREME
-# languages (datasets.md 2.9) and the 5 XTREME-R additions (3.5, utils_preprocess).
+# languages (docs/data.md section 2) and the 5 XTREME-R additions (section 3, utils_preprocess).
 ISO3 = {
     "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa",
     "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin",

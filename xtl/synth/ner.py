@@ -185,13 +185,6 @@ class Place:
 Entity = Person | Organisation | Place
 
 
-def entity_text(value: Entity, language: str) -> str:
-    """The entity's words as the sentence has them (the bracketed part of its phrase)."""
-    phrase = _phrase("CITY" if isinstance(value, Place) else
-                     "ORG" if isinstance(value, Organisation) else "PER", value, language)
-    return re.search(r"\[([^\]]+)\]", phrase).group(1)
-
-
 def person_name(person: Person, language: str) -> str:
     """The person's full name in ``language`` (Chinese joins foreign names with "·")."""
     parts = [spell(g, language) for g in person.given] + [spell(person.surname, language)]

@@ -29,7 +29,7 @@ from xtl.synth.nli import ANIMALS, COLOURS, COMPANIONS, MANNERS, PLACES, VERBS, 
 LANGUAGES: tuple[str, ...] = nli.LANGUAGES
 SPLITS: tuple[str, ...] = common.SPLITS
 
-# Tatoeba config codes (datasets.md 2.9): the source side's ISO 639-3 code, English is "eng".
+# Tatoeba config codes (docs/data.md section 2): the source side's ISO 639-3 code, English is "eng".
 ISO3 = {"en": "eng", "de": "deu", "es": "spa", "fr": "fra", "ru": "rus", "zh": "cmn",
         "ar": "ara", "hi": "hin"}
 TARGET_LANG = "eng"

@@ -112,6 +112,13 @@ def get(name: str) -> Task:
     return REGISTRY[name]
 
 
+def resolve(name: str, declared: Mapping[str, Mapping[str, Any]]) -> Task:
+    """Task `name`: declared in the experiment file (`declared`) or registered."""
+    if name in declared:
+        return declare(name, declared[name])
+    return get(name)
+
+
 def format_module(fmt: str) -> Any:
     """The module that featurises and scores tasks of format `fmt`."""
     if fmt not in FORMATS:

@@ -45,7 +45,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from xtl import metrics, retrieval
+from xtl import chance as chance_levels
+from xtl import retrieval
 from xtl.errors import ConfigError, DataError
 from xtl.readers import lareqa as lareqa_json
 from xtl.readers import mewslix, squad_sentences
@@ -181,7 +182,7 @@ def chance(rows: datasets.Dataset) -> float:
     (each with its own number of relevant candidates)."""
     view = View.of(rows)
     pool = len(view.pool_ids)
-    return sum(metrics.map_at_k_chance(pool, len(g), TOP_K) for g in view.gold) / len(view.gold)
+    return sum(chance_levels.map_at_k(pool, len(g), TOP_K) for g in view.gold) / len(view.gold)
 
 
 def example_ids(rows: datasets.Dataset) -> list[str]:

@@ -211,7 +211,7 @@ def decode(logits: torch.Tensor) -> list[int]:
     return logits.argmax(-1).tolist()
 
 
-# --- English intermediate tasks (schemas: datasets.md section 1) --------------------------
+# --- English intermediate tasks (schemas: docs/data.md section 1) --------------------------
 
 register(Task(
     name="hellaswag",
@@ -272,10 +272,10 @@ register(Task(
     description="Social IQa 3-way (33,410 train); XCOPA's first English stage",
 ))
 
-# Not in datasets.md (only "SuperGLUE COPA/{train,val,test}.jsonl, same fields minus
-# `changed`"): aps/super_glue config "copa", splits train 400 / validation 100 / test 500,
-# label ClassLabel[choice1, choice2] with -1 in test, as the old super_glue loader wrote it
-# (unverified here; the kit only needs two classes, in that order). No sample in the mirror.
+# SuperGLUE COPA (the fields of XCOPA without `changed`): aps/super_glue config "copa",
+# splits train 400 / validation 100 / test 500, label ClassLabel[choice1, choice2] with -1 in
+# test, as the old super_glue loader wrote it (the kit only needs two classes, in that order).
+# No sample in the test mirror.
 register(Task(
     name="copa",
     format=FORMAT,

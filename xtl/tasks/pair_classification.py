@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xtl.synth import target_train
+from xtl.synth import nli, target_train
 from xtl.tasks import Task, register
 
 FORMAT = "pair_classification"
@@ -96,8 +96,6 @@ register(Task(
 
 def _synth_nli(train_part: str):
     def generate(language: str, split: str, n: int, seed: int) -> list[dict]:
-        from xtl.synth import nli
-
         return nli.generate(language, split, n, seed, train_part=train_part)
 
     return generate
@@ -120,7 +118,7 @@ synth_nli = register(Task(
 register(target_train(synth_nli, _synth_nli("target")))
 
 
-# --- English intermediate tasks (paper.md section 1; schemas from datasets.md) ---------------
+# --- English intermediate tasks (Phang et al. 2020, section 1; schemas: docs/data.md) --------
 
 register(Task(
     name="qqp",
@@ -134,7 +132,7 @@ register(Task(
     description="Quora Question Pairs (GLUE), English intermediate task",
 ))
 
-# Not in datasets.md: schema of the GLUE loader (sentence, label ClassLabel[negative,
+# The schema of the GLUE loader (sentence, label ClassLabel[negative,
 # positive], idx); splits train 67,349 / validation 872 / test 1,821 (test labels -1), seen on
 # the Hub viewer of nyu-mll/glue sst2. No real sample in the test mirror.
 register(Task(
@@ -176,7 +174,7 @@ register(Task(
     description="Adversarial NLI, rounds 1-3 concatenated per split (train 162,865)",
 ))
 
-# Not in datasets.md (paper.md lists the id as unverified): stanfordnlp/snli, config
+# stanfordnlp/snli, config
 # "plain_text" (Hub parquet plain_text/{train,validation,test}-00000-of-00001.parquet);
 # premise, hypothesis, label ClassLabel[entailment, neutral, contradiction], -1 where the
 # annotators reached no gold label (in every split: counted as unusable, never trained on).
@@ -191,7 +189,7 @@ register(Task(
     description="Stanford NLI (550K train), part of ANLI+",
 ))
 
-# jiant's "full ANLI": SNLI + MNLI + A1-A3 (paper.md). Concatenated here; jiant sampled the
+# jiant's "full ANLI": SNLI + MNLI + A1-A3 (Phang et al. 2020). Concatenated here; jiant sampled the
 # subtasks proportionally to their size, which on one shared head is the same mixture. No test
 # split: MNLI's test labels are hidden, and ANLI+ is only ever an intermediate task.
 register(Task(
@@ -231,7 +229,7 @@ register(Task(
 # human translations). Those are the XNLI / PAWS-X targets' dev sets too: report such a
 # target on `eval_split: test` when its stage was selected on them.
 
-# XNLI-MT (datasets.md 2.1 [L][H], verified): facebook/xnli per-language `train` = MNLI train
+# XNLI-MT (docs/data.md section 2): facebook/xnli per-language `train` = MNLI train
 # machine-translated, 392,702 rows (`en` = the original MNLI); ClassLabel as MNLI's.
 XNLI_MT_LANGUAGES = ("ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
                      "vi", "zh")
@@ -251,7 +249,7 @@ for _language in XNLI_MT_LANGUAGES:
         description=f"MNLI machine-translated to {_language} (XNLI-MT), intermediate task",
     ))
 
-# PAWS-X translated train (datasets.md 2.2 [L][H], verified): google-research-datasets/paws-x
+# PAWS-X translated train (docs/data.md section 2): google-research-datasets/paws-x
 # `<lang>` train = `translated_train.tsv` (~49,401 rows), machine-translated from English PAWS.
 PAWSX_MT_LANGUAGES = ("de", "es", "fr", "ja", "ko", "zh")
 

@@ -13,7 +13,7 @@ the rows with a `target`, and the gold pairs are (row id, each id in `gold`) of 
 
 Splits: Tatoeba has one set of 1,000 pairs (fewer for 8 languages), the Hub's `validation`;
 XTREME reports it as test, so both canonical split names read it. BUCC: `validation` = the
-release's `sample` part, `test` = `training` (XTREME's own mapping, datasets.md 2.8).
+release's `sample` part, `test` = `training` (XTREME's own mapping, docs/data.md section 2).
 
 The retrieval representation (layer, pooling) is part of each task's recipe, below: jiant's
 X-STILTs setting, a masked mean over layer 14 of XLM-R Large's 24 (docs/protocol.md),
@@ -130,11 +130,11 @@ XTREME_R_EXTRA = ("az", "lt", "pl", "ro", "uk")
 tatoeba_task = register(MappedConfigTask(
     name="tatoeba",
     format=FORMAT,
-    # XTREME's 36 (datasets.md 2.9) + XTREME-R's 5 (3.5), XTREME's two-letter codes
+    # XTREME's 36 (docs/data.md section 2) + XTREME-R's 5 (section 3), XTREME's two-letter codes
     languages=tuple(sorted(XTREME_TATOEBA + XTREME_R_EXTRA)),
     hub_id="google/xtreme",
     configs={lang: f"tatoeba.{tatoeba.ISO3[lang]}" for lang in XTREME_TATOEBA},
-    # one set of pairs; XTREME reports it as test (paper.md section 2: "no separate test set")
+    # one set of pairs; XTREME reports it as test (Hu et al. 2020: "no separate test set")
     splits={"validation": "validation", "test": "validation"},
     fields={"source": "source_sentence", "target": "target_sentence"},
     # the XTREME-R languages are not google/xtreme configs: LASER's release files
@@ -179,7 +179,7 @@ register(Task(
     name="bucc2018",
     format=FORMAT,
     languages=("de", "fr", "ru", "zh"),
-    # raw release files only: the Hub copy lacks the corpora (datasets.md 2.8)
+    # raw release files only: the Hub copy lacks the corpora (docs/data.md section 2)
     splits=dict(bucc.PARTS),
     raw_reader=bucc.read,
     raw_path="bucc2018",

@@ -9,7 +9,7 @@ Evaluation features keep, per window, the row id and the context's character off
 outside the context); `postprocess` maps window logits back to an answer text per row, and
 `predict` runs the whole evaluation path (features, logits, decoding) for one split.
 
-Several loaders strip the context but keep `answer_start` (datasets.md 2.5): `canonicalize`
+Several loaders strip the context but keep `answer_start` (docs/data.md section 2): `canonicalize`
 verifies every start and re-locates stale ones. A config shared by several languages (no
 "{language}" in the task's config, e.g. TyDi QA GoldP) is split by the row id's language prefix.
 """
@@ -489,9 +489,9 @@ squad = register(Task(
     name="squad",
     format=FORMAT,
     languages=("en",),
-    # rajpurkar/squad is [?] in datasets.md; its viewer shows one config `plain_text` with
-    # train 87,599 / validation 10,570 (google/xtreme `SQuAD` has the same rows, contexts
-    # stripped). No sample of it is in ../shared/data/hub.
+    # rajpurkar/squad: its Hub viewer shows one config `plain_text` with train 87,599 /
+    # validation 10,570 (google/xtreme `SQuAD` has the same rows, contexts stripped).
+    # No sample of it is in the test mirror.
     hub_id="rajpurkar/squad",
     config="plain_text",
     splits={"train": "train", "validation": "validation"},
@@ -514,7 +514,7 @@ register(Task(
     name="squad_v2",
     format=FORMAT,
     languages=("en",),
-    hub_id="rajpurkar/squad_v2",  # datasets.md 1.3 [L][H]; context not stripped
+    hub_id="rajpurkar/squad_v2",  # docs/data.md section 1; context not stripped
     config="squad_v2",
     splits={"train": "train", "validation": "validation"},
     metric="squad_v2",
@@ -526,7 +526,7 @@ register(Task(
     name="xquad",
     format=FORMAT,
     # XTREME's 11 languages + ro (XTREME-R). google/xtreme `XQuAD.<lang>` lacks ro, and a task
-    # has one Hub repo, so every language comes from google/xquad (datasets.md 2.5 [L][H]:
+    # has one Hub repo, so every language comes from google/xquad (docs/data.md section 2:
     # same raw files, same loader quirk: contexts stripped, starts kept -> re-located here).
     languages=("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"),
     hub_id="google/xquad",
@@ -545,7 +545,7 @@ register(Task(
     name="mlqa",
     format=FORMAT,
     languages=("ar", "de", "en", "es", "hi", "vi", "zh"),
-    hub_id="facebook/mlqa",  # datasets.md 2.6 [L]; contexts not stripped
+    hub_id="facebook/mlqa",  # docs/data.md section 2; contexts not stripped
     config="mlqa.{language}.{language}",  # XTREME's same-language (context = question) setting
     splits={"validation": "validation", "test": "test"},
     metric="mlqa",
@@ -558,7 +558,7 @@ register(Task(
     name="tydiqa",
     format=FORMAT,
     languages=("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te"),
-    # datasets.md 2.7 [L][H]: one config for every language (id prefix = language name);
+    # docs/data.md section 2: one config for every language (id prefix = language name);
     # train 49,881 / validation 5,077. The English part of train is the training data
     # (train_language "en"); XTREME's TyDiQA "test" is this validation split.
     hub_id="google-research-datasets/tydiqa",
@@ -570,7 +570,7 @@ register(Task(
 ))
 
 # --- Translated intermediate data (research question b) ------------------------------------
-# MLQA translate-train (datasets.md 2.6 [L], verified): facebook/mlqa `mlqa-translate-train.<l>`
+# MLQA translate-train (docs/data.md section 2): facebook/mlqa `mlqa-translate-train.<l>`
 # = SQuAD v1.1 train (and dev) machine-translated to <l>, splits `train` and `validation`, the
 # MLQA schema (context, question, answers, id; not stripped). One task per training language
 # (`train_language`), selected on the translated SQuAD dev of that language. Mixing languages:

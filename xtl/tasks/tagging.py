@@ -413,13 +413,13 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
 # 4 x 8 = 32, max_len 256. English training data: the task's own `en` train split.
 TAGGING_RECIPE = {"epochs": 10, "max_length": 256}
 
-# google/xtreme ClassLabel (datasets.md 2.3: 17 UPOS, alphabetical)
+# google/xtreme ClassLabel (docs/data.md section 2: 17 UPOS, alphabetical)
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
         "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
-# google/xtreme and unimelb-nlp/wikiann ClassLabel (datasets.md 2.4)
+# google/xtreme and unimelb-nlp/wikiann ClassLabel (docs/data.md section 2)
 NER_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
-# UD's English language names = google/xtreme's config names `udpos.<Name>` (datasets.md 2.3)
+# UD's English language names = google/xtreme's config names `udpos.<Name>` (docs/data.md section 2)
 UDPOS_NAMES = {
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
     "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
@@ -433,7 +433,7 @@ UDPOS_NAMES = {
 }
 UDPOS_R_EXTRA = ("lt", "pl", "uk", "wo", "ro")
 UDPOS_LANGUAGES = tuple(sorted(code for code in UDPOS_NAMES if code not in UDPOS_R_EXTRA))
-# XTREME's 40 PAN-X languages and XTREME-R's 8 additions (datasets.md section 4)
+# XTREME's 40 PAN-X languages and XTREME-R's 8 additions (docs/data.md section 4)
 PANX_LANGUAGES = tuple("ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr ur fa fr it pt "
                        "es bg ru ja ka ko th sw yo my zh kk tr et fi hu".split())
 PANX_R_EXTRA = ("qu", "pl", "uk", "az", "lt", "pa", "gu", "ro")
@@ -484,7 +484,7 @@ panx = register(TaggingTask(
     description="PAN-X NER target (XTREME, 40 languages); trained on PAN-X English",
 ))
 
-# XTREME-R's "WikiANN-NER": 48 languages, all from unimelb-nlp/wikiann (datasets.md 3.4): the
+# XTREME-R's "WikiANN-NER": 48 languages, all from unimelb-nlp/wikiann (docs/data.md section 3): the
 # extra 8 are no google/xtreme configs, and one task has one Hub repo. For the 40 shared
 # languages wikiann parses the same panx_dataset files as google/xtreme (same rows; pinned by a
 # test on the samples), so one target cell covers XTREME-R without a second fine-tuning.

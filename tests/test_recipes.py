@@ -1,0 +1,115 @@
+"""The recipes of docs/architecture.md section 3, each followed once with a toy: a task in an
+existing format, a metric and a model preset, added in the one place the recipe names."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from xtl import config, evaluate, features, metrics, models, sources, tasks, zoo
+from xtl.errors import ModelError
+from xtl.hparams import HPARAM_DEFAULTS
+
+ROWS = [("the cat sleeps", "a cat sleeps", 0), ("the cat sleeps", "no animal sleeps", 1),
+        ("it rains", "water falls", 0), ("it rains", "the sun is out", 1)]
+
+
+def _toy_rows(language: str, split: str, n: int, seed: int) -> list[dict]:
+    return [{"a": f"{language}: {a}", "b": b, "y": y} for a, b, y in ROWS[:n]]
+
+
+TOY_TASK = tasks.Task(name="toy-nli", format="pair_classification", languages=("en", "de"),
+                      label_names=("entailment", "contradiction"),
+                      fields={"text_a": "a", "text_b": "b", "label": "y"},
+                      generator=_toy_rows, sizes={"train": 4, "validation": 4, "test": 4})
+
+
+def test_a_task_is_one_registry_entry(monkeypatch):
+    monkeypatch.setitem(tasks.REGISTRY, TOY_TASK.name, TOY_TASK)
+    exp = config.parse({"xtl": 1, "name": "toy", "models": ["tiny"], "targets": ["toy-nli"]})
+    assert exp["targets"] == ["toy-nli"]
+    split = sources.load(tasks.get("toy-nli"), "validation", "de")
+    assert split.rows["label"] == [0, 1, 0, 1]
+    assert split.rows["text_a"][0] == "de: the cat sleeps"
+
+
+def test_a_metric_is_one_scorer_entry(monkeypatch):
+    def exact(task, predictions, references, language):
+        hits = sum(p == r for p, r in zip(predictions, references, strict=True))
+        return {"f1": 100.0 * hits / len(references)}
+
+    monkeypatch.setitem(metrics.METRICS, "toy_exact", exact)
+    task = tasks.Task(name="toy", format="pair_classification", languages=("en",),
+                      metric="toy_exact")
+    scores = metrics.score(task, [1, 0, 1, 1], [1, 0, 0, 1])
+    assert scores == {"f1": 75.0} and metrics.headline(task, scores) == 75.0
+
+
+def test_a_preset_is_one_zoo_entry(monkeypatch):
+    with pytest.raises(ModelError, match="not a preset"):
+        zoo.validate("toy-encoder")
+    monkeypatch.setitem(zoo.PRESETS, "toy-encoder",
+                        zoo.Preset("toy-encoder", "toy-v1", hub_id="org/toy-encoder",
+                                   hparams={"input_prefix": "query: "}))
+    ref = zoo.validate("toy-encoder")
+    assert ref.kind == "preset" and ref.identity == "preset:toy-encoder@toy-v1:built"
+    assert ref.hparams == {"input_prefix": "query: "}
+
+
+def _toy_format() -> types.ModuleType:
+    """A format module as docs/architecture.md lists it: is a sentence longer than 3 words?"""
+    fmt = types.ModuleType("toy_length")
+    fmt.FORMAT = "toy_length"
+    fmt.CANONICAL_FIELDS = ("text", "label")
+
+    def featurize(batch, tokenizer, hp, train=False):
+        enc = tokenizer([hp["input_prefix"] + t for t in batch["text"]], truncation=True,
+                        max_length=hp["max_length"])
+        return dict(enc) | {"labels": list(batch["label"])}
+
+    def collator(tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    class Head(torch.nn.Module):
+        def __init__(self, hidden: int) -> None:
+            super().__init__()
+            self.out = torch.nn.Linear(hidden, 2)
+
+        def forward(self, hidden, batch):
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return self.out((hidden * mask).sum(1) / mask.sum(1))
+
+    fmt.featurize, fmt.collator = featurize, collator
+    fmt.make_head = lambda task, hidden_size: Head(hidden_size)
+    fmt.loss = lambda logits, batch: torch.nn.functional.cross_entropy(logits, batch["labels"])
+    fmt.decode = lambda logits: logits.argmax(-1).tolist()
+    return fmt
+
+
+def test_a_format_is_one_module(monkeypatch, tiny_dir):
+    fmt = _toy_format()
+    monkeypatch.setitem(tasks.FORMATS, fmt.FORMAT, fmt)
+    sentences = ["a b", "a b c d e", "one", "the cat sat on the mat", "x y z", "w x y z v u"]
+
+    def rows(language, split, n, seed):
+        return [{"sentence": s, "long": int(len(s.split()) > 3)} for s in sentences[:n]]
+
+    task = tasks.Task(name="toy-length", format=fmt.FORMAT, languages=("en",),
+                      label_names=("short", "long"), fields={"text": "sentence", "label": "long"},
+                      generator=rows, sizes={"validation": 6})
+    monkeypatch.setitem(tasks.REGISTRY, task.name, task)
+    split = sources.load(task, "validation", "en")
+    model, tokenizer, _ = models.build(tiny_dir, [task], seed=0)
+    hp = HPARAM_DEFAULTS | {"max_length": 16, "batch_size": 4}
+    records, examples = evaluate.evaluate(model, tokenizer, task, [split], hp)
+    [record] = records
+    assert record["metric"] == "accuracy" and record["n"] == 6 and 0 <= record["value"] <= 100
+    assert [e["reference"] for e in examples] == ["short", "long", "short", "long", "short",
+                                                  "long"]
+    batch = fmt.collator(tokenizer)(list(features.features(task, split, tokenizer, hp)))
+    logits = model(task.name, batch)
+    assert logits.shape == (6, 2) and fmt.loss(logits, batch).item() > 0
