@@ -391,3 +391,34 @@ def test_status_into_a_closed_pipe_exits_quietly(run_dir):
         f"'{sys.executable}' -m xtl.cli status '{path}' --out '{out}' | head -c 1",
         shell=True, capture_output=True, text=True, env=env, cwd=out.parent)
     assert proc.stderr == "" and proc.stdout == str(out)[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_real_run_while_a_kernel_trains(tmp_path):
+    """SIGINT to the whole foreground group (what a terminal's Ctrl-C does) while the first
+    cell's notebook runs: one line on stderr, no traceback, no cell left `running`, no lock."""
+    import signal
+
+    (tmp_path / "exp.yaml").write_text(EXP + "hparams: {epochs: 3, max_length: 64}\n")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("XTL_FAULT", "XTL_FAULT_CELL")}
+    proc = subprocess.Popen([sys.executable, "-m", "xtl.cli", "run", str(tmp_path / "exp.yaml"),
+                             "--out", str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(out.glob("cells/*/log.txt")):
+            time.sleep(0.2)
+        time.sleep(4)  # the kernel is up and working
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(
+        "xtl: interrupted"), stderr
+    assert len([line for line in stderr.splitlines() if line.strip()]) <= 2, stderr
+    states = [json.loads(p.read_text())["state"] for p in out.glob("cells/*/status.json")]
+    assert "interrupted" in states and "running" not in states, states
+    assert not (out / lock.LOCK_NAME).exists()

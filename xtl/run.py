@@ -29,7 +29,7 @@ from xtl.faults import fault
 from xtl.lock import RunLock
 from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
-from xtl.store import atomic_write_json, atomic_write_text, read_json
+from xtl.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 NOTEBOOKS = Path(xtl.__file__).resolve().parents[1] / "notebooks"
 
@@ -279,7 +279,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
     run_dir.root.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir.root, log) as held:
         run_dir.guard = held.check
-        atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
+        atomic_write_bytes(run_dir.root / "experiment.yaml", Path(exp_path).read_bytes())
         atomic_write_json(run_dir.root / "plan.json", plan.to_json())
         kernel = kernel_name()
         # how many processes a cell trains with reaches the kernels through the environment
@@ -384,8 +384,9 @@ def _still_running(run_dir: RunDir, cell: planning.Cell, executor: executors.Exe
             "done", "failed"):
         return None
     try:
-        return attach(read_json(path))
-    except ValueError:
+        record = read_json(path)
+        return attach(record) if isinstance(record, dict) else None
+    except (ValueError, KeyError, TypeError):  # damaged or foreign job.json: not running
         return None
 
 
