@@ -119,6 +119,28 @@ def test_a_paused_holder_that_lost_the_lock_stops_and_never_overwrites_it(tmp_pa
     assert not path.exists()
 
 
+def test_a_lock_deleted_by_hand_is_written_again_by_its_holder(tmp_path):
+    messages = []
+    with lock.RunLock(tmp_path, messages.append) as held:
+        (tmp_path / lock.LOCK_NAME).unlink()
+        held.check()  # nobody else holds it: restored, the run goes on
+        assert json.loads((tmp_path / lock.LOCK_NAME).read_text())["token"] == held.token
+    assert "was removed while this run held it" in messages[0]
+    assert not (tmp_path / lock.LOCK_NAME).exists()
+
+
+def test_the_heartbeat_that_finds_the_lock_taken_calls_on_lost(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock, "HEARTBEAT_EVERY", 0.05)
+    called = []
+    held = lock.RunLock(tmp_path, log=lambda *_: None, on_lost=lambda: called.append(1))
+    held.acquire()
+    atomic_write_json(tmp_path / lock.LOCK_NAME, {**STALE, "token": "someone else"})
+    held._thread.join(timeout=5)
+    assert called == [1] and held.lost and "pid 1 on elsewhere" in held.lost
+    held.release()
+    assert (tmp_path / lock.LOCK_NAME).exists()  # not ours: left alone
+
+
 GARBLED = ["", "{", "[]", "null", "5", '"text"', '{"pid": "x", "host": "h"}',
            '{"host": 5, "pid": 1}', '{"host": "h", "pid": -3}',
            '{"host": "h", "pid": 1, "heartbeat_unix": "soon"}',

@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"xtl: error: {bounded(str(err))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("\nxtl: interrupted; finished cells are kept and the next `xtl "
-              f"{args.command}` continues from them", file=sys.stderr)
+        print("\nxtl: interrupted" + ("; finished cells are kept and the next `xtl run` "
+                                      "continues from them" if args.command == "run" else ""),
+              file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # `xtl status | head`: the reader left; say nothing more
         _quiet_stdout()

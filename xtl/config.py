@@ -167,7 +167,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path, what: str) -> Any:
     """A YAML (or JSON) file as data; errors name the file, line and column."""
     if not path.is_file():
-        raise ConfigError(f"{what} {str(path)!r} does not exist")
+        state = "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"{what} {str(path)!r} {state}")
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as err:

@@ -86,7 +86,7 @@ def _touch(path: Path) -> None:
 
 
 class RunLock:
-    def __init__(self, root: Path, log=print):
+    def __init__(self, root: Path, log=print, on_lost=None):
         self.path = Path(root) / LOCK_NAME
         self.guard = self.path.with_name(LOCK_NAME + ".takeover")
         self.log = log
@@ -94,6 +94,7 @@ class RunLock:
         self.record = {"host": socket.gethostname(), "pid": os.getpid(), "started": _now(),
                        "token": self.token}
         self.lost: str | None = None  # why the lock is no longer ours
+        self.on_lost = on_lost  # called by the heartbeat when it finds the lock taken
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -218,6 +219,12 @@ class RunLock:
         """Raise `LockLostError` unless the lock file is still this process's."""
         if self.lost is None:
             holder, mtime, _ = self._read()
+            if mtime is None and self._create():  # deleted by hand: nobody else holds it
+                self.log(f"the lock file {self.path} was removed while this run held it; "
+                         "written again")
+                return
+            if mtime is None:
+                holder, mtime, _ = self._read()
             if holder is None or holder.get("token") != self.token:
                 self.lost = (f"pid {holder.get('pid')} on {holder.get('host')} since "
                              f"{holder.get('started')}" if holder else
@@ -235,6 +242,8 @@ class RunLock:
                 self.check()
             except LockLostError as err:
                 self.log(f"xtl: {err}")
+                if self.on_lost is not None:
+                    self.on_lost()
                 return
             except XtlError as err:
                 self.log(f"lock not readable ({err}); retrying in {HEARTBEAT_EVERY:.0f} s")

@@ -8,6 +8,7 @@ notebook and error; the grid goes on and its dependants are skipped, saying why.
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import os
 import shutil
@@ -277,7 +278,8 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
     started = time.perf_counter()
     exp, plan, run_dir = prepare(exp_path, out, force)
     run_dir.root.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir.root, log) as held:
+    # a heartbeat that finds the lock taken stops the cell running here (its kernel included)
+    with RunLock(run_dir.root, log, on_lost=_thread.interrupt_main) as held:
         run_dir.guard = held.check
         atomic_write_bytes(run_dir.root / "experiment.yaml", Path(exp_path).read_bytes())
         atomic_write_json(run_dir.root / "plan.json", plan.to_json())
@@ -296,6 +298,8 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
         try:
             summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)
         except KeyboardInterrupt:
+            if held.lost:  # the heartbeat stopped us: say why, write nothing more
+                held.check()
             interrupted = True
             raise
         finally:
