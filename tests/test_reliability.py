@@ -444,3 +444,12 @@ def test_ctrl_c_of_a_real_run_while_a_kernel_trains(tmp_path):
     states = [json.loads(p.read_text())["state"] for p in out.glob("cells/*/status.json")]
     assert "interrupted" in states and "running" not in states, states
     assert not (out / lock.LOCK_NAME).exists()
+
+
+def test_an_error_echoing_a_huge_value_prints_a_bounded_line(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXP.replace("targets: [synth-nli]", "targets: [[" + ", ".join(
+        ["synth-nli"] * 50_000) + "]]"))
+    code, _, err = _cli(["plan", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.startswith("xtl: error:") and "targets entries must be names" in err
+    assert len(err) < 2200 and "characters cut" in err
