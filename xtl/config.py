@@ -608,8 +608,8 @@ def resolve_hparams(phase: str, task: registry.Task | None, preset: dict, values
     for key in HPARAM_DEFAULTS:
         order = INTRINSIC_PRECEDENCE if key in MODEL_INTRINSIC else PRECEDENCE
         for layer in order:
-            if key in layers[layer]:
-                resolved.values[key] = layers[layer][key]
+            if key in layers[layer]:  # canonical: a recipe's 0 and a file's 0.0 are one value
+                resolved.values[key] = canonical(key, layers[layer][key])
                 resolved.sources[key] = f"tasks.{task_name}" if layer == "tasks" else layer
     return resolved
 
