@@ -119,6 +119,14 @@ def test_a_paused_holder_that_lost_the_lock_stops_and_never_overwrites_it(tmp_pa
     assert not path.exists()
 
 
+def test_a_heartbeat_far_in_the_future_is_stale(tmp_path):
+    atomic_write_json(tmp_path / lock.LOCK_NAME, {**STALE, "heartbeat_unix": time.time() + 1e6})
+    messages = []
+    with lock.RunLock(tmp_path, messages.append):
+        pass
+    assert "in the future" in messages[0]
+
+
 def test_a_lock_deleted_by_hand_is_written_again_by_its_holder(tmp_path):
     messages = []
     with lock.RunLock(tmp_path, messages.append) as held:
@@ -144,7 +152,8 @@ def test_the_heartbeat_that_finds_the_lock_taken_calls_on_lost(tmp_path, monkeyp
 GARBLED = ["", "{", "[]", "null", "5", '"text"', '{"pid": "x", "host": "h"}',
            '{"host": 5, "pid": 1}', '{"host": "h", "pid": -3}',
            '{"host": "h", "pid": 1, "heartbeat_unix": "soon"}',
-           '{"host": "h", "pid": 1e400}', "\x00\xff\xfe garbage"]
+           '{"host": "h", "pid": 1e400}', '{"host": "h", "pid": 1, "heartbeat_unix": 1e400}',
+           "\x00\xff\xfe garbage"]
 
 
 @pytest.mark.parametrize("text", GARBLED, ids=range(len(GARBLED)))

@@ -20,6 +20,7 @@ judged by its heartbeat.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import tempfile
@@ -36,6 +37,9 @@ STALE_AFTER = 600.0
 # A take-over guard older than this was left by a process that died inside the take-over
 # (which takes milliseconds): it is removed.
 GUARD_STALE_AFTER = 30.0
+# A lock file whose contents are not a lock's (never written so by xtl, which creates it whole)
+# is stale once it is this old.
+GARBLED_STALE_AFTER = 30.0
 LOCK_NAME = ".xtl.lock"
 
 
@@ -73,7 +77,7 @@ def parse_holder(text: str) -> dict | None:
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
     beat = doc.get("heartbeat_unix", 0)
-    if not isinstance(beat, (int, float)) or isinstance(beat, bool):
+    if not isinstance(beat, (int, float)) or isinstance(beat, bool) or not math.isfinite(beat):
         return None
     if not isinstance(doc.get("token", ""), str):
         return None
@@ -122,7 +126,7 @@ class RunLock:
         age = time.time() - last
         if holder is None:
             shown = text[:80] + ("..." if len(text) > 80 else "")
-            if age > HEARTBEAT_EVERY:  # a holder rewrites nothing, but creates it whole
+            if age > GARBLED_STALE_AFTER:
                 return (f"its contents are not an xtl lock ({shown!r}) and it is {age:.0f} s "
                         "old")
             return None
@@ -130,6 +134,8 @@ class RunLock:
             return f"its process {holder['pid']} on this host is dead"
         if age > STALE_AFTER:
             return f"its heartbeat is {age:.0f} s old (stale after {STALE_AFTER:.0f} s)"
+        if age < -STALE_AFTER:  # never stale otherwise: a clock far ahead, or a forged time
+            return f"its heartbeat lies {-age:.0f} s in the future"
         return None
 
     # --- taking it ------------------------------------------------------------------------
@@ -198,7 +204,7 @@ class RunLock:
                     raise LockedError(
                         f"the lock file {self.path} has unexpected contents "
                         f"({text[:80]!r}) and was written {time.time() - mtime:.0f} s ago; "
-                        f"it is judged stale {HEARTBEAT_EVERY:.0f} s after that. Try again "
+                        f"it is judged stale {GARBLED_STALE_AFTER:.0f} s after that. Try again "
                         "then, or use another --out")
                 raise LockedError(
                     f"{self.path.parent} is being run by pid {holder.get('pid')} on "
