@@ -27,6 +27,7 @@ from xtl import run as runner
 from xtl.errors import ConfigError, DataError, ModelError, XtlError
 from xtl.models import verify_checkpoint
 from xtl.readers import bucc, ccg, conllu, panx
+from xtl.tasks import multiple_choice
 
 GOOD = """\
 xtl: 1
@@ -199,6 +200,29 @@ EXPERIMENT_ROWS = [
         r"unknown tag_subtoken.*'frist'.*did you mean 'first'"),
     exp("negative dev subset", GOOD + "hparams: {dev_subset: -5}\n", ConfigError,
         r"dev_subset = -5 must be >= 0"),
+    # refused at plan time, not by the kernel (issue 23)
+    exp("seed above 32 bits", GOOD + "seeds: [4294967296]\n", ConfigError,
+        r"seeds value 4294967296 is out of range; expected an integer from 0 to 4294967295"),
+    exp("seed negative", GOOD + "seeds: [-1]\n", ConfigError,
+        r"seeds value -1 is out of range"),
+    exp("seed beside the ranks of a cell", GOOD + "seeds: [4294967295]\ngpus_per_cell: 2\n",
+        ConfigError, r"expected an integer from 0 to 4294967294"),
+    exp("subsample seed above 32 bits", GOOD + "subsample_seed: 99999999999\n", ConfigError,
+        r"subsample_seed value 99999999999 is out of range"),
+    exp("intermediate seed negative", GOOD + "intermediate_seed: -5\n", ConfigError,
+        r"intermediate_seed value -5 is out of range"),
+    exp("max_length beyond the positions", GOOD + "hparams: {max_length: 4096}\n", ConfigError,
+        r"max_length = 4096 \(from file\) is more than model 'tiny' has positions for \(512"),
+    exp("max_length beyond the positions (task)", GOOD + "tasks: {synth-nli: {max_length: 513}}\n",
+        ConfigError, r"max_length = 513 \(from tasks\.synth-nli\).*expected at most 512"),
+    exp("train size above the rows", SWAP("[100]", "[100, 5000]"), ConfigError,
+        r"train size 5000 \(.*\) is more than the 1200 rows of synth-nli_target-train/en/train"),
+    exp("eval languages a target lacks", SWAP("targets: [synth-nli]",
+        "targets: [synth-nli, tatoeba-sample]").replace("[de]", "[es]"), ConfigError,
+        r"target 'tatoeba-sample' has none of the eval_languages \['es'\]; it has de, ar"),
+    exp("alias bomb", GOOD + "".join(
+        f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 9 if i else ["lol"] * 9) + "]\n"
+        for i in range(9)), ConfigError, r"exp\.yaml: expands to more than 100,000 values"),
     # the run directory already holds these cells with other parameters
     exp("changed parameters", GOOD + "hparams: {epochs: 2}\n", ConfigError,
         r"changed the parameters of 3 cell\(s\) already in .*--force"),
@@ -242,6 +266,13 @@ def _squad_task(t: Path, text: str | bytes):
     return sources.load(RAW_XQUAD, "validation", "de", raw=t / "raw")
 
 
+def _class_labels(names=("entailment", "neutral", "contradiction")):
+    import datasets
+
+    return datasets.Dataset.from_dict({"label": [0]}, features=datasets.Features(
+        {"label": datasets.ClassLabel(names=list(names))}))
+
+
 CALL_ROWS = [
     call("missing experiment file", lambda t: config.load(t / "absent.yaml"), ConfigError,
          r"experiment file '.*absent\.yaml' does not exist"),
@@ -250,6 +281,22 @@ CALL_ROWS = [
         r"output directory '.*file' exists and is not a directory"),
     call("status of a directory never run", lambda t: cli._root(argparse.Namespace(
         file=str(_exp_file(t, GOOD)), out=str(t / "never"))), XtlError, r"has no plan\.json"),
+    call("out is the working directory", lambda t: runner.prepare(_exp_file(
+        t, GOOD + "out: .\n")), ConfigError,
+        r"output directory '.*' is the working directory or one above it"),
+    call("out above the working directory", lambda t: runner.prepare(_exp_file(
+        t, GOOD + "out: ..\n")), ConfigError, r"is the working directory or one above it"),
+    call("file name gives no name", lambda t: config.load(_write(t / "..yaml", GOOD)),
+         ConfigError, r"the file name gives the experiment no usable name \('\.'"),
+    call("damaged plan.json (status)", lambda t: runner.status_table(_write(
+        t / "out" / "plan.json", '{"cells": [{"id": 1}]}').parent), ConfigError,
+        r"plan\.json is damaged or not an xtl plan .*move it away"),
+    call("label id outside the label set", lambda t: sources._label_mapper(
+        XNLI, _class_labels(), "validation", "de")(7, 3), DataError,
+        r"xnli/de/validation row 3: label id 7 is outside the label set \['entailment'"),
+    call("choice id outside the choices", lambda t: multiple_choice._label_mapper(
+        tasks.get("xcopa"), _class_labels(["choice1", "choice2"]), "xcopa/et/test")(2, 0),
+        DataError, r"xcopa/et/test row 0: label id 2 is outside the label set"),
     # task, language and split names
     call("task typo", lambda t: tasks.get("xnlii"), ConfigError,
          r"unknown task 'xnlii' \(did you mean 'xnli'\?\)"),

@@ -84,15 +84,15 @@ def test_the_lock_heartbeat_survives_a_failed_write(tmp_path, monkeypatch):
     over (stale after 10 minutes) while the first is still running."""
     monkeypatch.setattr(lock, "HEARTBEAT_EVERY", 0.05)
     calls, messages = [], []
-    real = lock.atomic_write_json
+    real = lock._touch
 
-    def flaky(path, obj, fault_point=None):
+    def flaky(path):
         calls.append(path)
         if len(calls) <= 2:
             raise _enospc(path)
-        real(path, obj, fault_point)
+        real(path)
 
-    monkeypatch.setattr(lock, "atomic_write_json", flaky)
+    monkeypatch.setattr(lock, "_touch", flaky)
     with lock.RunLock(tmp_path, messages.append) as held:
         deadline = time.time() + 10
         while len(calls) < 4 and time.time() < deadline:

@@ -116,6 +116,7 @@ def _report(args: argparse.Namespace) -> None:
     from xtl import run
 
     root = _root(args)
+    run.read_plan(root)  # a damaged plan.json: one clear error before any rendering
     run.report(root)
     print(f"wrote {root / 'analysis' / 'report.html'} and {root / 'index.html'}")
 
@@ -232,16 +233,49 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except XtlError as err:
-        print(f"xtl: error: {err}", file=sys.stderr)
+        print(f"xtl: error: {bounded(str(err))}", file=sys.stderr)
         sys.exit(2)
-    except BrokenPipeError:  # `xtl tasks | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+    except KeyboardInterrupt:
+        print("\nxtl: interrupted" + ("; finished cells are kept and the next `xtl run` "
+                                      "continues from them" if args.command == "run" else ""),
+              file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # `xtl tasks | head`: the reader has all it wanted; say nothing more
+        _quiet_stdout()
         sys.exit(0)
     except OSError as err:  # disk full, permissions, a vanished mount: the machine, not a bug
         print(f"xtl: error: {err}\n(results already written are kept; fix this and run the "
               "same command again)", file=sys.stderr)
         sys.exit(1)
+    except Exception as err:  # a bug, or a damaged file no check foresaw: one line, not 40
+        if os.environ.get("XTL_TRACEBACK"):
+            raise
+        print(f"xtl: error: unexpected {type(err).__name__}: {bounded(str(err), 500, 5)}\n"
+              "(set XTL_TRACEBACK=1 to see where; please report it with that traceback)",
+              file=sys.stderr)
+        sys.exit(3)
+
+
+def bounded(message: str, width: int = 2000, lines: int = 60) -> str:
+    """An error message cut to `lines` lines of at most `width` characters (a hostile file's
+    value echoed in an error must not print megabytes)."""
+    rows = message.splitlines() or [""]
+    cut = [r if len(r) <= width else r[:width] + f"... ({len(r) - width} characters cut)"
+           for r in rows[:lines]]
+    if len(rows) > lines:
+        cut.append(f"... ({len(rows) - lines} more lines)")
+    return "\n".join(cut)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

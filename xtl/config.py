@@ -108,19 +108,57 @@ _UniqueKeyLoader.add_implicit_resolver(
 def read_yaml(path: Path, what: str) -> Any:
     """A YAML (or JSON) file as data; errors name the file, line and column."""
     if not path.is_file():
-        raise ConfigError(f"{what} {str(path)!r} does not exist")
+        state = "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"{what} {str(path)!r} {state}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # safe_load, but a repeated key is an error
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # safe_load, but a repeated key is an error
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {err.problem or err}") from None
+        raise ConfigError(f"{where}: malformed YAML: {str(err.problem or err)[:300]}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+        raise ConfigError(f"{path}: malformed YAML: {str(err)[:300]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
+    size = expanded_size(doc, MAX_VALUES)
+    if size > MAX_VALUES:
+        raise ConfigError(f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases "
+                          "repeated inside one another?); an experiment file is far smaller")
+    return doc
+
+
+# An experiment file, aliases expanded, has hundreds of values; a "billion laughs" file has
+# billions, and every later step (copies, ids, error messages) would expand them.
+MAX_VALUES = 100_000
+
+
+def expanded_size(doc: Any, limit: int) -> int:
+    """Values in `doc` with every shared (aliased) part counted each time it is used; stops
+    counting past `limit`. Linear in the distinct objects, whatever the expansion."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > 200:  # an alias that contains itself
+            return limit + 1
+        sizes[id(node)] = limit + 1  # a cycle reached before this node finishes
+        items = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for item in items:
+            total += size(item, depth + 1)
+            if total > limit:
+                break
+        sizes[id(node)] = min(total, limit + 1)
+        return sizes[id(node)]
+
+    return size(doc, 0)
 
 
 def load(path: str | Path) -> Experiment:
@@ -130,6 +168,9 @@ def load(path: str | Path) -> Experiment:
     exp = parse(raw if raw is not None else {}, source=str(path))
     exp.path = path
     if exp.values["name"] is None:
+        if path.stem in ("", ".", "..") or not path.stem.strip():
+            raise ConfigError(f"{path}: the file name gives the experiment no usable name "
+                              f"({path.stem!r} would name runs/{path.stem}); set 'name'")
         exp.values["name"] = path.stem
     return exp
 
@@ -159,6 +200,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
     for name, spec in values["tasks"].items():
         _check_hparams(_task_overrides(spec), f"{source}: tasks.{name}")
     _check_grid(values["grid"], source)
+    _canonical_numbers(values)
     if values["eval_split"] not in SPLITS:
         raise unknown(f"eval_split in {source}", values["eval_split"], SPLITS)
     if values["keep_checkpoints"] not in RETENTION:
@@ -319,6 +361,7 @@ def _check_axes(values: dict, source: str) -> None:
     for seed in values["seeds"]:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"{source}: seeds must be integers, got {seed!r}")
+        _check_seed_range("seeds", seed, values, source)
     for size in values["train_sizes"]:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise ConfigError(f"{source}: train_sizes entries must be positive integers or null "
@@ -329,10 +372,56 @@ def _check_axes(values: dict, source: str) -> None:
     for key in ("subsample_seed",):
         if not isinstance(values[key], int) or isinstance(values[key], bool):
             raise ConfigError(f"{source}: {key} must be an integer, got {values[key]!r}")
+        _check_seed_range(key, values[key], values, source)
     if values["intermediate_seed"] is not None and (
             not isinstance(values["intermediate_seed"], int)
             or isinstance(values["intermediate_seed"], bool)):
         raise ConfigError(f"{source}: intermediate_seed must be an integer or null")
+    if values["intermediate_seed"] is not None:
+        _check_seed_range("intermediate_seed", values["intermediate_seed"], values, source)
+
+
+# numpy's legacy seeding (accelerate's set_seed, which adds the process index) takes
+# 0 <= seed < 2**32; torch and numpy's Generator accept that range too.
+SEED_LIMIT = 2**32
+
+
+def _check_seed_range(key: str, seed: int, values: dict, source: str) -> None:
+    gpus = values["gpus_per_cell"] if isinstance(values["gpus_per_cell"], int) else 1
+    top = SEED_LIMIT - max(gpus, 1)  # each process of a cell seeds with seed + its rank
+    if not 0 <= seed <= top:
+        raise ConfigError(f"{source}: {key} value {seed} is out of range; expected an integer "
+                          f"from 0 to {top} (numpy and torch seeds are 32-bit unsigned)")
+
+
+def canonical(key: str, value: Any) -> Any:
+    """A number in the type of the kit's default, so `1` and `1.0` make the same cell id:
+    learning_rate 1 -> 1.0, epochs 2.0 -> 2. Not `layer`, where 1 (an index) and 1.0 (a
+    fraction of depth) mean different layers."""
+    name = split_scope(key)[1]
+    default = HPARAM_DEFAULTS.get(name)
+    if name == "layer" or isinstance(value, bool) or isinstance(default, bool):
+        return value
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _canonical_numbers(values: dict) -> None:
+    """Every hyperparameter the file gives, in canonical form (see `canonical`)."""
+    def fix(layer: dict) -> None:
+        for key in list(layer):
+            layer[key] = canonical(key, layer[key])
+
+    fix(values["hparams"])
+    for recipe in values["model_hparams"].values():
+        fix(recipe)
+    for entry in values["tasks"].values():
+        fix(entry.get("hparams", {}) if "format" in entry else entry)
+    for key, options in values["grid"].items():
+        values["grid"][key] = [canonical(key, v) for v in options]
 
 
 def _check_hparams(hparams: Any, where: str) -> None:
@@ -404,8 +493,8 @@ def resolve_hparams(phase: str, task: registry.Task | None, preset: dict, values
     for key in HPARAM_DEFAULTS:
         order = INTRINSIC_PRECEDENCE if key in MODEL_INTRINSIC else PRECEDENCE
         for layer in order:
-            if key in layers[layer]:
-                resolved.values[key] = layers[layer][key]
+            if key in layers[layer]:  # canonical: a recipe's 0 and a file's 0.0 are one value
+                resolved.values[key] = canonical(key, layers[layer][key])
                 resolved.sources[key] = f"tasks.{task_name}" if layer == "tasks" else layer
     return resolved
 

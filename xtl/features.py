@@ -2,7 +2,9 @@
 
 Tokenised splits are saved under `$XTL_CACHE/features/<key>`; the key covers everything that
 changes the features (task, split, language, source fingerprint, tokenizer, the featuriser's
-hyperparameters, train/eval, kit version), so a second run tokenises nothing.
+hyperparameters, train/eval, kit version), so a second run tokenises nothing. Each entry carries
+the checksum of its files (`xtl-checksum.json`, written last); an entry that does not verify
+(truncated, edited, half-deleted) is rebuilt with a warning, never read.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
+from pathlib import Path
 from typing import Any
 
 import datasets
 
 import xtl
 from xtl.sources import Split
-from xtl.store import cache_dir, umask_mode
+from xtl.store import atomic_write_json, cache_dir, read_json_object, sha256_tree, umask_mode
 from xtl.tasks import Task, format_module
 from xtl.tokenizer_state import without_call_state
 
@@ -58,8 +62,13 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
     `train` says whether the features are for training (QA keeps offsets only for evaluation).
     """
     path = cache_dir() / "features" / cache_key(task, split, tokenizer, hp, train)
-    if cache and (path / "dataset_info.json").is_file():
-        return datasets.load_from_disk(str(path))
+    if cache and path.exists():
+        problem = damage(path)
+        if problem is None:
+            return datasets.load_from_disk(str(path))
+        warnings.warn(f"feature cache {path} is damaged ({problem}); rebuilding it",
+                      stacklevel=2)
+        _discard(path)
     fmt = format_module(task.format)
     feats = split.rows.map(
         fmt.featurize, batched=True, remove_columns=split.rows.column_names,
@@ -71,6 +80,34 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
     return feats
 
 
+# Written last into a cache entry: the checksum of every other file in it (as checkpoints).
+CHECKSUM = "xtl-checksum.json"
+
+
+def damage(path: Path) -> str | None:
+    """Why the cache entry at `path` cannot be trusted, or None when it verifies."""
+    record = read_json_object(path / CHECKSUM)
+    if record is None:
+        return f"{CHECKSUM} missing or unreadable"
+    try:
+        actual = sha256_tree(path, exclude=(CHECKSUM,))
+    except OSError as err:
+        return f"unreadable: {err}"
+    if record.get("sha256") != actual:
+        return "its files do not match their checksum"
+    return None
+
+
+def _discard(path: Path) -> None:
+    """Move a damaged entry aside, then delete it (a reader never sees it half-deleted)."""
+    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.damaged."))
+    try:
+        os.replace(path, aside / "entry")
+    except OSError:
+        pass  # another process moved it already
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _save(feats: datasets.Dataset, path) -> None:
     """Save to a temp dir and rename: a concurrent or killed writer leaves no half cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +115,7 @@ def _save(feats: datasets.Dataset, path) -> None:
     try:
         os.chmod(tmp, umask_mode(directory=True))  # not mkdtemp's owner-only 0700
         feats.save_to_disk(tmp)
+        atomic_write_json(Path(tmp) / CHECKSUM, {"sha256": sha256_tree(Path(tmp))})
         try:
             os.rename(tmp, path)
         except OSError:  # another process cached it first: theirs is identical

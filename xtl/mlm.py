@@ -78,7 +78,8 @@ def read_text(root: Path, split: str, language: str) -> tuple[datasets.Dataset, 
                         f"{str(folder)!r} for the {split} split")
     try:
         rows = datasets.load_dataset("text", data_files=[str(f) for f in files], split="train",
-                                     cache_dir=str(cache_dir() / "text"))
+                                     cache_dir=str(cache_dir() / "text"),
+                                     encoding="utf-8-sig")  # a byte-order mark is not text
     except datasets.exceptions.DatasetGenerationError:
         for f in files:  # only now, on failure: a file that is not UTF-8 names its line
             for _ in text_lines(f):

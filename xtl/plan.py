@@ -140,6 +140,7 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             chain.append("+".join(stage))
             recipe = stage_recipe([_task(t, exp.declared) for t in stage], defaults, v, point,
                                   model)
+            check_max_length(recipe, ref, model)
             identity = {
                 "contract": CONTRACT_VERSION, "kind": "stage", "model": identity_model,
                 "tasks": [_task_identity(t, exp) for t in stage], "seed": stage_seed,
@@ -157,8 +158,13 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
         task = _task(target, exp.declared)
         languages = [lang for lang in (v["eval_languages"] or task.languages)
                      if lang in task.languages]
+        if not languages:  # never silently "all of them"
+            raise ConfigError(f"target {target!r} has none of the eval_languages "
+                              f"{v['eval_languages']}; it has {', '.join(task.languages)}. "
+                              "Add one of these, or evaluate it in an experiment of its own")
         # the TARGET's recipe (XNLI: 2 epochs), though the rows come from its train task
         recipe = single_recipe("target", task, defaults, v, point, model)
+        check_max_length(recipe, ref, model)
         if task.format == "retrieval":  # no training: the stage's encoder (or the base) embeds
             _add_retrieval_cell(cells, task, identity_model, recipe, v, point, parent, axes,
                                 model, inter_label, languages, exp)
@@ -186,6 +192,41 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
     ordered += [c for c in cells.values() if c.kind != "stage"]
     return Plan(v["name"], ordered, str(mirror) if mirror else None,
                 raw_dir=str(raw) if raw else None)
+
+
+def check_max_length(recipe: Recipe, ref: Any, model: str) -> None:
+    """max_length beyond the model's positions fails in the first batch: refuse it here."""
+    limit = getattr(ref, "positions", None)
+    if limit is None:
+        return
+    values = [(recipe.sources.get("max_length", "?"), recipe.hparams["max_length"])]
+    values += [(f"{name}: {src.get('max_length', '?')}", hp["max_length"])
+               for (name, hp), src in zip(recipe.tasks.items(), recipe.task_sources.values(),
+                                          strict=True)]
+    for source, value in values:
+        if isinstance(value, int) and value > limit:
+            raise ConfigError(f"max_length = {value} (from {source}) is more than model "
+                              f"{model!r} has positions for ({limit} tokens); expected at most "
+                              f"{limit}")
+
+
+def check_train_sizes(plan: Plan, exp: Experiment) -> None:
+    """A train size above the rows its split has (where the count is known without loading)."""
+    mirror = Path(plan.mirror) if plan.mirror else None
+    counted: dict[str, int | None] = {}
+    for cell in plan.cells:
+        size = cell.identity.get("train_size") if cell.kind == "target" else None
+        if size is None:
+            continue
+        task = _task(cell.axes["target"], exp.declared)
+        train = _task(task.train_task or task.name, exp.declared)
+        if train.name not in counted:
+            counted[train.name] = sources.count_rows(train, "train", train.train_language, mirror)
+        rows = counted[train.name]
+        if rows is not None and size > rows:
+            raise ConfigError(f"train size {size} ({cell.label}) is more than the {rows} rows of "
+                              f"{train.name}/{train.train_language}/train; expected at most "
+                              f"{rows}, or null for all of them")
 
 
 def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, recipe: Recipe, v: dict,
@@ -276,6 +317,7 @@ def preflight(plan: Plan, exp: Experiment) -> None:
     raw = Path(plan.raw_dir) if plan.raw_dir else None
     for task, split, lang in needed_splits(plan, exp):
         sources.check_available(task, split, lang, mirror, raw)
+    check_train_sizes(plan, exp)
 
 
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:

@@ -657,13 +657,13 @@ def display(section: Section, figures: Path | None = None) -> None:
 
 def cell_headline(metrics_path: Path) -> str:
     """'<metric> <mean over languages> (n languages; en X)' of a cell's metrics.json."""
+    by_language: dict[str, dict[str, float]] = {}
     try:
         records = read_json(metrics_path)["records"] if metrics_path.is_file() else []
-    except (ValueError, KeyError):
+        for r in records:
+            by_language.setdefault(r["language"], {})[r["metric"]] = float(r["value"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged or foreign
         return "unreadable metrics.json"
-    by_language: dict[str, dict[str, float]] = {}
-    for r in records:
-        by_language.setdefault(r["language"], {})[r["metric"]] = float(r["value"])
     values = {lang: results._headline_value(m) for lang, m in by_language.items()}
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
@@ -711,7 +711,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px}} .done{{color:green}} .failed{{col
 def _collapsed(metrics: Path) -> bool:
     try:
         return results.run_collapsed(json.loads(metrics.read_text(encoding="utf-8")))
-    except (ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: no flag
         return False
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,13 @@ def _rows(root: Path, seen: set[str]) -> list[dict]:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             records = doc["records"]
-        except (ValueError, KeyError) as err:
-            raise DataError(f"{path}: unreadable metrics.json ({err})") from None
+            if not all(isinstance(r, dict) and {"task", "language", "split", "metric", "value"}
+                       <= set(r) for r in records):
+                raise ValueError("records of another shape")
+        except (ValueError, KeyError, TypeError) as err:  # the cell reads as not done
+            warnings.warn(f"{path}: unreadable metrics.json ({err}); that cell is left out",
+                          stacklevel=2)
+            continue
         seen.add(cell["id"])
         axes = cell["axes"]
         model = axes["model"]
@@ -184,7 +190,7 @@ def collapsed_stages(run_dirs: str | Path | Iterable[str | Path]) -> dict[str, l
 def _stage_collapsed(folder: Path) -> bool:
     try:
         return run_collapsed(json.loads((folder / "metrics.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError):  # not finished (or unreadable): nothing to flag
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unfinished or damaged
         return False
 
 

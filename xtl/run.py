@@ -8,6 +8,7 @@ notebook and error; the grid goes on and its dependants are skipped, saying why.
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import os
 import shutil
@@ -30,7 +31,7 @@ from xtl.faults import fault
 from xtl.lock import RunLock
 from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
-from xtl.store import atomic_write_json, atomic_write_text, read_json
+from xtl.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from xtl.tables import table
 
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
@@ -46,6 +47,12 @@ def output_dir(exp: config.Experiment, out: str | Path | None) -> Path:
     chosen = Path(out or exp["out"] or Path("runs") / exp["name"]).expanduser().resolve()
     if chosen.exists() and not chosen.is_dir():
         raise ConfigError(f"output directory {str(chosen)!r} exists and is not a directory")
+    here = Path.cwd().resolve()
+    # a run writes cells/, checkpoints/, plan.json ...: never loose into the working directory
+    # or one above it (an existing run directory may still be named from inside it)
+    if (chosen == here or chosen in here.parents) and not (chosen / "plan.json").is_file():
+        raise ConfigError(f"output directory {str(chosen)!r} is the working directory or one "
+                          "above it; name a directory of its own (e.g. --out runs/NAME)")
     return chosen
 
 
@@ -68,6 +75,8 @@ def kernel_name() -> str:
 @dataclass
 class RunDir:
     root: Path
+    # called before every status write: `RunLock.check` while `xtl run` holds the lock
+    guard: Any = None
 
     def cell(self, cell_id: str) -> Path:
         return self.root / "cells" / cell_id
@@ -76,16 +85,29 @@ class RunDir:
         return self.root / "checkpoints" / cell_id
 
     def status(self, cell_id: str) -> dict:
-        path = self.cell(cell_id) / "status.json"
-        try:
-            return read_json(path) if path.is_file() else {"state": "pending"}
-        except ValueError:  # unreadable: treat as never run
-            return {"state": "pending"}
+        return read_status(self.cell(cell_id) / "status.json")
 
     def set_status(self, cell_id: str, **status: Any) -> None:
+        if self.guard is not None:
+            self.guard()
         atomic_write_json(self.cell(cell_id) / "status.json",
                           {"cell": cell_id, "host": socket.gethostname(), "pid": os.getpid(),
                            "updated": _now(), **status}, fault_point="status_update")
+
+
+STATES = ("pending", "running", "done", "failed", "skipped", "interrupted")
+
+
+def read_status(path: Path) -> dict:
+    """A cell's status.json; anything unreadable, of another shape or with an unknown state
+    (truncated, foreign, from another version) reads as never run."""
+    try:
+        doc = read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("state") not in STATES:
+        return {"state": "pending"}
+    return doc
 
 
 def outputs_complete(run_dir: RunDir, cell: planning.Cell) -> bool:
@@ -93,13 +115,13 @@ def outputs_complete(run_dir: RunDir, cell: planning.Cell) -> bool:
     metrics = run_dir.cell(cell.id) / "metrics.json"
     try:
         records = read_json(metrics)["records"] if metrics.is_file() else None
-    except (ValueError, KeyError):
-        return False
-    if records is None:
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            return False  # absent, truncated or of another shape: not done
+        have = {(r.get("language"), r.get("split")) for r in records}
+    except (OSError, ValueError, KeyError, TypeError):
         return False
     if cell.kind == "stage":
         return True
-    have = {(r["language"], r["split"]) for r in records}
     return {(lang, cell.evaluation["split"]) for lang in cell.evaluation["languages"]} <= have
 
 
@@ -146,6 +168,8 @@ def state_of(run_dir: RunDir, plan: planning.Plan, cell: planning.Cell) -> tuple
         return "failed", status.get("error", "")
     if state == "skipped":
         return "skipped", status.get("reason", "")
+    if state == "interrupted":
+        return "pending", f"interrupted {status.get('finished', '')}; the next run resumes it"
     if state == "running":
         return "running", f"pid {status.get('pid')} on {status.get('host')} since " \
                           f"{status.get('started')} (stale if that process is gone)"
@@ -157,9 +181,20 @@ def changed_cells(run_dir: RunDir, plan: planning.Plan) -> list[str]:
     path = run_dir.root / "plan.json"
     if not path.is_file():
         return []
-    old = {c["label"]: c["id"] for c in read_json(path)["cells"]}
+    old = {c.label: c.id for c in read_plan(run_dir.root).cells}
     return [f"{c.label}: {old[c.label]} -> {c.id}" for c in plan.cells
             if c.label in old and old[c.label] != c.id]
+
+
+def read_plan(root: Path) -> planning.Plan:
+    """The run directory's plan.json; a damaged or foreign one is one clear error."""
+    path = Path(root) / "plan.json"
+    try:
+        return planning.Plan.from_json(read_json(path))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(
+            f"{path} is damaged or not an xtl plan ({type(err).__name__}: {str(err)[:200]}); "
+            "move it away (xtl run writes it again from the experiment file)") from None
 
 
 def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Plan,
@@ -248,8 +283,10 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
     exp, plan, run_dir = prepare(exp_path, out, force)
     require_hub(plan, exp)  # offline without a mirror: one clear error, not a retry per cell
     run_dir.root.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir.root, log):
-        atomic_write_text(run_dir.root / "experiment.yaml", Path(exp_path).read_text())
+    # a heartbeat that finds the lock taken stops the cell running here (its kernel included)
+    with RunLock(run_dir.root, log, on_lost=_thread.interrupt_main) as held:
+        run_dir.guard = held.check
+        atomic_write_bytes(run_dir.root / "experiment.yaml", Path(exp_path).read_bytes())
         atomic_write_json(run_dir.root / "plan.json", plan.to_json())
         kernel = kernel_name()
         # how many processes a cell trains with reaches the kernels through the environment
@@ -262,10 +299,19 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
 
         executor = executors.make(exp["executor"], str(run_dir.root), exp["gpus_per_cell"],
                                   executors.forwarded_env(), run_here, run_cell)
+        interrupted = False
         try:
             summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)
+        except KeyboardInterrupt:
+            if held.lost:  # the heartbeat stopped us: say why, write nothing more
+                held.check()
+            interrupted = True
+            raise
         finally:
             executor.close()
+            if interrupted:
+                mark_interrupted(run_dir, plan)
+        held.check()
         report(run_dir.root, kernel, log)
     summary.seconds = time.perf_counter() - started
     log(f"xtl run: {len(summary.done)} ran, {len(summary.skipped)} already done, "
@@ -299,6 +345,8 @@ def _run_cells(run_dir: RunDir, plan: planning.Plan, exp: config.Experiment,
             continue
         waiting.append(cell)
     while waiting or running:
+        if run_dir.guard is not None:
+            run_dir.guard()  # a paused run that lost its lock stops before submitting more
         unfinished = {c.id for c in waiting} | set(running)
         ready = []
         for cell in list(waiting):
@@ -345,8 +393,9 @@ def _still_running(run_dir: RunDir, cell: planning.Cell, executor: executors.Exe
             "done", "failed"):
         return None
     try:
-        return attach(read_json(path))
-    except ValueError:
+        record = read_json(path)
+        return attach(record) if isinstance(record, dict) else None
+    except (ValueError, KeyError, TypeError):  # damaged or foreign job.json: not running
         return None
 
 
@@ -385,7 +434,13 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
     try:
         execute_notebook(cell.notebook, notebook,
                          notebook_parameters(cell, run_dir, plan, exp), kernel)
+    except KeyboardInterrupt:
+        _interrupted(run_dir, cell, started, where)
+        raise
     except PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+            _interrupted(run_dir, cell, started, where)
+            raise KeyboardInterrupt from None
         error = f"{err.ename}: {err.evalue} (notebook cell {err.exec_count})"
     except Exception as err:  # a dead kernel or a papermill error: the grid goes on
         error = f"{type(err).__name__}: {err}"
@@ -400,6 +455,27 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
                        finished=_now(), seconds=seconds, error=error, where=where)
     log(f"{prefix}: {state} in {seconds:.1f}s" + (f": {error}" if error else ""))
     return error is None
+
+
+def _interrupted(run_dir: RunDir, cell: planning.Cell, started: str, where: str) -> None:
+    """Ctrl-C: the cell is left `interrupted` (pending for the next run), never `running`."""
+    run_dir.set_status(cell.id, state="interrupted", label=cell.label, started=started,
+                       finished=_now(), where=where)
+
+
+def mark_interrupted(run_dir: RunDir, plan: planning.Plan) -> None:
+    """After Ctrl-C: every cell this host's run left `running` (its process is this one or
+    gone) becomes `interrupted`, so `xtl status` shows none running and a rerun resumes it."""
+    from xtl.lock import _alive
+
+    host = socket.gethostname()
+    for cell in plan.cells:
+        status = run_dir.status(cell.id)
+        pid = status.get("pid")
+        if status.get("state") != "running" or status.get("host") != host:
+            continue
+        if pid == os.getpid() or not isinstance(pid, int) or not _alive(pid):
+            _interrupted(run_dir, cell, status.get("started", ""), status.get("where", ""))
 
 
 def apply_retention(run_dir: RunDir, plan: planning.Plan, keep: str, log) -> None:
@@ -448,14 +524,14 @@ def write_index(root: Path) -> None:
     """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
     from xtl.reports import write_index as _write  # lazy: matplotlib and pandas
 
-    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    plan = read_plan(root)
     run_dir = RunDir(root)
     _write(root, plan, {cell.id: state_of(run_dir, plan, cell) for cell in plan.cells})
 
 
 def status_table(root: Path) -> str:
     """`xtl status`: one line per cell with its state and why."""
-    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    plan = read_plan(root)
     run_dir = RunDir(root)
     rows, counts = [], {}
     for cell in plan.cells:

@@ -164,6 +164,9 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
             raw_rows = datasets.load_dataset("parquet", split="rows",
                                              data_files={"rows": [str(f) for f in files]})
         except (OSError, ValueError, datasets.exceptions.DatasetGenerationError) as err:
+            cache = _cache_problem(err, files)
+            if cache:
+                raise DataError(f"{task.name}/{language}/{split}: {cache}") from None
             raise DataError(f"{task.name}/{language}/{split}: the mirror files "
                             f"{', '.join(map(str, files))} cannot be read "
                             f"({type(err).__name__}: {err})") from None
@@ -192,6 +195,22 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
+
+
+def _cache_problem(err: BaseException, files: list[Path]) -> str | None:
+    """What to say when reading failed in the `datasets` cache, not in the mirror's files
+    (an unwritable HOME or HF_DATASETS_CACHE), or None."""
+    mirror_files = {str(Path(f).resolve()) for f in files}
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:  # the OSError may be wrapped
+        seen.add(id(err))
+        name = getattr(err, "filename", None)
+        if isinstance(err, OSError) and name and str(Path(name).resolve()) not in mirror_files:
+            return (f"the datasets cache cannot be written at {name!r} ({err.strerror or err}); "
+                    "the mirror files themselves were not the problem. Make it writable or set "
+                    "HF_DATASETS_CACHE to a writable directory")
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _load_combined(task: Task, split: str, member_split: str, language: str,
@@ -297,6 +316,20 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
     return usable, unusable
 
 
+def class_label_ids(names: list[str], where: str):
+    """A ClassLabel column's ids, range-checked: Parquet stores plain integers, so a damaged or
+    foreign file can hold an id outside the label set (a crash deep in training otherwise)."""
+    def to_int(value, i: int) -> int:
+        if value is None:
+            return -1
+        if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value < len(names):
+            raise DataError(f"{where} row {i}: label id {value!r} is outside the label set "
+                            f"{names} (expected -1 for none, or 0 to {len(names) - 1})")
+        return int(value)
+
+    return to_int
+
+
 def _label_mapper(task: Task, raw: datasets.Dataset, split: str, language: str):
     feature = raw.features[task.fields["label"]]
     names = list(task.label_names)
@@ -304,7 +337,7 @@ def _label_mapper(task: Task, raw: datasets.Dataset, split: str, language: str):
         if list(feature.names) != names:
             raise DataError(f"{task.name}/{language}/{split}: the source's labels are "
                             f"{feature.names}, the task expects {names} in that order")
-        return lambda value, i: int(value)
+        return class_label_ids(names, f"{task.name}/{language}/{split}")
     lookup = {name: k for k, name in enumerate(names)}
     lookup.update({alias: names.index(target) for alias, target in task.label_aliases.items()})
 

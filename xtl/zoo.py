@@ -27,6 +27,7 @@ class Preset:
     # below the task's recipe, except the model-intrinsic keys (input_prefix, pooling, layer),
     # where the preset wins; the experiment file beats both (docs/contracts.md section 1)
     hparams: dict[str, Any] = field(default_factory=dict)
+    positions: int | None = None  # the longest input (tokens) the model has positions for
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,23 @@ class ModelRef:
     kind: str  # "preset" | "path" | "hub"
     identity: str
     hparams: dict[str, Any]
+    positions: int | None = None  # longest input in tokens, where known without downloading
+
+
+# RoBERTa-style position ids start after the padding index: two of their positions are unused.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert")
+
+
+def config_positions(config: dict | None) -> int | None:
+    """The longest input a transformers config.json allows, or None if it does not say."""
+    if not isinstance(config, dict):
+        return None
+    n = config.get("max_position_embeddings")
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        return None
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        return None  # relative positions: no fixed limit
+    return n - 2 if config.get("model_type") in _OFFSET_POSITIONS else n
 
 
 def _build_tiny(dest: Path) -> None:
@@ -58,14 +76,15 @@ def _e5_source() -> str:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", "tiny-v1", builder=_build_tiny,
-                   hparams={"learning_rate": 5e-4, "max_length": 128, "batch_size": 32}),
+                   hparams={"learning_rate": 5e-4, "max_length": 128, "batch_size": 32},
+                   positions=512),  # xtl.tiny: XLM-R style, 514 position embeddings
     "multilingual-e5-small": Preset(
         "multilingual-e5-small", "e5s-v1", hub_id="intfloat/multilingual-e5-small",
         # e5 was trained with "query: " prefixes and last-layer mean pooling; ~1e-4 is needed on
         # small data (1e-5 leaves it at the majority class: docs/protocol.md). No max length:
         # each task's own (e5 has 512 positions).
         hparams={"learning_rate": 1e-4, "input_prefix": "query: ", "pooling": "mean",
-                 "layer": -1}),
+                 "layer": -1}, positions=512),
 }
 
 
@@ -78,6 +97,14 @@ def _hub_cached(hub_id: str) -> bool:
 
     found = try_to_load_from_cache(hub_id, "config.json")
     return isinstance(found, str)
+
+
+def _hub_positions(hub_id: str) -> int | None:
+    """Positions from a CACHED config.json (None when only the Hub has it: no download)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hub_id, "config.json")
+    return config_positions(read_json_object(Path(found))) if isinstance(found, str) else None
 
 
 def _hub_reachable(hub_id: str) -> bool:
@@ -106,18 +133,19 @@ def validate(name: str) -> ModelRef:
         preset = PRESETS[name]
         source = _e5_source() if name == "multilingual-e5-small" else "built"
         return ModelRef(name, "preset", f"preset:{name}@{preset.revision}:{source}",
-                        dict(preset.hparams))
+                        dict(preset.hparams), preset.positions)
     if _looks_like_path(name):
         path = Path(name).expanduser().resolve()
         if not (path / "config.json").is_file():
             raise ModelError(f"model path {str(path)!r} has no config.json; expected a "
                              "directory written by save_pretrained or an xtl checkpoint/encoder")
-        if read_json_object(path / "config.json") is None:
+        config = read_json_object(path / "config.json")
+        if config is None:
             raise ModelError(f"model path {str(path)!r}: config.json is not a JSON object (a "
                              "transformers config written by save_pretrained)")
-        return ModelRef(name, "path", f"path:{path}", {})
+        return ModelRef(name, "path", f"path:{path}", {}, config_positions(config))
     if _hub_available(name):
-        return ModelRef(name, "hub", f"hub:{name}", {})
+        return ModelRef(name, "hub", f"hub:{name}", {}, _hub_positions(name))
     raise ModelError(
         f"model {name!r} is not a preset ({', '.join(PRESETS)}){closest(name, PRESETS)}, "
         "not an existing local directory, and not a Hub id that is cached or reachable "

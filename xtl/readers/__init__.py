@@ -16,11 +16,13 @@ from xtl.errors import DataError
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) of a UTF-8 text file, as iterating the open file gives them.
 
+    A byte-order mark is dropped and CRLF/CR line ends read as "\n" (files saved on Windows).
+
     Bytes that are not UTF-8 are a `DataError` naming the file and the first bad line (a text
     stream decodes ahead in blocks, so that line is found again in the raw bytes).
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             yield from enumerate(f, start=1)
     except UnicodeDecodeError:
         raise DataError(_not_utf8(Path(path))) from None

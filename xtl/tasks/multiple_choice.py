@@ -112,7 +112,9 @@ def _label_mapper(task: Task, raw: datasets.Dataset, where: str) -> Callable[[An
         if feature.num_classes != n:
             raise DataError(f"{where}: the source's labels are {feature.names}, but the task "
                             f"has {n} choices")
-        return lambda value, i: int(value)
+        from xtl.sources import class_label_ids  # lazy: sources imports the task formats
+
+        return class_label_ids(list(feature.names), where)
     position = {name: k for k, name in enumerate(task.label_names)}
     lookup = dict(task.label_aliases) or {name: name for name in task.label_names}
     bad = sorted(v for v in lookup.values() if v not in position)
