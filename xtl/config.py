@@ -126,8 +126,14 @@ TOP_LEVEL: dict[str, Any] = {
     "keep_checkpoints": "best",
     "gpus_per_cell": 1,  # processes (GPUs) training one cell together (through accelerate)
     "distributed": "ddp",  # with gpus_per_cell > 1: ddp, or fsdp (shards a model too big for one)
+    # transferability cells (xtl.transferability_cell): false, true or a mapping of
+    # TRANSFERABILITY keys; off by default, so no existing plan changes
+    "transferability": False,
 }
 REQUIRED = ("models", "targets")
+# English training rows, validation rows per language (0: none) and units (a QA window gives
+# one per token) each transferability estimate reads at most
+TRANSFERABILITY = {"rows": 1000, "language_rows": 200, "max_units": 20000}
 RETENTION = ("best", "all", "none")
 
 
@@ -223,7 +229,30 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
     if values["keep_checkpoints"] not in RETENTION:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     values["executor"] = executors.parse(values["executor"], source)
+    values["transferability"] = transferability_settings(values["transferability"], source)
     return Experiment(None, raw, values, declared)
+
+
+def transferability_settings(value: Any, source: str = "<experiment>") -> dict[str, int] | None:
+    """`transferability:` of an experiment file: false/null (off), true (the defaults) or a
+    mapping of `TRANSFERABILITY` keys; None when off."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return dict(TRANSFERABILITY)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: transferability must be true, false or a mapping of "
+                          f"{', '.join(TRANSFERABILITY)}, got {value!r}")
+    out = dict(TRANSFERABILITY)
+    for key, v in value.items():
+        if key not in TRANSFERABILITY:
+            raise unknown(f"key in {source}: transferability", key, TRANSFERABILITY)
+        low = 0 if key == "language_rows" else 2
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"{source}: transferability.{key} must be an integer >= {low}, "
+                              f"got {v!r}")
+        out[key] = v
+    return out
 
 
 def _model_entries(entries: list, source: str) -> tuple[list, dict[str, dict]]:
