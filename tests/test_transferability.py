@@ -183,6 +183,7 @@ def test_runner_injects_the_notebook_parameters_and_estimate_counts_the_rows(tmp
     params = run.notebook_parameters(cell, run.RunDir(tmp_path), built, exp)
     assert set(params) == _names("transferability")
     assert params["transferability"] == {"rows": 100, "language_rows": 10, "max_units": 20000}
+    assert config.parse({**BASE, "transferability": True})["transferability"]["rows"] == 2000
     work = estimate.cell_work(cell, exp, lambda task, split, lang: 1000)
     assert [(i.split, i.rows) for i in work.eval] == \
         [("train", 100)] + [("validation", 10)] * len(cell.evaluation["languages"])
@@ -286,3 +287,63 @@ def test_report_is_absent_without_estimates(tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps({"experiment": "x", "cells": []}))
     assert R.section(tmp_path) is None
     assert isinstance(R.load_estimates(tmp_path), pd.DataFrame)
+
+
+# --------------------------------------------------------------------------- the cell
+
+@pytest.mark.parametrize("task, unit", [
+    # generating synthetic NLI rows takes a minute on 2 cores; QA ~10 s
+    pytest.param("synth-nli", "sentence (first token)", marks=pytest.mark.slow),
+    ("synth-ner", "labelled sub-token"),
+    pytest.param("synth-qa", "token of an answer window", marks=pytest.mark.slow)])
+def test_cell_embeds_each_format_and_writes_its_estimates(tmp_path, tiny_dir, one_thread,
+                                                          task, unit):
+    import torch
+
+    from xtl import tasks, transferability_cell
+
+    target = tasks.get(task)
+    train_task = target.train_task or task
+    langs = [lang for lang in target.languages if lang != "en"][:2]
+
+    def estimate_once(where):
+        cell = transferability_cell.start(
+            "t-1", "tiny", task, train_task, {"precision": "fp32", "batch_size": 8,
+                                              "max_length": 64, "doc_stride": 32}, None,
+            langs, str(where), transferability={"rows": 24, "language_rows": 6})
+        cell.load_encoder()
+        torch.manual_seed(0)
+        results = cell.run_all()
+        return cell, results, cell.finish()
+
+    cell, results, doc = estimate_once(tmp_path / "a")
+    assert [r["language"] for r in results] == ["en"] + langs
+    assert results[0]["rows"] == 24 and all(r["rows"] == 6 for r in results[1:])
+    est = doc["estimates"]
+    assert doc["records"] == [] and len(est) == (1 + len(langs)) * len(T.ESTIMATORS)
+    assert {e["unit"] for e in est} == {unit}
+    assert all(np.isfinite(e["value"]) and e["n"] >= 6 for e in est)
+    if task != "synth-nli":  # many units per row: tokens
+        assert all(e["n"] > e["rows"] for e in est)
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["estimates"] == est and saved["kind"] == "transferability"
+    # deterministic on CPU: the same parameters give the same numbers
+    _, _, again = estimate_once(tmp_path / "b")
+    assert [e["value"] for e in again["estimates"]] == [e["value"] for e in est]
+
+
+def test_qa_units_mark_one_start_per_answer_window(tiny_dir):
+    from xtl import features, sources, tasks, transferability_cell
+    from xtl.models import build
+
+    task = tasks.get("synth-qa")
+    net, tok, _ = build(tiny_dir, [])
+    split = sources.load(tasks.get(task.train_task or task.name), "train", "en")
+    split.rows = split.rows.select(range(8))
+    hp = {"max_length": 64, "doc_stride": 32, "input_prefix": ""}
+    feats = features.features(task, split, tok, hp, train=True, cache=False)
+    units = transferability_cell.embed_units(net.encoder, tok, "span_qa", feats)
+    windows = sum(1 for f in feats if f["start_positions"] > 0)
+    assert int(np.sum(units.labels == 1)) == windows
+    assert int(np.sum(units.labels == 2)) <= windows
+    assert units.features.shape == (len(units.labels), net.encoder.config.hidden_size)

@@ -132,8 +132,9 @@ TOP_LEVEL: dict[str, Any] = {
 }
 REQUIRED = ("models", "targets")
 # English training rows, validation rows per language (0: none) and units (a QA window gives
-# one per token) each transferability estimate reads at most
-TRANSFERABILITY = {"rows": 1000, "language_rows": 200, "max_units": 20000}
+# one per token) each transferability estimate reads at most; 2,000 rows: more sentence units
+# than a large model's 1,024 feature dimensions (LogME fits N <= D rows exactly)
+TRANSFERABILITY = {"rows": 2000, "language_rows": 200, "max_units": 20000}
 RETENTION = ("best", "all", "none")
 
 

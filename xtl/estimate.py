@@ -356,7 +356,7 @@ def reuse(plan: Plan, seconds: dict[str, float]) -> Reuse:
     """Checkpoint reuse: each stage trains once for all the cells that start from it; without
     it, every target (and retrieval) cell would train its whole chain of stages itself."""
     by_id = plan.by_id()
-    ends = [c for c in plan.cells if c.kind != "stage"]
+    ends = [c for c in plan.cells if c.kind not in ("stage", "transferability")]
     chains = []
     for cell in ends:
         chain, parent = [], cell.parent

@@ -204,7 +204,10 @@ class TransferabilityCell:
                                    "language": language, "split": split, "estimator": name,
                                    "value": float(value), "n": int(len(units.labels)),
                                    "rows": int(units.rows), "unit": units.unit,
-                                   "classes": int(len(set(units.labels.tolist())))})
+                                   "classes": int(len(set(units.labels.tolist()))),
+                                   # N <= D: LogME fits the labels exactly (its caveat)
+                                   "flags": ["exact_fit"] if len(units.labels)
+                                   <= units.features.shape[1] else []})
         return {"language": language, "split": split, "rows": units.rows,
                 "units": len(units.labels), **values}
 
