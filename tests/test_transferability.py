@@ -262,13 +262,14 @@ def test_report_sets_predictions_beside_measured_gains(tmp_path):
     compared = tables["Predicted vs measured (English training sample)"]
     assert list(compared["intermediate"]) == ["a", "b", "none"]  # by predicted rank
     assert list(compared["measured gain"]) == [2.0, 5.0, 0.0]
+    assert list(compared["logme"]) == ["0.3000", "0.2000", "0.1000"]  # shown to 4 decimals
     agree = tables["Agreement between estimate and measured gain"]
     row = agree[agree["estimator"] == "LogME"].iloc[0]
     assert row["spearman"] == pytest.approx(0.5) and row["kendall"] == pytest.approx(1 / 3)
     assert row["regret@1"] == pytest.approx(3.0) and row["regret@2"] == 0.0
     langs = [t for name, t in section.tables if name.startswith("Per language")][0]
     de = langs[(langs["language"] == "de") & (langs["intermediate"] == "a")].iloc[0]
-    assert de["predicted (LogME - none)"] == pytest.approx(0.2)
+    assert de["predicted (LogME - none)"] == "0.2000"
     assert de["measured gain"] == pytest.approx(2.0)
     assert "No measured gains" not in section.text
 

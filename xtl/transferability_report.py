@@ -166,6 +166,16 @@ def agreement(compared: pd.DataFrame, samples: int = BOOTSTRAP) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _shown(frame: pd.DataFrame, columns: tuple[str, ...] = tuple(NAMES)) -> pd.DataFrame:
+    """Estimates as text with 4 decimals (checkpoints often differ in the third); the report's
+    tables round floats to 1-2."""
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = [f"{v:.4f}" if pd.notna(v) else "-" for v in out[column]]
+    return out
+
+
 def _interval(low: float, high: float) -> str:
     return "undefined" if np.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
 
@@ -211,7 +221,7 @@ def section(run_dir: str | Path):
              if measured else
              "**No measured gains yet**: these are predictions alone; the grid's target cells "
              "(after `xtl run`) add the measured gains beside them.")
-    tables = [("Predicted vs measured (English training sample)", compared)]
+    tables = [("Predicted vs measured (English training sample)", _shown(compared))]
     if not agree.empty:
         tables.append(("Agreement between estimate and measured gain", agree))
     retrieval = gains[gains["kind"] == "retrieval"] if "kind" in gains else pd.DataFrame()
@@ -221,6 +231,7 @@ def section(run_dir: str | Path):
                        retrieval[["model", "target", "intermediate", "score", "gain"]]))
     languages = per_language(estimates, language_gains(run_dir))
     if not languages.empty:
+        languages = _shown(languages, ("LogME", "predicted (LogME - none)"))
         tables.append(("Per language: LogME on a sample of the target's validation rows, "
                        "minus the base model's, beside the measured gain in that language",
                        languages))
