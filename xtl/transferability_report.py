@@ -137,8 +137,11 @@ def comparison(estimates: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
                         on=["model", "target", "intermediate"], how="left")
     merged["measured rank"] = (merged.groupby(["model", "target"])["gain"]
                                .rank(ascending=False, method="min"))
-    return merged.rename(columns={"gain": "measured gain"}).sort_values(
-        ["model", "target", "predicted rank"]).reset_index(drop=True)
+    merged = merged.rename(columns={"gain": "measured gain"})
+    order = ["model", "target", "intermediate", *[e for e in NAMES if e in merged],
+             "predicted rank", "measured gain", "measured rank"]
+    return merged[order].sort_values(["model", "target", "predicted rank"]).reset_index(
+        drop=True)
 
 
 def agreement(compared: pd.DataFrame, samples: int = BOOTSTRAP) -> pd.DataFrame:
