@@ -210,6 +210,17 @@ def test_finished_estimate_cell_counts_as_done_only_with_its_estimates(tmp_path)
 
 # --------------------------------------------------------------------------- the report
 
+def test_rank_correlations_match_scipy_with_ties():
+    from scipy.stats import kendalltau, spearmanr
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x, y = rng.integers(0, 4, 7).astype(float), rng.integers(0, 4, 7).astype(float)
+        if np.ptp(x) and np.ptp(y):
+            assert R.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+            assert R.kendall(x, y) == pytest.approx(kendalltau(x, y).statistic)
+
+
 def test_correlations_regret_and_bootstrap():
     est, gain = np.array([3.0, 2.0, 1.0, 0.0]), np.array([1.0, 2.0, 0.5, -1.0])
     assert R.spearman(est, gain) == pytest.approx(0.8)

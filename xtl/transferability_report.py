@@ -49,22 +49,32 @@ def load_estimates(run_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho (average ranks for ties); NaN when either side is constant."""
-    from scipy.stats import spearmanr
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their average rank."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inverse = np.unique(x, return_inverse=True)
+    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
 
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson's r of the average ranks; NaN when either side is constant."""
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(spearmanr(x, y).statistic)
+    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
 
 
 def kendall(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b; NaN when either side is constant."""
-    from scipy.stats import kendalltau
-
+    """Kendall's tau-b (ties corrected, as scipy.stats.kendalltau); NaN when either side is
+    constant."""
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(kendalltau(x, y).statistic)
+    upper = np.triu_indices(len(x), 1)
+    dx = np.sign(np.subtract.outer(x, x))[upper]
+    dy = np.sign(np.subtract.outer(y, y))[upper]
+    pairs = len(dx)
+    return float(np.sum(dx * dy) / np.sqrt((pairs - np.sum(dx == 0)) * (pairs - np.sum(dy == 0))))
 
 
 def bootstrap(x: np.ndarray, y: np.ndarray, statistic, samples: int = BOOTSTRAP,
