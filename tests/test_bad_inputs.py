@@ -378,7 +378,7 @@ CALL_ROWS = [
     call("notebook hparam NaN", lambda t: _start(t, hparams={"learning_rate": float("nan")}),
          ConfigError, r"learning_rate = nan must be a finite number"),
     call("notebook kind", lambda t: _start(t, kind="bogus"), ConfigError,
-         r"kind must be 'stage', 'target' or 'retrieval', got 'bogus'"),
+         r"kind must be 'stage', 'target', 'retrieval' or 'transferability', got 'bogus'"),
     call("notebook cell_dir None", lambda t: _start(t, cell_dir=None), ConfigError,
          r"notebook parameter cell_dir must be a non-empty string, got None"),
     call("notebook declared_tasks a list", lambda t: _start(t, declared_tasks=[1]), ConfigError,

@@ -11,7 +11,7 @@ import pytest
 from xtl import config, plan, run
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("intermediate", "target", "analysis", "retrieval")
+NAMES = ("intermediate", "target", "analysis", "retrieval", "transferability")
 
 
 def parameters_cell(name: str) -> dict:

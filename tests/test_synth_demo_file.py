@@ -24,7 +24,8 @@ MARGIN = 5
 def test_demo_plan_is_the_issue_grid():
     exp = config.load(DEMO)
     cells = plan.build(exp).cells
-    assert Counter(c.kind for c in cells) == {"stage": 2, "target": 6, "retrieval": 3}
+    assert Counter(c.kind for c in cells) == {"stage": 2, "target": 6, "retrieval": 3,
+                                              "transferability": 6}
     assert {c.axes["model"] for c in cells} == {"multilingual-e5-small"}
     assert {str(c.axes["intermediate"]) for c in cells} == {"none", "synth-nli", "synth-qa"}
     assert {c.axes["target"] for c in cells if c.kind != "stage"} == {

@@ -29,6 +29,7 @@ from xtl.hparams import (
     split_scope,
 )
 from xtl.tasks import resolve as resolve_task
+from xtl.transferability import transferability_settings
 
 CONTRACT_VERSION = 1
 
@@ -55,6 +56,9 @@ TOP_LEVEL: dict[str, Any] = {
     "keep_checkpoints": "best",
     "gpus_per_cell": 1,  # processes (GPUs) training one cell together (through accelerate)
     "distributed": "ddp",  # with gpus_per_cell > 1: ddp, or fsdp (shards a model too big for one)
+    # transferability cells (xtl.transferability_cell): false, true or a mapping of
+    # xtl.transferability.TRANSFERABILITY keys; off by default, so no existing plan changes
+    "transferability": False,
 }
 REQUIRED = ("models", "targets")
 RETENTION = ("best", "all", "none")
@@ -206,6 +210,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
     if values["keep_checkpoints"] not in RETENTION:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     values["executor"] = executors.parse(values["executor"], source)
+    values["transferability"] = transferability_settings(values["transferability"], source)
     return Experiment(None, raw, values, declared)
 
 

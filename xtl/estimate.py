@@ -238,12 +238,32 @@ def cell_work(cell: Cell, exp: Experiment, count: RowCounter) -> Work:
         work.model_loads = 2  # the fresh model, then the best checkpoint to evaluate
     if cell.kind == "stage":
         work.dev_evals += 1  # the notebook scores the best checkpoint on dev once more
+    elif cell.kind == "transferability":
+        work.eval = transferability_items(cell, exp, count)
     else:
         task = _task(cell.axes["target"], exp.declared)
         split = cell.evaluation["split"]
         work.eval = [Item(task, task, split, lang, count(task, split, lang))
                      for lang in cell.evaluation["languages"]]
     return work
+
+
+def transferability_items(cell: Cell, exp: Experiment, count: RowCounter) -> list[Item]:
+    """What a transferability cell embeds (one forward pass per row, like an evaluation):
+    its English training sample, then each language's validation sample."""
+    settings = cell.identity["estimate"]
+    target = _task(cell.axes["target"], exp.declared)
+    data = _task(target.train_task or target.name, exp.declared)
+
+    def capped(task: Task, split: str, lang: str, cap: int) -> int | None:
+        n = count(task, split, lang)
+        return None if n is None else min(n, cap)
+
+    return [Item(target, data, "train", data.train_language,
+                 capped(data, "train", data.train_language, settings["rows"]))] + [
+        Item(target, target, "validation", lang,
+             capped(target, "validation", lang, settings["language_rows"]))
+        for lang in cell.evaluation["languages"]]
 
 
 def _training(work: Work, pairs: list[tuple[Task, Task]], size: int | None,
@@ -337,7 +357,7 @@ def reuse(plan: Plan, seconds: dict[str, float]) -> Reuse:
     """Checkpoint reuse: each stage trains once for all the cells that start from it; without
     it, every target (and retrieval) cell would train its whole chain of stages itself."""
     by_id = plan.by_id()
-    ends = [c for c in plan.cells if c.kind != "stage"]
+    ends = [c for c in plan.cells if c.kind not in ("stage", "transferability")]
     chains = []
     for cell in ends:
         chain, parent = [], cell.parent

@@ -144,9 +144,11 @@ class CellRun:
                                  self.precision)
 
     def finish(self, records: list[dict], examples: list[dict] | None = None,
-               extra: dict | None = None, baselines: list[dict] | None = None) -> dict:
+               extra: dict | None = None, baselines: list[dict] | None = None,
+               estimates: list[dict] | None = None) -> dict:
         """Write predictions, then metrics.json (last: its presence means the cell is done);
-        `baselines`: the shortcut scores on the same rows (`xtl.shortcuts.for_cell`)."""
+        `baselines`: the shortcut scores on the same rows (`xtl.shortcuts.for_cell`);
+        `estimates`: a transferability cell's records (`xtl.transferability_cell`)."""
         if examples:
             by_file: dict[str, list[str]] = {}
             for ex in examples:
@@ -166,6 +168,7 @@ class CellRun:
             "records": records,
             "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
             **({"baselines": baselines} if baselines else {}),
+            **({"estimates": estimates} if estimates is not None else {}),
             "provenance": collect(data=self.data, hparams=self.hparams,
                                   precision=self.precision, model_source=self.model_source,
                                   parent=self.parent, training=self.training, finished=now,
@@ -272,8 +275,9 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
     for key, value in hparams.items():
         check_hparam(key, value, "notebook parameter hparams")
         resolved[key] = value
-    if kind not in ("stage", "target", "retrieval"):
-        raise ConfigError(f"kind must be 'stage', 'target' or 'retrieval', got {kind!r}")
+    if kind not in ("stage", "target", "retrieval", "transferability"):
+        raise ConfigError(f"kind must be 'stage', 'target', 'retrieval' or 'transferability', "
+                          f"got {kind!r}")
     run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
                   sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),

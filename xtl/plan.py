@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xtl import sources, synth, zoo
+from xtl import sources, synth, transferability, zoo
 from xtl.config import (
     CONTRACT_VERSION,
     Experiment,
@@ -32,8 +32,8 @@ from xtl.tables import plural
 @dataclass
 class Cell:
     id: str
-    kind: str  # "stage" | "target"
-    notebook: str  # "intermediate" | "target"
+    kind: str  # "stage" | "target" | "retrieval" | "transferability"
+    notebook: str  # "intermediate" | "target" | "retrieval" | "transferability"
     label: str
     identity: dict[str, Any]  # what the id hashes
     parent: str | None
@@ -178,6 +178,9 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
             "hparams": identity_hparams(recipe.hparams, {task.format}),
             "parent": parent,
         }
+        if v["transferability"] and task.format in transferability.FORMATS:
+            _add_transferability_cell(cells, task, identity_model, recipe, v, parent, model,
+                                      inter_label, stage_seed, languages, exp)
         cid = cell_id("target", identity)
         if cid not in cells:
             cells[cid] = Cell(cid, "target", "target",
@@ -188,8 +191,10 @@ def build(exp: Experiment, check_models: bool = True) -> Plan:
                               recipe.to_json())
     if not cells:
         raise ConfigError("the experiment expands to zero cells")
+    # stages, then the cheap estimates that need only them, then the targets
     ordered = [c for c in cells.values() if c.kind == "stage"]
-    ordered += [c for c in cells.values() if c.kind != "stage"]
+    ordered += [c for c in cells.values() if c.kind == "transferability"]
+    ordered += [c for c in cells.values() if c.kind not in ("stage", "transferability")]
     return Plan(v["name"], ordered, str(mirror) if mirror else None,
                 raw_dir=str(raw) if raw else None)
 
@@ -244,6 +249,38 @@ def _add_retrieval_cell(cells: dict, task: Any, identity_model: str, recipe: Rec
                           + _grid_label(point, "target"), identity, parent,
                           {**axes, "train_size": None},
                           {"split": v["eval_split"], "languages": languages}, recipe.to_json())
+
+
+# The target hyperparameters a transferability estimate depends on (featurisation, precision).
+TRANSFERABILITY_HPARAMS = ("max_length", "input_prefix", "doc_stride", "tag_subtoken",
+                           "precision")
+
+
+def _add_transferability_cell(cells: dict, task: Any, identity_model: str, recipe: Recipe,
+                              v: dict, parent: str | None, model: str, inter_label: str,
+                              stage_seed: int, languages: list[str], exp: Experiment) -> None:
+    """One estimate per (model, checkpoint the target starts from, target): no seed, train
+    size or target training hyperparameters of its own (opt-in: `transferability:`)."""
+    settings = v["transferability"]
+    train_task = task.train_task or task.name
+    identity = {"contract": CONTRACT_VERSION, "kind": "transferability",
+                "model": identity_model, "task": _task_identity(task.name, exp),
+                "train_task": _task_identity(train_task, exp),
+                "hparams": {k: recipe.hparams[k] for k in TRANSFERABILITY_HPARAMS},
+                "estimate": {**settings, "revision": transferability.REVISION,
+                             "subsample_seed": v["subsample_seed"]},
+                "parent": parent}
+    cid = cell_id("transferability", identity)
+    if cid not in cells:
+        seed = f" | seed {stage_seed}" if parent else ""
+        cells[cid] = Cell(cid, "transferability", "transferability",
+                          f"{model} | {inter_label} ~> {task.name} (transferability){seed}",
+                          identity, parent,
+                          {"model": model, "intermediate": inter_label, "target": task.name,
+                           "seed": stage_seed if parent else None, "train_size": None},
+                          {"split": "validation",
+                           "languages": languages if settings["language_rows"] else []},
+                          recipe.to_json())
 
 
 def single_recipe(phase: str, task: Any, preset: dict, values: dict, point: dict,
@@ -302,7 +339,7 @@ def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:
                     needed[(task.name, split, task.train_language)] = task
         else:
             task = _task(cell.axes["target"], exp.declared)
-            if cell.kind == "target":
+            if cell.kind in ("target", "transferability"):
                 train = _task(task.train_task or task.name, exp.declared)
                 for split in ("train", "validation"):
                     needed[(train.name, split, train.train_language)] = train
@@ -336,6 +373,14 @@ def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
     shown = "?" if None in evals else f"{sum(evals):,}"
     if cell.kind == "retrieval":
         return f"no training; embeds {shown} rows in {plural(len(evals), 'language')}"
+    if cell.kind == "transferability":
+        settings = cell.identity["estimate"]
+        train = _task(task.train_task or task.name, exp.declared)
+        n = sources.count_rows(train, "train", train.train_language, mirror)
+        rows = "?" if n is None else f"{min(n, settings['rows']):,}"
+        per = (f"; up to {settings['language_rows']} validation rows in each of "
+               f"{plural(len(evals), 'language')}" if evals else "")
+        return f"no training; embeds {rows} English training rows{per}"
     train = _task(task.train_task or task.name, exp.declared)
     n = cell.identity["train_size"] or sources.count_rows(train, "train", train.train_language,
                                                           mirror)
@@ -357,9 +402,12 @@ def describe(plan: Plan, states: dict[str, tuple[str, str]], works: dict[str, st
     """The cells as a dependency tree: each stage, then the cells that start from it; `times`
     (`xtl plan --estimate`) adds a line per cell."""
     stages = sum(c.kind == "stage" for c in plan.cells)
+    estimates = sum(c.kind == "transferability" for c in plan.cells)
+    also = f", {plural(estimates, 'transferability estimate')}" if estimates else ""
     lines = [f"experiment {plan.experiment!r}: {plural(len(plan.cells), 'cell')} "
              f"({plural(stages, 'intermediate stage')}, "
-             f"{plural(len(plan.cells) - stages, 'target')}); mirror: {plan.mirror}"]
+             f"{plural(len(plan.cells) - stages - estimates, 'target')}{also}); "
+             f"mirror: {plan.mirror}"]
     children: dict[str | None, list[Cell]] = {}
     for cell in plan.cells:
         children.setdefault(cell.parent, []).append(cell)

@@ -33,6 +33,7 @@ from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
 from xtl.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from xtl.tables import table
+from xtl.transferability import TRANSFERABILITY
 
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
 NOTEBOOKS = resources.files("xtl.notebooks")
@@ -122,6 +123,11 @@ def outputs_complete(run_dir: RunDir, cell: planning.Cell) -> bool:
         return False
     if cell.kind == "stage":
         return True
+    if cell.kind == "transferability":  # its numbers are estimates, not records
+        try:
+            return isinstance(read_json(metrics).get("estimates"), list)
+        except (OSError, ValueError, AttributeError):
+            return False
     return {(lang, cell.evaluation["split"]) for lang in cell.evaluation["languages"]} <= have
 
 
@@ -220,6 +226,14 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
         return {**common, "task": cell.axes["target"], "eval_split": cell.evaluation["split"],
                 "eval_languages": cell.evaluation["languages"]}
     train_task = ident["train_task"]
+    if cell.kind == "transferability":
+        del common["seed"], common["checkpoint_dir"]
+        estimate = dict(ident["estimate"])
+        return {**common, "task": cell.axes["target"],
+                "train_task": train_task if isinstance(train_task, str) else train_task["name"],
+                "eval_languages": cell.evaluation["languages"],
+                "subsample_seed": estimate.pop("subsample_seed") or 0,
+                "transferability": {k: estimate[k] for k in TRANSFERABILITY}}
     return {**common, "task": cell.axes["target"],
             "train_task": train_task if isinstance(train_task, str) else train_task["name"],
             "train_size": ident["train_size"], "subsample_seed": ident["subsample_seed"] or 0,
