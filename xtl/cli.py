@@ -35,7 +35,11 @@ def _source(task) -> str:
 def _plan(args: argparse.Namespace) -> None:
     from xtl import estimate, plan, run
 
-    exp, built, run_dir = run.prepare(args.file, args.out, force=True)
+    exp, built, run_dir = run.prepare(args.file, args.out, force=True, require_local=False)
+    missing = plan.unavailable(built, exp)
+    if args.check and missing:
+        raise ConfigError(f"{len(missing)} model(s)/split(s) of the plan are not available "
+                          "here:\n  " + "\n  ".join(missing))
     if args.check:
         plan.check_hub(built, exp)
     mirror = Path(built.mirror) if built.mirror else None
@@ -51,6 +55,9 @@ def _plan(args: argparse.Namespace) -> None:
     if changed:
         print("changed since the last run in this directory (xtl run needs --force or --out):")
         print("  " + "\n  ".join(changed))
+    if missing:
+        print(f"not available here ({len(missing)}; `xtl plan --check` and `xtl run` refuse "
+              "until fixed):\n  " + "\n  ".join(missing))
     print(f"run directory: {run_dir.root}")
 
 
@@ -76,6 +83,16 @@ def _estimate(args: argparse.Namespace, exp, built, states):
 def _run(args: argparse.Namespace) -> None:
     from xtl import run
 
+    if args.smoke is not None:
+        from xtl import smoke
+
+        result = smoke.run(args.file, args.out, args.smoke, args.steps, args.model, args.mirror,
+                           args.raw_dir)
+        sys.exit(1 if result.crashed else 0)
+    only_smoke = [f"--{k.replace('_', '-')}" for k in ("model", "mirror", "raw_dir", "steps")
+                  if getattr(args, k) is not None]
+    if only_smoke:
+        raise ConfigError(f"{', '.join(only_smoke)} only apply to a smoke run (add --smoke)")
     summary = run.run(args.file, args.out, retry_failed=args.retry_failed, force=args.force)
     if summary.failed:
         sys.exit(1)
@@ -139,6 +156,15 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--retry-failed", action="store_true", help="rerun failed cells")
             p.add_argument("--force", action="store_true",
                            help="run although the file changed cells of this run directory")
+            p.add_argument("--smoke", type=int, nargs="?", const=16, metavar="N",
+                           help="smoke run: every cell on the first N rows of each split "
+                                "(default 16) and a few optimizer steps, into <out>-smoke; "
+                                "prints each cell's outcome (docs/smoke.md)")
+            p.add_argument("--steps", type=int, help="smoke run: optimizer steps per cell "
+                                                     "(default 2)")
+            p.add_argument("--model", help="smoke run: this model instead of the file's")
+            p.add_argument("--mirror", help="smoke run: this Hub-layout mirror")
+            p.add_argument("--raw-dir", help="smoke run: this raw-data directory")
         if name == "plan":
             p.add_argument("--check", action="store_true",
                            help="verify every dataset config and split on the Hub or mirror")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import datasets
 
+from xtl import smokecaps
 from xtl.errors import DataError, unknown
 from xtl.store import sha256_file
 from xtl.tasks import Task, format_module, get
@@ -181,6 +182,7 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     if len(rows) == 0:
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")
+    rows = smokecaps.cap_rows(rows)  # a smoke run (`xtl run --smoke`): the first N rows
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
 
 

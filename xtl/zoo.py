@@ -101,8 +101,11 @@ def _hub_available(hub_id: str) -> bool:
     return _hub_cached(hub_id) or _hub_reachable(hub_id)
 
 
-def validate(name: str) -> ModelRef:
-    """Check a model name at plan time; raise `ModelError` naming what would have worked."""
+def reference(name: str) -> ModelRef:
+    """What a model name is and its cell identity, from the name alone: no weights, no Hub.
+
+    `xtl plan` uses it, so a grid can be planned where the model is not downloaded (a login
+    node); `validate` adds the check that the weights can be had."""
     if not isinstance(name, str) or not name:
         raise ModelError(f"model name must be a non-empty string, got {name!r}")
     if name in PRESETS:
@@ -111,20 +114,39 @@ def validate(name: str) -> ModelRef:
         return ModelRef(name, "preset", f"preset:{name}@{preset.revision}:{source}",
                         dict(preset.hparams))
     if _looks_like_path(name):
-        path = Path(name).expanduser().resolve()
+        return ModelRef(name, "path", f"path:{Path(name).expanduser().resolve()}", {})
+    return ModelRef(name, "hub", f"hub:{name}", {})
+
+
+def unavailable(ref: ModelRef) -> str | None:
+    """None when the model's weights can be had here; else why not and the command that fixes
+    it."""
+    if ref.kind == "preset":
+        return None
+    if ref.kind == "path":
+        path = Path(ref.name).expanduser().resolve()
         if not (path / "config.json").is_file():
-            raise ModelError(f"model path {str(path)!r} has no config.json; expected a "
-                             "directory written by save_pretrained or an xtl checkpoint/encoder")
+            return (f"model path {str(path)!r} has no config.json; expected a directory written "
+                    "by save_pretrained or an xtl checkpoint/encoder")
         if read_json_object(path / "config.json") is None:
-            raise ModelError(f"model path {str(path)!r}: config.json is not a JSON object (a "
-                             "transformers config written by save_pretrained)")
-        return ModelRef(name, "path", f"path:{path}", {})
-    if _hub_available(name):
-        return ModelRef(name, "hub", f"hub:{name}", {})
-    raise ModelError(
-        f"model {name!r} is not a preset ({', '.join(PRESETS)}){closest(name, PRESETS)}, "
-        "not an existing local directory, and not a Hub id that is cached or reachable "
-        "(offline: download it once with `huggingface-cli download` or pass a local path)")
+            return (f"model path {str(path)!r}: config.json is not a JSON object (a "
+                    "transformers config written by save_pretrained)")
+        return None
+    if _hub_available(ref.name):
+        return None
+    return (f"model {ref.name!r} is not a preset ({', '.join(PRESETS)})"
+            f"{closest(ref.name, PRESETS)}, not an existing local directory, and not a Hub id "
+            "that is cached or reachable (fix: `huggingface-cli download "
+            f"{ref.name}` where the Hub is reachable, or pass a local path)")
+
+
+def validate(name: str) -> ModelRef:
+    """Check a model name at plan time; raise `ModelError` naming what would have worked."""
+    ref = reference(name)
+    why = unavailable(ref)
+    if why is not None:
+        raise ModelError(why)
+    return ref
 
 
 def materialize(name: str) -> tuple[Path | str, str]:
