@@ -105,14 +105,20 @@ def test_smoke_options_need_smoke(tmp_path, capsys):
 
 
 def test_missing_data_names_the_split(tmp_path, hub_mirror):
-    text = GRID.replace("[synth-nli, tatoeba-sample]", "[xnli]").replace("[none, synth-nli]",
-                                                                          "[none, ccg]")
+    text = GRID.replace("[synth-nli, tatoeba-sample]", "[xnli, panx, bucc2018]").replace(
+        "[none, synth-nli]", "[none, ccg]")
     exp = config.load(write(tmp_path, "tiny", text))
     built = plan.build(exp)
-    reasons = {c.label: smoke.missing_data(c, exp, hub_mirror, None) for c in built.cells}
-    stage = next(label for label in reasons if "ccg" in label and "->" not in label)
-    assert reasons[stage].startswith("missing split ccg/en/train: ")
-    assert reasons["tiny | none -> xnli | seed 0"] is None
+    found = {c.label: (c, *smoke.missing_data(c, exp, hub_mirror, None)) for c in built.cells}
+    assert found["tiny | ccg | seed 0"][1].startswith("missing split ccg/en/train: ")
+    assert found["tiny | none -> xnli | seed 0"][1:] == (None, "")
+    # evaluation languages absent from the mirror are dropped from the cell, and named
+    cell, why, note = found["tiny | none -> panx | seed 0"]
+    assert why is None and "missing split panx/validation in " in note and "he" in note
+    assert "he" not in cell.evaluation["languages"] and "de" in cell.evaluation["languages"]
+    # no language at all: the cell is missing
+    why = found["tiny | none -> bucc2018"][1]
+    assert why.startswith("missing split bucc2018/validation in every language (de, fr, ru, zh)")
 
 
 def test_table_lists_each_cell_with_its_reason(tmp_path):
@@ -199,3 +205,39 @@ def test_smoke_run_end_to_end(tmp_path):
             assert prov["training"]["steps"] <= 2
     assert "passed" in lines[-1] or "SMOKE RUN" in "\n".join(lines)
     assert (out / "smoke.md").read_text().startswith("SMOKE RUN of")
+
+
+# --- the reduced paper grid on the real samples (../shared; skipped in a fresh clone) ----------
+
+REDUCED = """\
+xtl: 1
+name: reduced
+models: [xlm-roberta-large]
+intermediate: [none, mnli, hellaswag]
+targets: [xnli, pawsx, panx, tydiqa, tatoeba]
+seeds: [0]
+hparams: {{precision: fp32}}
+"""
+
+
+@pytest.mark.slow
+def test_smoke_reduced_grid_on_the_mirror(tmp_path, hub_mirror):
+    """Intermediate formats classification and multiple choice x target formats
+    classification, tagging, span QA and retrieval, on the real samples: every cell passes or
+    names the split the sample mirror lacks."""
+    path = tmp_path / "reduced.yaml"
+    path.write_text(REDUCED.format())
+    raw = hub_mirror.parent / "raw"
+    result = smoke.run(path, tmp_path / "out", rows=8, steps=1, model="tiny",
+                       mirror=str(hub_mirror), raw_dir=str(raw), log=lambda *_: None)
+    states = {o.label: o for o in result.outcomes}
+    assert not result.crashed, smoke.table(result, path)
+    assert len(result.outcomes) == 2 + 3 * 5
+    for o in result.outcomes:
+        assert o.state in ("passed", "missing", "skipped")
+        if o.state == "missing":
+            assert o.reason.startswith("missing split ")
+    passed = {o.label for o in result.outcomes if o.state == "passed"}
+    # each target format ran from the base model
+    for target in ("xnli", "panx", "tatoeba"):
+        assert any(f"none -> {target}" in label for label in passed), states

@@ -102,14 +102,38 @@ def _claim(root: Path) -> None:
 
 
 def missing_data(cell: planning.Cell, exp: config.Experiment, mirror: Path | None,
-                 raw: Path | None) -> str | None:
-    """The first split this cell reads that is not in the mirror / raw directory, or None."""
-    for task, split, lang in planning.cell_splits(cell, exp):
-        try:
-            sources.check_available(task, split, lang, mirror, raw)
-        except DataError as err:
-            return f"missing split {task.name}/{lang}/{split}: {_one_line(str(err))}"
-    return None
+                 raw: Path | None) -> tuple[str | None, str]:
+    """(why the cell cannot run, a note) from the splits it reads that are not in the mirror /
+    raw directory. The training splits must all be there; evaluation languages that are not
+    are dropped from the cell (the note names them), unless none is left."""
+    needed = planning.cell_splits(cell, exp)
+    trained = {"stage": len(needed), "target": 2}.get(cell.kind, 0)  # cell_splits' order
+
+    def absent(part: list) -> tuple[list[str], str, str]:
+        langs, first, name = [], "", ""
+        for task, split, lang in part:
+            try:
+                sources.check_available(task, split, lang, mirror, raw)
+            except DataError as err:
+                langs.append(lang)
+                first = first or _one_line(str(err), 160)
+                name = name or f"{task.name}/{split}"
+        return langs, name, first
+
+    langs, name, first = absent(needed[:trained])
+    if langs:
+        task, split = name.split("/")
+        return f"missing split {task}/{langs[0]}/{split}: {first}", ""
+    evaluated = needed[trained:]
+    langs, name, first = absent(evaluated)
+    if not langs:
+        return None, ""
+    if len(langs) == len(evaluated):
+        return f"missing split {name} in every language ({', '.join(langs)}): {first}", ""
+    cell.evaluation = {**cell.evaluation,
+                       "languages": [lang for _, _, lang in evaluated if lang not in langs]}
+    return None, (f"evaluated {len(evaluated) - len(langs)} of {len(evaluated)} languages; "
+                  f"missing split {name} in {', '.join(langs)}")
 
 
 def _one_line(text: str, width: int = 200) -> str:
@@ -165,13 +189,14 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
                                           "rows": caps.rows, "steps": caps.steps,
                                           "substitutions": caps.substitutions})
         atomic_write_text(root / "experiment.yaml", yaml.safe_dump(doc, sort_keys=False))
-        atomic_write_json(root / "plan.json", plan.to_json())
         missing: dict[str, str] = {}
-        for cell in plan.cells:
-            why = missing_data(cell, exp, mirror, raw)
+        notes: dict[str, str] = {}
+        for cell in plan.cells:  # before plan.json: a cell may lose absent eval languages
+            why, notes[cell.id] = missing_data(cell, exp, mirror, raw)
             if why is not None:
                 missing[cell.id] = why
                 run_dir.set_status(cell.id, state="failed", label=cell.label, error=why)
+        atomic_write_json(root / "plan.json", plan.to_json())
         kernel = running.kernel_name()
         os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
         os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
@@ -188,11 +213,11 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
         finally:
             executor.close()
         running.report(root, kernel, log)
-    return SmokeResult(root, caps, outcomes(run_dir, plan, missing))
+    return SmokeResult(root, caps, outcomes(run_dir, plan, missing, notes))
 
 
-def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, str]
-             ) -> list[Outcome]:
+def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, str],
+             notes: dict[str, str] | None = None) -> list[Outcome]:
     """One outcome per cell; a skipped cell says which failure upstream stopped it."""
     found: dict[str, Outcome] = {}
     for cell in plan.cells:  # dependency order: a parent's outcome is known first
@@ -202,7 +227,7 @@ def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, st
             out = Outcome(cell.id, cell.kind, cell.label, "missing", missing[cell.id])
         elif state == "done" and running.is_done(run_dir, cell) or running.not_needed(
                 run_dir, plan, cell):
-            out = Outcome(cell.id, cell.kind, cell.label, "passed")
+            out = Outcome(cell.id, cell.kind, cell.label, "passed", (notes or {}).get(cell.id, ""))
         elif state == "skipped" and cell.parent in found:
             parent = found[cell.parent]
             out = Outcome(cell.id, cell.kind, cell.label, "skipped",
