@@ -240,3 +240,25 @@ def test_smoke_reduced_grid_on_the_mirror(tmp_path, hub_mirror):
     # PAN-X lacks some languages in the sample mirror: evaluated on the rest, and named
     panx = states["tiny | none -> panx | seed 0"]
     assert "missing split panx/validation in " in panx.reason
+
+
+def test_summarize_reads_an_interrupted_smoke_run(tmp_path):
+    exp = config.load(write(tmp_path, "tiny"))
+    built = plan.build(exp)
+    root = tmp_path / "out-smoke"
+    run_dir = run.RunDir(root)
+    root.mkdir()
+    stage, first, *rest = built.cells
+    (root / "plan.json").write_text(json.dumps(built.to_json()))
+    (root / "smoke.json").write_text(json.dumps({
+        "smoke": True, "rows": 4, "steps": 1, "substitutions": {},
+        "missing": {stage.id: "missing split synth-nli/en/train: gone"}}))
+    run_dir.set_status(first.id, state="failed", label=first.label, error="KeyError: 'x'\nmore")
+    with pytest.raises(ConfigError, match="not a smoke run"):
+        smoke.summarize(tmp_path)
+    result = smoke.summarize(root)
+    states = [(o.state, o.reason) for o in result.outcomes]
+    assert states[0] == ("missing", "missing split synth-nli/en/train: gone")
+    assert states[1] == ("failed", "KeyError: 'x' more")
+    assert {s for s, _ in states[2:]} == {"not run"}
+    assert "not run" in smoke.table(result, "f.yaml").splitlines()[0]

@@ -26,6 +26,7 @@ from xtl.smokecaps import DEFAULT_STEPS, SMOKE_ENV, Caps
 from xtl.store import atomic_write_json, atomic_write_text, read_json
 
 MARKER = "smoke.json"
+STATES = ("passed", "missing", "failed", "skipped", "not run")
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Outcome:
     cell: str
     kind: str
     label: str
-    state: str  # passed | missing | failed | skipped
+    state: str  # STATES: passed | missing | failed | skipped | not run (interrupted)
     reason: str = ""
 
 
@@ -197,6 +198,8 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
                 missing[cell.id] = why
                 run_dir.set_status(cell.id, state="failed", label=cell.label, error=why)
         atomic_write_json(root / "plan.json", plan.to_json())
+        atomic_write_json(root / MARKER, {**read_json(root / MARKER), "missing": missing,
+                                          "notes": {k: v for k, v in notes.items() if v}})
         kernel = running.kernel_name()
         os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
         os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
@@ -213,7 +216,7 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
         finally:
             executor.close()
         running.report(root, kernel, log)
-    return SmokeResult(root, caps, outcomes(run_dir, plan, missing, notes))
+    return summarize(root)
 
 
 def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, str],
@@ -232,6 +235,8 @@ def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, st
             parent = found[cell.parent]
             out = Outcome(cell.id, cell.kind, cell.label, "skipped",
                           f"its stage {parent.label!r} {parent.state}: {parent.reason}")
+        elif state in ("pending", "running"):  # an interrupted smoke run
+            out = Outcome(cell.id, cell.kind, cell.label, "not run", state)
         else:
             out = Outcome(cell.id, cell.kind, cell.label, "failed",
                           _one_line(status.get("error") or status.get("reason")
@@ -245,8 +250,8 @@ def table(result: SmokeResult, exp_path: str | Path, markdown: bool = False) -> 
     subs = "; ".join(f"{k}: {v['from']} -> {v['to']}" for k, v in result.caps.substitutions.items())
     head = (f"SMOKE RUN of {exp_path} ({result.caps.rows} rows per split, at most "
             f"{result.caps.steps} optimizer steps per cell{'; ' + subs if subs else ''}): "
-            + ", ".join(f"{result.count(s)} {s}" for s in ("passed", "missing", "failed",
-                                                            "skipped"))
+            + ", ".join(f"{result.count(s)} {s}" for s in STATES
+                        if s != "not run" or result.count(s))
             + f" of {len(result.outcomes)} cells in {result.seconds:.0f} s; {result.root}")
     if markdown:
         lines = [head, "", "| cell | kind | what | outcome | reason |", "|---|---|---|---|---|"]
@@ -257,6 +262,17 @@ def table(result: SmokeResult, exp_path: str | Path, markdown: bool = False) -> 
     lines += [f"  {o.state.upper() if o.state != 'passed' else o.state:<8} {o.kind:<9} "
               f"{o.label}" + (f": {o.reason}" if o.reason else "") for o in result.outcomes]
     return "\n".join(lines)
+
+
+def summarize(root: Path) -> SmokeResult:
+    """The outcomes of the smoke run in `root` as its files say (also of an interrupted one)."""
+    marker = is_smoke(root)
+    if marker is None:
+        raise ConfigError(f"{root} is not a smoke run directory (no {MARKER})")
+    plan = planning.Plan.from_json(read_json(root / "plan.json"))
+    caps = Caps(marker["rows"], marker["steps"], marker.get("substitutions", {}))
+    return SmokeResult(root, caps, outcomes(running.RunDir(root), plan,
+                                            marker.get("missing", {}), marker.get("notes", {})))
 
 
 def is_smoke(root: Path) -> dict | None:
