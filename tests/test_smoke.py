@@ -56,6 +56,8 @@ def test_loader_caps_every_split(monkeypatch):
     capped = sources.load(task, "validation", "de")
     assert len(full.rows) > 5 and len(capped.rows) == 5
     assert capped.rows.to_list() == full.rows.select(range(5)).to_list()
+    # the feature cache is keyed by the fingerprint: a capped split must never pass for the full
+    assert capped.fingerprint != full.fingerprint
 
 
 def test_provenance_records_caps_and_substitutions(monkeypatch):

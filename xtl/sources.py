@@ -182,7 +182,10 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     if len(rows) == 0:
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")
-    rows = smokecaps.cap_rows(rows)  # a smoke run (`xtl run --smoke`): the first N rows
+    capped = smokecaps.cap_rows(rows)  # a smoke run (`xtl run --smoke`): the first N rows
+    if len(capped) < len(rows):  # other rows, other fingerprint: caches never mix them
+        fingerprint = hashlib.sha256(f"{fingerprint}:first{len(capped)}".encode()).hexdigest()[:16]
+        rows = capped
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
 
 
