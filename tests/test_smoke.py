@@ -227,18 +227,24 @@ hparams: {{precision: fp32}}
 def test_smoke_reduced_grid_on_the_mirror(tmp_path, hub_mirror):
     """Intermediate formats classification (MNLI) and multiple choice (HellaSwag) x target
     formats classification, tagging, span QA and retrieval, on the real samples: every cell
-    runs; evaluation languages the sample mirror lacks are named."""
+    passes or names the data it lacks; evaluation languages the mirror lacks are named."""
     path = tmp_path / "reduced.yaml"
     path.write_text(REDUCED.format())
     raw = hub_mirror.parent / "raw"
     result = smoke.run(path, tmp_path / "out", rows=8, steps=1, model="tiny",
                        mirror=str(hub_mirror), raw_dir=str(raw), log=lambda *_: None)
     states = {o.label: o for o in result.outcomes}
-    assert not result.crashed, smoke.table(result, path)
+    text = smoke.table(result, path)
     assert len(result.outcomes) == 2 + 2 * 4
-    passed = {o.label for o in result.outcomes if o.state == "passed"}
-    # every cell can run on the sample mirror: each format's loader, head and metric ran
-    assert passed == set(states), smoke.table(result, path)
+    # no head, metric or notebook crashed: a cell either passes or names the data it lacks
+    for o in result.outcomes:
+        assert o.state == "passed" or o.reason.startswith("DataError: "), text
+    # Known gaps of the sample mirror the pre-check cannot see (docs/smoke.md): TyDiQA's English
+    # train rows are all unusable, Tatoeba's raw-only languages lack files
+    for label in ("mnli | seed 0", "hellaswag | seed 0", "mnli -> xnli | seed 0",
+                  "mnli -> panx | seed 0", "hellaswag -> xnli | seed 0",
+                  "hellaswag -> panx | seed 0"):
+        assert states[f"tiny | {label}"].state == "passed", text
     # PAN-X lacks some languages in the sample mirror: evaluated on the rest, and named
     panx = states["tiny | mnli -> panx | seed 0"]
     assert "missing split panx/validation in " in panx.reason
