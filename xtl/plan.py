@@ -24,7 +24,7 @@ from xtl.config import (
     resolve_hparams,
 )
 from xtl.config import resolve_task as _task
-from xtl.errors import ConfigError
+from xtl.errors import ConfigError, DataError
 from xtl.hparams import HPARAM_DEFAULTS, TASK_KEYS, split_scope
 from xtl.tables import plural
 
@@ -115,12 +115,16 @@ def _intermediate_label(entry: Any) -> str:
     return ">".join("+".join(stage) for stage in stages) or "none"
 
 
-def build(exp: Experiment, check_models: bool = True) -> Plan:
-    """Expand the grid into deduplicated cells in dependency order; validate everything first."""
+def build(exp: Experiment, check_models: bool = True, require_models: bool = True) -> Plan:
+    """Expand the grid into deduplicated cells in dependency order; validate everything first.
+
+    `require_models=False` (`xtl plan`) names each model by its identity without checking that
+    its weights are here (`unavailable` lists what is missing)."""
     v = exp.values
     mirror = sources.resolve_mirror(v["mirror"])
     raw = sources.resolve_raw(v["raw_dir"])
-    models = {name: zoo.validate(name) if check_models else None for name in v["models"]}
+    resolve = zoo.validate if require_models else zoo.reference
+    models = {name: resolve(name) if check_models else None for name in v["models"]}
     cells: dict[str, Cell] = {}
     points = _grid_points(v["grid"])
     for model, entry, target, seed, size, point in itertools.product(
@@ -332,20 +336,24 @@ def needed_splits(plan: Plan, exp: Experiment) -> list[tuple[Any, str, str]]:
     """Every (task, split, language) some cell reads, each once, in plan order."""
     needed: dict[tuple[str, str, str], Any] = {}
     for cell in plan.cells:
-        if cell.kind == "stage":
-            for t in cell.identity["tasks"]:
-                task = _task(t if isinstance(t, str) else t["name"], exp.declared)
-                for split in ("train", "validation"):
-                    needed[(task.name, split, task.train_language)] = task
-        else:
-            task = _task(cell.axes["target"], exp.declared)
-            if cell.kind in ("target", "transferability"):
-                train = _task(task.train_task or task.name, exp.declared)
-                for split in ("train", "validation"):
-                    needed[(train.name, split, train.train_language)] = train
-            for lang in cell.evaluation["languages"]:
-                needed[(task.name, cell.evaluation["split"], lang)] = task
+        for task, split, lang in cell_splits(cell, exp):
+            needed[(task.name, split, lang)] = task
     return [(task, split, lang) for (_, split, lang), task in needed.items()]
+
+
+def cell_splits(cell: Cell, exp: Experiment) -> list[tuple[Any, str, str]]:
+    """The (task, split, language) one cell reads, in the order it reads them."""
+    if cell.kind == "stage":
+        tasks = [_task(t if isinstance(t, str) else t["name"], exp.declared)
+                 for t in cell.identity["tasks"]]
+        return [(t, split, t.train_language) for t in tasks for split in ("train", "validation")]
+    task = _task(cell.axes["target"], exp.declared)
+    needed = []
+    if cell.kind in ("target", "transferability"):
+        train = _task(task.train_task or task.name, exp.declared)
+        needed = [(train, split, train.train_language) for split in ("train", "validation")]
+    split = cell.evaluation["split"]
+    return needed + [(task, split, lang) for lang in cell.evaluation["languages"]]
 
 
 def preflight(plan: Plan, exp: Experiment) -> None:
@@ -355,6 +363,22 @@ def preflight(plan: Plan, exp: Experiment) -> None:
     for task, split, lang in needed_splits(plan, exp):
         sources.check_available(task, split, lang, mirror, raw)
     check_train_sizes(plan, exp)
+
+
+def unavailable(plan: Plan, exp: Experiment) -> list[str]:
+    """Models and (task, split, language) files the plan needs that are not here, each with
+    the command or setting that fixes it (`xtl plan` lists them; `--check` and `xtl run`
+    refuse)."""
+    missing = [why for why in (zoo.unavailable(zoo.reference(m)) for m in exp.values["models"])
+               if why]
+    mirror = Path(plan.mirror) if plan.mirror else None
+    raw = Path(plan.raw_dir) if plan.raw_dir else None
+    for task, split, lang in needed_splits(plan, exp):
+        try:
+            sources.check_available(task, split, lang, mirror, raw)
+        except DataError as err:
+            missing.append(f"{task.name}/{lang}/{split}: {err}")
+    return missing
 
 
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:

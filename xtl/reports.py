@@ -696,16 +696,34 @@ def write_index(root: Path, plan: Any, states: dict[str, tuple[str, str]]) -> No
                 if (root / "analysis" / "report.html").is_file() else
                 "<p>No analysis report yet.</p>")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    banner = _smoke_banner(root)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>xtl: {html.escape(plan.experiment)}</title><style>
+<title>{'SMOKE RUN ' if banner else ''}xtl: {html.escape(plan.experiment)}</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}} .done{{color:green}} .failed{{color:red}}
 .skipped{{color:#a60}}</style></head><body>
-<h1>xtl experiment {html.escape(plan.experiment)}</h1>{analysis}
+{banner}<h1>xtl experiment {html.escape(plan.experiment)}</h1>{analysis}
 <table><tr><th>cell</th><th>what</th><th>status</th><th>headline</th><th>report</th>
 <th>note</th></tr>{''.join(rows)}</table>
 <p>Generated {now} by xtl {xtl.__version__}.</p></body></html>"""
     atomic_write_text(root / "index.html", page)
+
+
+def _smoke_banner(root: Path) -> str:
+    """A smoke run's index says so before anything else (its numbers mean nothing)."""
+    from xtl.smokecaps import is_smoke
+
+    marker = is_smoke(root)
+    if marker is None:
+        return ""
+    subs = "; ".join(f"{k}: {v['from']} -> {v['to']}"
+                     for k, v in marker.get("substitutions", {}).items())
+    subs = f"; {html.escape(subs)}" if subs else ""
+    return ("<div style='background:#c00;color:#fff;padding:1em;font-size:1.4em'><b>SMOKE RUN"
+            f"</b>: every split capped at {marker.get('rows')} rows, at most "
+            f"{marker.get('steps')} optimizer steps per cell{subs}"
+            ". These scores are NOT results; this directory only shows that every cell runs."
+            "</div>\n")
 
 
 def _collapsed(metrics: Path) -> bool:

@@ -274,12 +274,14 @@ class Summary:
     seconds: float = 0.0
 
 
-def prepare(exp_path: str | Path, out: str | Path | None = None, force: bool = False
-            ) -> tuple[config.Experiment, planning.Plan, RunDir]:
-    """Everything that can fail on bad input, before anything runs."""
+def prepare(exp_path: str | Path, out: str | Path | None = None, force: bool = False,
+            require_local: bool = True) -> tuple[config.Experiment, planning.Plan, RunDir]:
+    """Everything that can fail on bad input, before anything runs. `require_local=False`
+    (`xtl plan`) plans without the models' weights and data (planning.unavailable lists them)."""
     exp = config.load(exp_path)
-    plan = planning.build(exp)
-    planning.preflight(plan, exp)
+    plan = planning.build(exp, require_models=require_local)
+    if require_local:
+        planning.preflight(plan, exp)
     run_dir = RunDir(output_dir(exp, out))
     changed = changed_cells(run_dir, plan)
     if changed and not force:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import datasets
 
+from xtl import smokecaps
 from xtl.errors import DataError, unknown
 from xtl.offline import samples
 from xtl.store import sha256_file
@@ -194,6 +195,10 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
     if len(rows) == 0:
         raise DataError(f"{task.name}/{language}/{split} from {location} has no usable rows "
                         f"(unusable: {unusable or 'none'}; {len(raw_rows)} rows read)")
+    capped = smokecaps.cap_rows(rows)  # a smoke run (`xtl run --smoke`): the first N rows
+    if len(capped) < len(rows):  # other rows, other fingerprint: caches never mix them
+        fingerprint = hashlib.sha256(f"{fingerprint}:first{len(capped)}".encode()).hexdigest()[:16]
+        rows = capped
     return Split(task.name, split, language, rows, source, location, fingerprint, unusable)
 
 

@@ -55,7 +55,7 @@ from accelerate.utils import (
 from torch.distributed.checkpoint import state_dict as dcp
 from transformers import get_linear_schedule_with_warmup
 
-from xtl import evaluate, metrics, mlm, resume, sampling
+from xtl import evaluate, metrics, mlm, resume, sampling, smokecaps
 from xtl.errors import ConfigError, DataError, ModelError, XtlError, unknown
 from xtl.faults import fault
 from xtl.features import features
@@ -624,7 +624,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     mix = sampling.mixture([t.name for t in tasks], [len(d.feats) for d in data],
                            [d.auxiliary for d in data], hp, [own["epochs"] for own in hps])
     schedule = sampling.schedule(mix, seed)  # the task of every step, drawn up front
-    steps_per_epoch, total = mix.steps_per_epoch, mix.total
+    steps_per_epoch, total = mix.steps_per_epoch, smokecaps.cap_steps(mix.total)
     many = len(tasks) > 1
 
     optimizer = make_optimizer(model, hp)

@@ -125,8 +125,11 @@ def _hub_available(hub_id: str) -> bool:
     return _hub_cached(hub_id) or _hub_reachable(hub_id)
 
 
-def validate(name: str) -> ModelRef:
-    """Check a model name at plan time; raise `ModelError` naming what would have worked."""
+def reference(name: str) -> ModelRef:
+    """What a model name is and its cell identity, from the name alone: no weights, no Hub.
+
+    `xtl plan` uses it, so a grid can be planned where the model is not downloaded (a login
+    node); `validate` adds the check that the weights can be had."""
     if not isinstance(name, str) or not name:
         raise ModelError(f"model name must be a non-empty string, got {name!r}")
     if name in PRESETS:
@@ -136,21 +139,42 @@ def validate(name: str) -> ModelRef:
                         dict(preset.hparams), preset.positions)
     if _looks_like_path(name):
         path = Path(name).expanduser().resolve()
-        if not (path / "config.json").is_file():
-            raise ModelError(f"model path {str(path)!r} has no config.json; expected a "
-                             "directory written by save_pretrained or an xtl checkpoint/encoder")
-        config = read_json_object(path / "config.json")
-        if config is None:
-            raise ModelError(f"model path {str(path)!r}: config.json is not a JSON object (a "
-                             "transformers config written by save_pretrained)")
+        config = read_json_object(path / "config.json") if (path / "config.json").is_file() \
+            else None
         return ModelRef(name, "path", f"path:{path}", {}, config_positions(config))
-    if _hub_available(name):
-        return ModelRef(name, "hub", f"hub:{name}", {}, _hub_positions(name))
-    raise ModelError(
-        f"model {name!r} is not a preset ({', '.join(PRESETS)}){closest(name, PRESETS)}, "
-        "not an existing local directory, and not a Hub id that is cached or reachable "
-        f"(offline: on a machine with Hub access run `hf download {name}` and copy the Hugging "
-        "Face cache, `hf auth login` first for a gated model; or pass a local directory)")
+    return ModelRef(name, "hub", f"hub:{name}", {}, _hub_positions(name))
+
+
+def unavailable(ref: ModelRef) -> str | None:
+    """None when the model's weights can be had here; else why not and the command that fixes
+    it."""
+    if ref.kind == "preset":
+        return None
+    if ref.kind == "path":
+        path = Path(ref.name).expanduser().resolve()
+        if not (path / "config.json").is_file():
+            return (f"model path {str(path)!r} has no config.json; expected a directory written "
+                    "by save_pretrained or an xtl checkpoint/encoder")
+        if read_json_object(path / "config.json") is None:
+            return (f"model path {str(path)!r}: config.json is not a JSON object (a "
+                    "transformers config written by save_pretrained)")
+        return None
+    if _hub_available(ref.name):
+        return None
+    return (f"model {ref.name!r} is not a preset ({', '.join(PRESETS)})"
+            f"{closest(ref.name, PRESETS)}, not an existing local directory, and not a Hub id "
+            "that is cached or reachable (offline: on a machine with Hub access run "
+            f"`hf download {ref.name}` and copy the Hugging Face cache, `hf auth login` first "
+            "for a gated model; or pass a local directory)")
+
+
+def validate(name: str) -> ModelRef:
+    """Check a model name at plan time; raise `ModelError` naming what would have worked."""
+    ref = reference(name)
+    why = unavailable(ref)
+    if why is not None:
+        raise ModelError(why)
+    return ref
 
 
 def materialize(name: str) -> tuple[Path | str, str]:
