@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from xtl import executors
+from xtl import executors, tracking
 from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl import tasks as registry
 from xtl.errors import ConfigError, unknown
@@ -126,6 +126,7 @@ TOP_LEVEL: dict[str, Any] = {
     "keep_checkpoints": "best",
     "gpus_per_cell": 1,  # processes (GPUs) training one cell together (through accelerate)
     "distributed": "ddp",  # with gpus_per_cell > 1: ddp, or fsdp (shards a model too big for one)
+    "report_to": None,  # experiment trackers (xtl.tracking): tensorboard, wandb, mlflow
 }
 REQUIRED = ("models", "targets")
 RETENTION = ("best", "all", "none")
@@ -223,6 +224,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
     if values["keep_checkpoints"] not in RETENTION:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     values["executor"] = executors.parse(values["executor"], source)
+    values["report_to"] = tracking.parse(values["report_to"], source)
     return Experiment(None, raw, values, declared)
 
 

@@ -376,3 +376,20 @@ def _check_names(run: CellRun, params: dict[str, Any]) -> None:
             if lang not in task.languages:
                 raise unknown(f"language of task {task.name!r} in notebook parameter "
                               "eval_languages", lang, task.languages)
+
+
+def data_table(run: CellRun, columns: list[str] | None = None):
+    """The data the cell read, one row per task/language/split (`columns` of its provenance,
+    default all). Unusable rows (reason: count) only when some split has them: otherwise the
+    column would be empty in every row."""
+    import pandas as pd
+
+    frame = pd.DataFrame(run.data).T
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame]]
+    if "unusable" in frame:
+        if not any(frame["unusable"]):
+            return frame.drop(columns="unusable")
+        frame["unusable"] = ["; ".join(f"{why}: {n}" for why, n in v.items()) if v else "-"
+                             for v in frame["unusable"]]
+    return frame
