@@ -751,7 +751,8 @@ EXPLORER_AXES = ("model", "intermediate", "target", "language", "seed")
 
 def explorer(scores: pd.DataFrame) -> Any:
     """ipywidgets: a multi-select per axis, then the filtered scores, the per-language figure
-    with chance levels, and links to each selected cell's report; returns the pickers' box.
+    with chance levels, and links to each selected cell's report; returns the pickers' box
+    (already displayed).
 
     The views are plain outputs, updated in place through display ids, not captured by an
     Output widget: a headless run (papermill) has no frontend for widgets, and output capture
@@ -763,7 +764,7 @@ def explorer(scores: pd.DataFrame) -> Any:
     pickers = {axis: w.SelectMultiple(options=_shown(scores[axis]), description=axis,
                                       rows=min(6, max(2, scores[axis].nunique())))
                for axis in EXPLORER_AXES}
-    box = w.HBox(list(pickers.values()))
+    box = w.VBox([w.HBox(list(pickers.values()))])
     show(box)
     handles = [show(view, display_id=True) for view in _explore_views(scores)]
 
