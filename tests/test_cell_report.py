@@ -100,4 +100,6 @@ def test_retrieval_panel_near_one_percent_is_readable():
     assert sorted(t.get_text() for t in ax.texts) == ["0.3", "0.7", "1.0", "1.3"]
     table = pd.DataFrame({"accuracy": [1.5, 60.0]},
                          index=pd.Index(["en", "de"], name="language"))
-    assert plots.language_scores(table, "accuracy").axes[0].get_ylim()[1] == 100.0
+    assert plots.language_scores(table, "accuracy").axes[0].get_ylim()[1] == 108.0
+    assert phases._shown_value(14 / 24) == "0.5833" and phases._shown_value(1e-08) == "1e-08"
+    assert phases._shown_value(0.0005) == "0.0005" and phases._shown_value(True) == "True"

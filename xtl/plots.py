@@ -71,7 +71,9 @@ def language_scores(table: pd.DataFrame, metric: str, chance: float | None = Non
     if chance is not None:
         ax.axhline(chance, ls="--", color="grey", label=f"chance ({chance:.1f})")
         ax.legend(loc="lower right")
-    ax.set_ylim(0, score_ceiling(frame[metric].tolist(), chance))
+    for bars in ax.containers:  # the value on each bar: near 1 % (or 0) the axis alone is vague
+        ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
+    ax.set_ylim(0, score_ceiling(frame[metric].tolist(), chance) * 1.08)
     ax.set_title(f"{metric} per language (English in red: the training language)")
     fig.tight_layout()
     return fig
