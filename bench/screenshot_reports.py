@@ -9,6 +9,14 @@ Debian's `chromium` package (`apt-get install -y chromium`), or pass --chromium 
 The page is captured at a fixed window size, then the blank space below the page is cropped
 off; a page that fills the whole --height is reported as cut (ask for a taller one). --split N
 also writes <run>_<page>_pN.png parts N pixels tall, small enough for an image viewer.
+
+    python bench/screenshot_reports.py --docs [RUN_DIR]
+
+regenerates the screenshots committed under docs/figures/ (report_analysis.png,
+report_cell_target.png, report_cell_retrieval.png): RUN_DIR (default runs/screenshots) is
+first filled by `xtl run bench/screenshot_run.yaml` (cells already done are skipped), then
+its analysis report, its panx-sample cell after synth-nli and its retrieval cell after
+synth-nli are captured, 1200 px wide, in a 256-colour palette to keep the files small.
 """
 
 from __future__ import annotations
@@ -70,9 +78,50 @@ def trim(png: Path, split: int) -> tuple[int, bool, list[Path]]:
     return image.height, cut, parts
 
 
+SCREENSHOT_RUN = Path(__file__).with_name("screenshot_run.yaml")
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "figures"
+
+
+def docs_pages(root: Path) -> list[tuple[str, Path]]:
+    """(figure name, page) of the committed screenshots, from a run of SCREENSHOT_RUN."""
+    import json
+
+    cells = json.loads((root / "plan.json").read_text())["cells"]
+
+    def cell(kind: str, target: str) -> Path:
+        found = [c["id"] for c in cells if c["kind"] == kind and c["axes"].get("target") == target
+                 and c["axes"].get("intermediate") == "synth-nli"]
+        if len(found) != 1:
+            sys.exit(f"{root}: expected one {kind} cell for {target} after synth-nli, "
+                     f"found {found}")
+        return root / "cells" / found[0] / "report.html"
+
+    return [("report_analysis", root / "analysis" / "report.html"),
+            ("report_cell_target", cell("target", "panx-sample")),
+            ("report_cell_retrieval", cell("retrieval", "tatoeba-sample"))]
+
+
+def docs(root: Path, chromium: str, height: int) -> None:
+    """Run SCREENSHOT_RUN into `root` (done cells are skipped), then write docs/figures."""
+    from PIL import Image
+
+    xtl = Path(sys.executable).with_name("xtl")
+    subprocess.run([str(xtl), "run", str(SCREENSHOT_RUN), "--out", str(root)], check=True)
+    for name, page in docs_pages(root):
+        dest = DOCS / f"{name}.png"
+        seconds = screenshot(chromium, page, dest, 1200, height)
+        kept, cut, _ = trim(dest, 0)
+        Image.open(dest).convert("RGB").quantize(256).save(dest, optimize=True)
+        note = " CUT: the page is taller than --height" if cut else ""
+        print(f"{dest} ({page}, {kept}px, {seconds:.1f}s, "
+              f"{dest.stat().st_size / 1e3:.0f} kB){note}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("runs", nargs="*", type=Path, help="run directories")
+    parser.add_argument("--docs", action="store_true",
+                        help="regenerate docs/figures/report_*.png (see above)")
     parser.add_argument("--out", type=Path, default=Path("shots"))
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=6000)
@@ -82,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chromium")
     args = parser.parse_args(argv)
     chromium = find_chromium(args.chromium)
+    if args.docs:
+        docs((args.runs or [Path("runs/screenshots")])[0], chromium, max(args.height, 16000))
+        return
+    if not args.runs:
+        parser.error("give run directories, or --docs")
     args.out.mkdir(parents=True, exist_ok=True)
     for root in args.runs:
         found = pages(root, args.cells)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from xtl import executors
+from xtl import executors, tracking
 from xtl import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl import tasks as registry
 from xtl.errors import ConfigError, unknown
@@ -59,6 +59,7 @@ TOP_LEVEL: dict[str, Any] = {
     # transferability cells (xtl.transferability_cell): false, true or a mapping of
     # xtl.transferability.TRANSFERABILITY keys; off by default, so no existing plan changes
     "transferability": False,
+    "report_to": None,  # experiment trackers (xtl.tracking): tensorboard, wandb, mlflow
 }
 REQUIRED = ("models", "targets")
 RETENTION = ("best", "all", "none")
@@ -211,6 +212,7 @@ def parse(raw: Any, source: str = "<experiment>") -> Experiment:
         raise unknown(f"keep_checkpoints in {source}", values["keep_checkpoints"], RETENTION)
     values["executor"] = executors.parse(values["executor"], source)
     values["transferability"] = transferability_settings(values["transferability"], source)
+    values["report_to"] = tracking.parse(values["report_to"], source)
     return Experiment(None, raw, values, declared)
 
 

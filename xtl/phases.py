@@ -358,7 +358,7 @@ def recipe_table(run: CellRun, tasks: list[Task]):
                              "value": repr(value) if isinstance(value, str) else value,
                              "from": where.get(key, "kit")})
     frame = pd.DataFrame(rows).set_index(["scope", "key"] if per_task else "key")
-    frame["value"] = frame["value"].astype(str)
+    frame["value"] = [_shown_value(v) for v in frame["value"]]
     return frame.drop(columns="scope", errors="ignore")
 
 
@@ -380,3 +380,28 @@ def _check_names(run: CellRun, params: dict[str, Any]) -> None:
             if lang not in task.languages:
                 raise unknown(f"language of task {task.name!r} in notebook parameter "
                               "eval_languages", lang, task.languages)
+
+
+def _shown_value(value: Any) -> str:
+    """A recipe value as text: floats as written (1e-08, 0.0005), a long one to 4 significant
+    digits (a layer fraction 14/24 = 0.5833)."""
+    if isinstance(value, float) and not isinstance(value, bool) and len(repr(value)) > 8:
+        return f"{value:.4g}"
+    return str(value)
+
+
+def data_table(run: CellRun, columns: list[str] | None = None):
+    """The data the cell read, one row per task/language/split (`columns` of its provenance,
+    default all). Unusable rows (reason: count) only when some split has them: otherwise the
+    column would be empty in every row."""
+    import pandas as pd
+
+    frame = pd.DataFrame(run.data).T
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame]]
+    if "unusable" in frame:
+        if not any(frame["unusable"]):
+            return frame.drop(columns="unusable")
+        frame["unusable"] = ["; ".join(f"{why}: {n}" for why, n in v.items()) if v else "-"
+                             for v in frame["unusable"]]
+    return frame

@@ -43,6 +43,22 @@ def training_curve(history: list[dict]) -> plt.Figure:
     return fig
 
 
+def score_ceiling(*groups: Any) -> float:
+    """Top of a 0-100 score axis: 100, unless every value (scores and chance levels, given as
+    numbers or lists) is below 40; then the next step of 1, 2, 5, 10, 20, 40 above the
+    largest, so that scores near 1 % stay readable."""
+    values = [v for g in groups if g is not None
+              for v in (g if isinstance(g, (list, tuple, np.ndarray, pd.Series)) else [g])]
+    finite = [float(v) for v in values if v is not None and pd.notna(v)]
+    top = max(finite, default=100.0)
+    if top >= 40:
+        return 100.0
+    for step in (1, 2, 5, 10, 20, 40):
+        if top < step * 0.95:
+            return float(step)
+    return 100.0
+
+
 def language_scores(table: pd.DataFrame, metric: str, chance: float | None = None) -> plt.Figure:
     """Zero-shot score per language, English highlighted, chance level as a line."""
     frame = table[metric].reset_index()
@@ -53,7 +69,9 @@ def language_scores(table: pd.DataFrame, metric: str, chance: float | None = Non
     if chance is not None:
         ax.axhline(chance, ls="--", color="grey", label=f"chance ({chance:.1f})")
         ax.legend(loc="lower right")
-    ax.set_ylim(0, 100)
+    for bars in ax.containers:  # the value on each bar: near 1 % (or 0) the axis alone is vague
+        ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
+    ax.set_ylim(0, score_ceiling(frame[metric].tolist(), chance) * 1.08)
     ax.set_title(f"{metric} per language (English in red: the training language)")
     fig.tight_layout()
     return fig
@@ -180,7 +198,8 @@ def zero_shot_scores(scores: pd.DataFrame, chance: pd.DataFrame) -> plt.Figure:
                 else "dashed: chance" if kinds else "no chance level known")
         ax.set_title(f"{title}: {frame['metric'].iloc[0]} per language ({note})",
                      fontsize="medium", loc="left")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, score_ceiling(frame["score"].tolist(), marks["chance"].tolist()
+                                     if len(marks) else None))
         ax.set_xlabel("")
         ax.legend(title="intermediate", **LEGEND_OUTSIDE)
     return fig

@@ -762,34 +762,44 @@ EXPLORER_AXES = ("model", "intermediate", "target", "language", "seed")
 
 
 def explorer(scores: pd.DataFrame) -> Any:
-    """ipywidgets: a multi-select per axis; shows the filtered scores, the per-language figure
-    with chance levels, and links to each selected cell's report."""
+    """ipywidgets: a multi-select per axis, then the filtered scores, the per-language figure
+    with chance levels, and links to each selected cell's report; returns the pickers' box
+    (already displayed).
+
+    The views are plain outputs, updated in place through display ids, not captured by an
+    Output widget: a headless run (papermill) has no frontend for widgets, and output capture
+    into one there is where executions were seen to hang. Headless, the pickers are inert and
+    the views show every cell."""
     import ipywidgets as w
-    from IPython.display import HTML
     from IPython.display import display as show
 
     pickers = {axis: w.SelectMultiple(options=_shown(scores[axis]), description=axis,
                                       rows=min(6, max(2, scores[axis].nunique())))
                for axis in EXPLORER_AXES}
-    out = w.Output()
+    box = w.VBox([w.HBox(list(pickers.values()))])
+    show(box)
+    handles = [show(view, display_id=True) for view in _explore_views(scores)]
 
     def redraw(*_: Any) -> None:
         chosen = {axis: [o for o in p.value] for axis, p in pickers.items()}
         chosen["seed"] = [int(s) for s in chosen["seed"]]
-        part = filter_table(scores, **chosen)
-        with out:
-            out.clear_output(wait=True)
-            if part.empty:
-                print("no cell matches")
-                return
-            show(part.pivot_table(index=["model", "intermediate", "target", "seed"],
-                                  columns="language", values="score").round(1))
-            fig = plots.zero_shot_scores(part, chance_levels(part))
-            show(fig)
-            plt.close(fig)
-            show(HTML(cell_links(part)))
+        for handle, view in zip(handles, _explore_views(filter_table(scores, **chosen)),
+                                strict=True):
+            handle.update(view)
 
     for picker in pickers.values():
         picker.observe(redraw, names="value")
-    redraw()
-    return w.VBox([w.HBox(list(pickers.values())), out])
+    return box
+
+
+def _explore_views(part: pd.DataFrame) -> list[Any]:
+    """The explorer's three views of some scores: table, per-language figure, report links."""
+    from IPython.display import HTML
+
+    if part.empty:
+        return [HTML("<p>no cell matches</p>"), HTML(""), HTML("")]
+    fig = plots.zero_shot_scores(part, chance_levels(part))
+    plt.close(fig)  # shown by the display call, not again by the inline backend
+    return [part.pivot_table(index=["model", "intermediate", "target", "seed"],
+                             columns="language", values="score").round(1),
+            fig, HTML(cell_links(part))]

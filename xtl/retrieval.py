@@ -728,15 +728,19 @@ def plot(frame: Any, metric: str):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from xtl import plots
+
     shown = (["accuracy_en_xx", "accuracy_xx_en"] if metric == "accuracy"
              else ["f1", "precision", "recall"])
     long = (frame.drop(index="mean", errors="ignore")[shown].reset_index()
             .melt(id_vars="language", var_name="metric", value_name="score"))
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * long["language"].nunique() + 2), 3.2))
     sns.barplot(data=long, x="language", y="score", hue="metric", ax=ax)
-    ax.set_ylim(0, 100)
+    for bars in ax.containers:  # the value on each bar: near 1 % the axis alone is vague
+        ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
+    ax.set_ylim(0, plots.score_ceiling(long["score"].tolist()) * 1.08)
     ax.set_title("top-1 accuracy per language and direction" if metric == "accuracy"
                  else "mined-pair scores per language")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig

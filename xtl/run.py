@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from xtl import config, executors
+from xtl import config, executors, kernels, tracking
 from xtl import plan as planning
 from xtl.check import require_hub
 from xtl.errors import ConfigError, ModelError
@@ -249,19 +249,25 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
                       yaml.safe_dump(parameters, sort_keys=True, allow_unicode=True))
     os.environ[HEADLESS_ENV] = "1"
     source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
-    with open(output.parent / "log.txt", "w", encoding="utf-8") as log:
+    with open(output.parent / "log.txt", "w", encoding="utf-8") as log, \
+            kernels.engine_options() as quiet:
         pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
-                            stderr_file=log, cwd=str(output.parent))
+                            stderr_file=log, cwd=str(output.parent), **quiet)
 
 
 def render_html(notebook: Path, dest: Path) -> None:
+    import nbformat
     from nbconvert import HTMLExporter
+
+    from xtl.cell_report import readable
 
     exporter = HTMLExporter()
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_filename(str(notebook))
+    body, _ = exporter.from_notebook_node(
+        readable(nbformat.read(notebook, as_version=4)),
+        resources={"metadata": {"name": notebook.stem, "path": str(notebook.parent)}})
     atomic_write_text(dest, body, fault_point="html_render")
 
 
@@ -282,6 +288,7 @@ def prepare(exp_path: str | Path, out: str | Path | None = None, force: bool = F
     plan = planning.build(exp, require_models=require_local)
     if require_local:
         planning.preflight(plan, exp)
+    tracking.check(exp["report_to"])  # accelerate would drop a missing tracker silently
     run_dir = RunDir(output_dir(exp, out))
     changed = changed_cells(run_dir, plan)
     if changed and not force:
@@ -308,6 +315,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
         # how many processes a cell trains with reaches the kernels through the environment
         os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
         os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
+        tracking.export(exp["report_to"], run_dir.root, exp["name"])
         by_id, number = plan.by_id(), _numbered(plan)
 
         def run_here(cell_id: str) -> None:

@@ -55,7 +55,7 @@ from accelerate.utils import (
 from torch.distributed.checkpoint import state_dict as dcp
 from transformers import get_linear_schedule_with_warmup
 
-from xtl import evaluate, metrics, mlm, resume, sampling, smokecaps
+from xtl import evaluate, metrics, mlm, resume, sampling, smokecaps, tracking
 from xtl.errors import ConfigError, DataError, ModelError, XtlError, unknown
 from xtl.faults import fault
 from xtl.features import features
@@ -263,8 +263,10 @@ def strategy() -> str:
 
 
 def make_accelerator(precision: str, device: torch.device,
-                     shard_layers: list[str] | None = None) -> Accelerator:
-    """One process, or a DDP rank; with `shard_layers` (class names) an FSDP2 rank."""
+                     shard_layers: list[str] | None = None,
+                     log_with: list[Any] | None = None) -> Accelerator:
+    """One process, or a DDP rank; with `shard_layers` (class names) an FSDP2 rank;
+    `log_with`: experiment trackers (xtl.tracking)."""
     # accelerate keeps one global state per process; a notebook or test may fit twice.
     AcceleratorState._reset_state(reset_partial_state=True)
     mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}[precision]
@@ -275,13 +277,13 @@ def make_accelerator(precision: str, device: torch.device,
             fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
             transformer_cls_names_to_wrap=shard_layers, state_dict_type="FULL_STATE_DICT",
             cpu_ram_efficient_loading=False, reshard_after_forward=True)
-        return Accelerator(mixed_precision=mixed, fsdp_plugin=plugin,
+        return Accelerator(mixed_precision=mixed, fsdp_plugin=plugin, log_with=log_with,
                            kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=3))],
                            dataloader_config=DataLoaderConfiguration(split_batches=True))
     if world_size() == 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)  # accelerate trains on the current CUDA device
-        return Accelerator(mixed_precision=mixed, cpu=device.type == "cpu")
+        return Accelerator(mixed_precision=mixed, cpu=device.type == "cpu", log_with=log_with)
     # DDP: each rank on its local GPU (accelerate's choice). Unused parameters are the norm
     # here: a step runs one task's head, and no head reads the encoder's pooler. Ranks wait
     # for each other around dev evaluations: allow long ones.
@@ -290,7 +292,8 @@ def make_accelerator(precision: str, device: torch.device,
     # split_batches: batch_size is the GLOBAL batch, split across ranks, so the scheduler steps
     # once per optimizer step (accelerate's default steps it once per rank).
     return Accelerator(mixed_precision=mixed, cpu=device.type == "cpu", kwargs_handlers=handlers,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+                       dataloader_config=DataLoaderConfiguration(split_batches=True),
+                       log_with=log_with)
 
 
 def make_optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
@@ -609,7 +612,10 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     if sharded:
         _check_fsdp(model, tasks, device)
     accelerator = make_accelerator(precision, device,
-                                   list(model.encoder._no_split_modules) if sharded else None)
+                                   list(model.encoder._no_split_modules) if sharded else None,
+                                   tracking.trackers() or None)
+    accelerator.init_trackers(os.environ.get(tracking.PROJECT_ENV) or "xtl",
+                              config=tracking.flat_config({**hp, "seed": seed}))
     main = accelerator.is_main_process
     set_seed(seed, device_specific=True)  # + rank: each process its own dropout and masks
     if hp["gradient_checkpointing"]:
@@ -653,6 +659,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         progress.history.append(entry)  # on every rank: they all take the same decisions
         if history is not None:
             history.write(json.dumps(entry) + "\n")
+        accelerator.log(tracking.scalars(entry), step=entry["step"])  # no-op without trackers
 
     def keep(which: str, record: dict) -> None:
         """Write checkpoint `which` (the main process; with FSDP every rank gathers first)."""
@@ -714,6 +721,8 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     if main:
         history.close()
         store.clear()  # complete: `last` supersedes the resume state
+    for tracker in accelerator.trackers:  # not end_training(): it also ends the process group
+        tracker.finish()
     accelerator.wait_for_everyone()  # no rank returns before the checkpoints are written
     collapsed = []
     for d in data:
