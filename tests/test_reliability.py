@@ -425,9 +425,6 @@ def test_status_into_a_closed_pipe_exits_quietly(run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="left open (issue 23): the kernel process writes to the terminal's "
-                   "stderr, and ipykernel prints its own traceback when Ctrl-C reaches it; xtl's "
-                   "own output is the one line", strict=False)
 def test_ctrl_c_of_a_real_run_while_a_kernel_trains(tmp_path):
     """SIGINT to the whole foreground group (what a terminal's Ctrl-C does) while the first
     cell's notebook runs: one line on stderr, no traceback, no cell left `running`, no lock."""

@@ -250,7 +250,7 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
     os.environ[HEADLESS_ENV] = "1"
     source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
     with open(output.parent / "log.txt", "w", encoding="utf-8") as log, \
-            kernels.engine_options() as quiet:
+            kernels.engine_options(kernel_output=log) as quiet:
         pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
                             stderr_file=log, cwd=str(output.parent), **quiet)
