@@ -492,6 +492,28 @@ class LanguageResult:
     baselines: list[dict] = field(default_factory=list)  # xtl.shortcuts: random ranking
 
 
+def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
+                   hp: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(encoder in eval mode on its device, tokenizer, device): the base model's encoder, or the
+    `encoder/` of an intermediate checkpoint (checksum verified, architecture checked against
+    the base model); `run` (a phases.Run) records where it came from and the precision."""
+    from xtl import train  # lazy: accelerate; the format registry imports this module
+    from xtl.models import build
+
+    location, source = zoo.materialize(model)
+    init = Path(init_checkpoint) if init_checkpoint else None
+    net, tokenizer, report = build(location, [], init, expect_like=location if init else None)
+    run.model_source = source
+    if report.parent is not None:
+        run.model_source = (f"encoder of checkpoint {init} (cell "
+                            f"{report.parent.get('cell')}; base model: {source})")
+        run.parent = {"cell": report.parent.get("cell"),
+                      "checksum": report.parent.get("checksum"), "path": str(init)}
+    device = train.resolve_device(hp["device"])
+    run.precision = train.resolve_precision(hp["precision"], device)
+    return net.encoder.to(device).eval(), tokenizer, device
+
+
 @dataclass
 class RetrievalCell:
     """A retrieval evaluation: the encoder as it is, every language, no training."""
@@ -523,22 +545,9 @@ class RetrievalCell:
     def load_encoder(self) -> tuple[Any, Any]:
         """The base model's encoder, or the `encoder/` of an intermediate checkpoint (its
         checksum verified and its architecture checked against the base model)."""
-        from xtl import train  # lazy: accelerate; the format registry imports this module
-        from xtl.models import build
-
-        location, source = zoo.materialize(self.model)
-        init = Path(self.init_checkpoint) if self.init_checkpoint else None
-        net, tokenizer, report = build(location, [], init, expect_like=location if init else None)
-        self.run.model_source = source
-        if report.parent is not None:
-            self.run.model_source = (f"encoder of checkpoint {init} (cell "
-                                     f"{report.parent.get('cell')}; base model: {source})")
-            self.run.parent = {"cell": report.parent.get("cell"),
-                               "checksum": report.parent.get("checksum"), "path": str(init)}
-        self.device = train.resolve_device(self.hp["device"])
-        self.run.precision = train.resolve_precision(self.hp["precision"], self.device)
+        self.encoder, self.tokenizer, self.device = frozen_encoder(
+            self.run, self.model, self.init_checkpoint, self.hp)
         self.backend = search_backend("auto", self.device)
-        self.encoder, self.tokenizer = net.encoder.to(self.device).eval(), tokenizer
         return self.encoder, self.tokenizer
 
     def settings(self) -> dict[str, Any]:

@@ -20,7 +20,6 @@ untrained checkpoint IS what they evaluate). Dual-encoder targets get none eithe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,21 +158,10 @@ class TransferabilityCell:
                 f"{len(self.languages)} languages; no training")
 
     def load_encoder(self) -> tuple[Any, Any]:
-        from xtl import train, zoo
-        from xtl.models import build
+        from xtl.retrieval import frozen_encoder
 
-        location, source = zoo.materialize(self.model)
-        init = Path(self.init_checkpoint) if self.init_checkpoint else None
-        net, tokenizer, report = build(location, [], init, expect_like=location if init else None)
-        self.run.model_source = source
-        if report.parent is not None:
-            self.run.model_source = (f"encoder of checkpoint {init} (cell "
-                                     f"{report.parent.get('cell')}; base model: {source})")
-            self.run.parent = {"cell": report.parent.get("cell"),
-                               "checksum": report.parent.get("checksum"), "path": str(init)}
-        self.device = train.resolve_device(self.hp["device"])
-        self.run.precision = train.resolve_precision(self.hp["precision"], self.device)
-        self.encoder, self.tokenizer = net.encoder.to(self.device).eval(), tokenizer
+        self.encoder, self.tokenizer, self.device = frozen_encoder(
+            self.run, self.model, self.init_checkpoint, self.hp)
         return self.encoder, self.tokenizer
 
     def _sample(self, task: Any, split: str, language: str, rows: int) -> Any:
