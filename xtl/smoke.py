@@ -209,7 +209,7 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
                                  number[cell_id])
 
         executor = executors.make(exp["executor"], str(root), exp["gpus_per_cell"],
-                                  executors.forwarded_env(), run_here)
+                                  executors.forwarded_env(), run_here, running.run_cell)
         try:
             running._run_cells(run_dir, plan, exp, executor, False, log)
         finally:
