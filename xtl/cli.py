@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from xtl.errors import ConfigError, XtlError
@@ -257,8 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: what the unwinding logs (a kernel stopped with its cell, a pending task's error)
+    is not news to whoever pressed it; xtl's own line below says what happened."""
+    logging.disable(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+        _dispatch(args)
+        return
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        _dispatch(args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> None:
     try:
         args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
