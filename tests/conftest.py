@@ -82,3 +82,14 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
         record.pop("created")
         (record.get("parent") or {}).pop("path", None)
     assert records[0] == records[1]
+
+
+# The smallest grid with a stage and a target: bad-input and reliability tests vary it.
+TINY_GRID = """\
+xtl: 1
+models: [tiny]
+intermediate: [none, synth-nli]
+targets: [synth-nli]
+train_sizes: [100]
+eval_languages: [de]
+"""

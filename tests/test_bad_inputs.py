@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_hub
+from conftest import TINY_GRID, write_hub
 
 from xtl import cli, config, phases, plan, resume, retrieval, sources, tasks, zoo
 from xtl import run as runner
@@ -29,14 +29,7 @@ from xtl.models import verify_checkpoint
 from xtl.readers import bucc, ccg, conllu, panx
 from xtl.tasks import multiple_choice
 
-GOOD = """\
-xtl: 1
-models: [tiny]
-intermediate: [none, synth-nli]
-targets: [synth-nli]
-train_sizes: [100]
-eval_languages: [de]
-"""
+GOOD = TINY_GRID
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,20 +18,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import TINY_GRID
 
 from xtl import cli, config, lock, plan, sources, tasks
 from xtl import run as runner
 from xtl.readers import bucc, conllu, text_lines
 from xtl.store import atomic_write_json
 
-EXP = """\
-xtl: 1
-models: [tiny]
-intermediate: [none, synth-nli]
-targets: [synth-nli]
-train_sizes: [100]
-eval_languages: [de]
-"""
+EXP = TINY_GRID
 
 # --- 1. the lock: atomic take-over, checked ownership, garbled contents -----------------------
 
