@@ -19,7 +19,7 @@ from test_runner import FAULT_EXP, _fake_cell, _plan, _results
 
 from xtl import config, executors, run
 from xtl.errors import ConfigError
-from xtl.executors.local import gpu_groups
+from xtl.executors.local import InProcess, Workers, cpu_slots, gpu_groups, make_local
 from xtl.store import atomic_write_json
 
 # --- settings --------------------------------------------------------------------------------
@@ -30,6 +30,8 @@ from xtl.store import atomic_write_json
     ({"kind": "slurm", "time_min": 0}, "time_min must be an integer >= 1, got 0"),
     ({"kind": "slurm", "sbatch": "--exclusive"}, "sbatch must be a map"),
     ({"kind": "local", "gpus": "all"}, "gpus must be 'auto', a count or a list"),
+    ({"kind": "local", "cpu_cells": 0}, "cpu_cells must be an integer >= 1, got 0"),
+    ({"kind": "local", "cpu_cells": "2"}, "cpu_cells must be an integer >= 1, got '2'"),
     ({"partition": "gpu"}, "a map with a 'kind' key"),
     ({"kind": ["ray"]}, "unknown executor .*\\['ray'\\]"),
 ])
@@ -45,6 +47,20 @@ def test_executor_defaults_and_gpu_groups():
     assert gpu_groups(0, 1) == []
     with pytest.raises(ConfigError, match="gpus_per_cell is 4 but .* only 2 GPU"):
         gpu_groups([0, 1], 4)
+
+
+def test_cpu_cells_share_the_cores_between_worker_processes():
+    spec = executors.parse({"kind": "local", "gpus": 0, "cpu_cells": 2}, "x")
+    pool = make_local(spec, "/run", 1, {}, lambda cell_id: None)
+    assert isinstance(pool, Workers) and pool.capacity == 2
+    assert [s.where for s in pool.slots] == ["local cpu 0", "local cpu 1"]
+    # each cell gets its share of the cores, never zero; no GPU leaks into a CPU slot
+    assert [s.env["OMP_NUM_THREADS"] for s in cpu_slots(2, 8)] == ["4", "4"]
+    assert cpu_slots(3, 2)[0].env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                      "CUDA_VISIBLE_DEVICES": ""}
+    # the default: one cell at a time, in this process
+    assert isinstance(make_local(executors.parse({"kind": "local", "gpus": 0}, "x"), "/run", 1,
+                                 {}, lambda cell_id: None), InProcess)
 
 
 def test_forwarded_env_carries_the_mirror_and_offline_switches(monkeypatch):
@@ -188,6 +204,8 @@ TWO_GPUS = "executor: {kind: local, gpus: [0, 1]}\n"
 
 
 @pytest.mark.slow
+# (`cpu_cells` workers are the same `Workers` pool as the GPU slots, with another environment:
+# test_cpu_cells_share_the_cores_between_worker_processes; the demo runs on them)
 @pytest.mark.parametrize("executor, where", [(TWO_GPUS, "local gpu"), (RAY, "ray node"),
                                              (SLURM_LOCAL, "slurm job")])
 def test_a_killed_worker_then_retry_gives_the_in_process_results(reference, tmp_path, executor,

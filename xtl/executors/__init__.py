@@ -24,8 +24,9 @@ from xtl.executors.slurm import SlurmExecutor
 
 OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     # gpus: "auto" (every visible GPU), a count, or a list of device ids; one cell per
-    # `gpus_per_cell` of them at a time; none -> one cell at a time in this process
-    "local": {"gpus": "auto"},
+    # `gpus_per_cell` of them at a time; none -> `cpu_cells` cells at once on the CPU, each
+    # with an even share of the cores (1: one at a time in this process)
+    "local": {"gpus": "auto", "cpu_cells": 1},
     # address: "auto" joins the cluster `ray start` made; "local" starts a private instance
     # (num_cpus / object_store_mb size it); cpus_per_cell: CPUs requested per cell
     "ray": {"address": "auto", "cpus_per_cell": 1, "num_cpus": None, "object_store_mb": None},
@@ -60,8 +61,8 @@ def _check(spec: dict[str, Any], source: str) -> None:
         return ConfigError(f"{source}: executor {spec['kind']}: {key} must be {expected}, got "
                            f"{spec[key]!r}")
 
-    positive = ("cpus_per_cell", "time_min", "array_parallelism", "num_cpus", "object_store_mb",
-                "mem_gb")
+    positive = ("cpus_per_cell", "cpu_cells", "time_min", "array_parallelism", "num_cpus",
+                "object_store_mb", "mem_gb")
     for key in positive:
         if key in spec and spec[key] is not None and (
                 not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1):

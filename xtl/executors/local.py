@@ -1,9 +1,14 @@
-"""The local executor: one cell at a time in this process, or one cell per GPU group.
+"""The local executor: one cell at a time in this process, one cell per GPU group, or several
+cells at once on the CPU cores.
 
 Without GPUs a cell runs in the `xtl run` process itself (a kernel is started per cell anyway;
 a worker process would only add its start-up). With N GPUs, cells run in parallel worker
 processes (`python -m xtl.worker`), each seeing only its own `gpus_per_cell` devices through
-CUDA_VISIBLE_DEVICES.
+CUDA_VISIBLE_DEVICES. Without GPUs and with `cpu_cells: K`, K worker processes share the cores,
+each cell with cores // K torch threads: small models scale poorly over threads and a cell's
+kernel start, imports and report are single-threaded, so K cells at once finish a grid sooner
+(BENCHMARKS.md "Cells in parallel on the CPU"). Numbers depend on the thread count, so a
+grid's results are reproducible for a given `cpu_cells` and machine, not across them.
 """
 
 from __future__ import annotations
@@ -62,27 +67,57 @@ class ProcessJob:
         return f"worker process exited with {code}" + (f" (signal {-code})" if code < 0 else "")
 
 
-class PerGpu:
-    """One worker process per group of `gpus_per_cell` devices."""
+class Slot:
+    """Where one worker process runs: its name and the environment that confines it."""
 
-    def __init__(self, root: str, groups: list[list[int]], env: dict[str, str]) -> None:
-        self.root, self.groups, self.env = root, groups, env
-        self.capacity = len(groups)
+    def __init__(self, where: str, env: dict[str, str]) -> None:
+        self.where, self.env = where, env
+
+
+def gpu_slots(groups: list[list[int]]) -> list[Slot]:
+    """One slot per group of `gpus_per_cell` devices, seen through CUDA_VISIBLE_DEVICES."""
+    slots = []
+    for group in groups:
+        devices = ",".join(map(str, group))
+        slots.append(Slot(f"local gpu {devices}", {"CUDA_VISIBLE_DEVICES": devices}))
+    return slots
+
+
+def cpu_slots(cells: int, cores: int) -> list[Slot]:
+    """`cells` slots sharing `cores`: each cell's torch (and BLAS) threads are its share."""
+    threads = str(max(1, cores // cells))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": ""}
+    return [Slot(f"local cpu {i}", env) for i in range(cells)]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Workers:
+    """One worker process per slot, as many cells at once as there are slots."""
+
+    def __init__(self, root: str, slots: list[Slot], env: dict[str, str]) -> None:
+        self.root, self.slots, self.env = root, slots, env
+        self.capacity = len(slots)
         self.jobs: list[ProcessJob] = []
 
     def _free_slot(self) -> int:
         busy = {j.slot for j in self.jobs if not j.finished()}
-        return next(i for i in range(len(self.groups)) if i not in busy)
+        return next(i for i in range(len(self.slots)) if i not in busy)
 
     def submit(self, cell_ids: Sequence[str]) -> list[ProcessJob]:
         started = []
         for cell_id in cell_ids:
             slot = self._free_slot()
-            devices = ",".join(map(str, self.groups[slot]))
-            where = f"local gpu {devices}"
+            where = self.slots[slot].where
             log = Path(self.root) / "cells" / cell_id / "worker.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            env = os.environ | self.env | {"CUDA_VISIBLE_DEVICES": devices, "XTL_WHERE": where}
+            env = os.environ | self.env | self.slots[slot].env | {"XTL_WHERE": where}
             with open(log, "ab") as out:
                 proc = subprocess.Popen([sys.executable, "-m", "xtl.worker", self.root, cell_id],
                                         env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -128,7 +163,11 @@ def gpu_groups(gpus: Any, gpus_per_cell: int) -> list[list[int]]:
 
 
 def make_local(spec: dict, root: str, gpus_per_cell: int, env: dict[str, str],
-               run_here: Callable[[str], None]) -> InProcess | PerGpu:
+               run_here: Callable[[str], None]) -> InProcess | Workers:
     groups = gpu_groups(spec["gpus"], gpus_per_cell)
-    # one group gains nothing from a worker process: the cell runs here and sees that GPU
-    return PerGpu(root, groups, env) if len(groups) > 1 else InProcess(run_here)
+    if len(groups) > 1:
+        return Workers(root, gpu_slots(groups), env)
+    if not groups and spec["cpu_cells"] > 1:
+        return Workers(root, cpu_slots(spec["cpu_cells"], usable_cores()), env)
+    # one group (or one CPU cell) gains nothing from a worker process: the cell runs here
+    return InProcess(run_here)
