@@ -92,7 +92,7 @@ def _integer_tags(feature: Any) -> bool:
 
 def tag_set(task: Task, source_names: list[str] | None, where: str) -> list[str]:
     """The tag names the canonical rows use."""
-    if getattr(task, "open_tag_set", False):
+    if isinstance(task, TaggingTask) and task.open_tag_set:
         if source_names is None:
             raise DataError(f"{where}: task {task.name!r} takes its tag set from the rows, but "
                             "the source's tags are not a ClassLabel")
