@@ -11,7 +11,8 @@ from xtl.errors import ConfigError
 from xtl.tasks import dual_encoder
 
 REQUIRED = ("featurize", "collator", "make_head", "loss", "decode")
-ALWAYS = ("references", "example_ids", "chance", "bind_head")  # optional, with a default in the base class
+# optional, with a default in the base class
+ALWAYS = ("references", "example_ids", "chance", "bind_head")
 OPTIONAL = ("canonicalize", "predict")  # optional, None: the kit's generic path
 
 
