@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,17 @@ def hub_mirror() -> Path:
     if not HUB.is_dir():
         pytest.skip("../shared/data/hub is not present (fresh clone)")
     return HUB
+
+
+@pytest.fixture
+def formats() -> Iterator[dict]:
+    """The format registry, restored after the test (which may register toy formats)."""
+    from xtl import tasks
+
+    saved = dict(tasks.FORMATS)
+    yield tasks.FORMATS
+    tasks.FORMATS.clear()
+    tasks.FORMATS.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def tokenizer(tiny_dir):
 def test_second_call_reads_the_cache(tokenizer, monkeypatch):
     split = sources.load(NLI, "validation", "de", size=40)
     first = features(NLI, split, tokenizer, HP)
-    fmt = tasks.format_module(NLI.format)
+    fmt = tasks.get_format(NLI.format)
     monkeypatch.setattr(fmt, "featurize", lambda *a, **k: pytest.fail("tokenised twice"))
     second = features(NLI, split, tokenizer, HP)
     assert second["input_ids"] == first["input_ids"] and len(second) == 40

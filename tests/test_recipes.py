@@ -1,9 +1,8 @@
 """The recipes of docs/architecture.md section 3, each followed once with a toy: a task in an
-existing format, a metric and a model preset, added in the one place the recipe names."""
+existing format, a format, a metric and a model preset, added in the one place the recipe
+names."""
 
 from __future__ import annotations
-
-import types
 
 import pytest
 import torch
@@ -58,47 +57,55 @@ def test_a_preset_is_one_zoo_entry(monkeypatch):
     assert ref.hparams == {"input_prefix": "query: "}
 
 
-def _toy_format() -> types.ModuleType:
-    """A format module as docs/architecture.md lists it: is a sentence longer than 3 words?"""
-    fmt = types.ModuleType("toy_length")
-    fmt.FORMAT = "toy_length"
-    fmt.CANONICAL_FIELDS = ("text", "label")
+class _ToyHead(torch.nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.out = torch.nn.Linear(hidden, 2)
 
+    def forward(self, hidden, batch):
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return self.out((hidden * mask).sum(1) / mask.sum(1))
+
+
+class ToyLength(tasks.Format):
+    """A format as docs/architecture.md shows it: is a sentence longer than 3 words?"""
+
+    name, canonical_fields = "toy_length", ("text", "label")
+
+    @staticmethod
     def featurize(batch, tokenizer, hp, train=False):
         enc = tokenizer([hp["input_prefix"] + t for t in batch["text"]], truncation=True,
                         max_length=hp["max_length"])
         return dict(enc) | {"labels": list(batch["label"])}
 
+    @staticmethod
     def collator(tokenizer):
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)
 
-    class Head(torch.nn.Module):
-        def __init__(self, hidden: int) -> None:
-            super().__init__()
-            self.out = torch.nn.Linear(hidden, 2)
+    @staticmethod
+    def make_head(task, hidden_size):
+        return _ToyHead(hidden_size)
 
-        def forward(self, hidden, batch):
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return self.out((hidden * mask).sum(1) / mask.sum(1))
+    @staticmethod
+    def loss(logits, batch):
+        return torch.nn.functional.cross_entropy(logits, batch["labels"])
 
-    fmt.featurize, fmt.collator = featurize, collator
-    fmt.make_head = lambda task, hidden_size: Head(hidden_size)
-    fmt.loss = lambda logits, batch: torch.nn.functional.cross_entropy(logits, batch["labels"])
-    fmt.decode = lambda logits: logits.argmax(-1).tolist()
-    return fmt
+    @staticmethod
+    def decode(logits):
+        return logits.argmax(-1).tolist()
 
 
-def test_a_format_is_one_module(monkeypatch, tiny_dir):
-    fmt = _toy_format()
-    monkeypatch.setitem(tasks.FORMATS, fmt.FORMAT, fmt)
+def test_a_format_is_one_registered_class(formats, monkeypatch, tiny_dir):
+    tasks.register_format(ToyLength)
+    fmt = tasks.get_format("toy_length")
     sentences = ["a b", "a b c d e", "one", "the cat sat on the mat", "x y z", "w x y z v u"]
 
     def rows(language, split, n, seed):
         return [{"sentence": s, "long": int(len(s.split()) > 3)} for s in sentences[:n]]
 
-    task = tasks.Task(name="toy-length", format=fmt.FORMAT, languages=("en",),
+    task = tasks.Task(name="toy-length", format=fmt.name, languages=("en",),
                       label_names=("short", "long"), fields={"text": "sentence", "label": "long"},
                       generator=rows, sizes={"validation": 6})
     monkeypatch.setitem(tasks.REGISTRY, task.name, task)

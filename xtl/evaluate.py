@@ -1,9 +1,9 @@
 """Prediction for a task's splits, batched and in inference mode, and the per-language records.
 
 Classification-like formats go through the generic path here (logits per row, the format's
-`decode`); a format with its own `predict` (extractive QA: windows and span decoding) and
-`references` is asked for those instead, and one whose splits hold rows that are not scored
-(a dual encoder's candidate pool) names the scored rows' ids with `example_ids`.
+`decode`); a format with its own `predict` hook (extractive QA: windows and span decoding) is
+asked instead. The format's `references` and `example_ids` hooks name the scored rows' gold
+answers and ids (`xtl.tasks.Format`: by default the `label` and `id` columns).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from xtl.features import features
 from xtl.models import XtlModel
 from xtl.precision import autocast
 from xtl.sources import Split
-from xtl.tasks import Task, format_module
+from xtl.tasks import Task, get_format
 
 
 @torch.inference_mode()
@@ -28,7 +28,7 @@ def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    fmt = format_module(task.format)
+    fmt = get_format(task.format)
     loader = DataLoader(features(task, split, tokenizer, hp), batch_size=2 * hp["batch_size"],
                         collate_fn=fmt.collator(tokenizer))
     out = []
@@ -43,16 +43,15 @@ def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
 def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
             precision: str = "fp32") -> tuple[list, torch.Tensor | None]:
     """(predictions, logits or None) for every row of `split`, in row order."""
-    fmt = format_module(task.format)
-    if hasattr(fmt, "predict"):
+    fmt = get_format(task.format)
+    if fmt.predict is not None:
         return fmt.predict(model, tokenizer, task, split, hp, precision), None
     logits = _logits(model, tokenizer, task, split, hp, precision)
     return fmt.decode(logits), logits
 
 
 def references(task: Task, split: Split) -> list:
-    fmt = format_module(task.format)
-    return fmt.references(split.rows) if hasattr(fmt, "references") else split.rows["label"]
+    return get_format(task.format).references(split.rows)
 
 
 def score_split(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
@@ -84,8 +83,7 @@ def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], h
         for name, value in metrics.score(task, predictions, refs, split.language).items():
             records.append({"task": task.name, "language": split.language, "split": split.split,
                             "metric": name, "value": value, "n": len(refs), "flags": flags})
-        fmt = format_module(task.format)
-        ids = fmt.example_ids(split.rows) if hasattr(fmt, "example_ids") else split.rows["id"]
+        ids = get_format(task.format).example_ids(split.rows)
         for i, (ex_id, pred, ref) in enumerate(zip(ids, predictions, refs, strict=True)):
             example = {"id": ex_id, "task": task.name, "language": split.language,
                        "split": split.split, "prediction": _shown(task, pred),

@@ -23,7 +23,7 @@ import datasets
 import xtl
 from xtl.sources import Split
 from xtl.store import atomic_write_json, cache_dir, read_json_object, sha256_tree, umask_mode
-from xtl.tasks import Task, format_module
+from xtl.tasks import Task, get_format
 from xtl.tokenizer_state import without_call_state
 
 # The hyperparameters a featuriser may read; the others do not change features.
@@ -69,7 +69,7 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
         warnings.warn(f"feature cache {path} is damaged ({problem}); rebuilding it",
                       stacklevel=2)
         _discard(path)
-    fmt = format_module(task.format)
+    fmt = get_format(task.format)
     feats = split.rows.map(
         fmt.featurize, batched=True, remove_columns=split.rows.column_names,
         fn_kwargs={"tokenizer": tokenizer, "hp": hp, "train": train},

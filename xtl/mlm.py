@@ -44,7 +44,7 @@ from xtl.features import features
 from xtl.precision import autocast
 from xtl.readers import text_lines
 from xtl.store import cache_dir
-from xtl.tasks import Task
+from xtl.tasks import Format, Task, register_format
 
 FORMAT = "mlm"
 CANONICAL_FIELDS = ("text",)
@@ -290,6 +290,23 @@ def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dic
 
 # --- registration --------------------------------------------------------------------------
 
+@register_format
+class MaskedLM(Format):
+    """Masked-token prediction on plain text, mixed into a multi-task stage."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
+
+    @staticmethod
+    def bind_head(head: MaskedLMHead, encoder: nn.Module) -> None:
+        head.bind(encoder)
+
+
 def with_reader(task: Task) -> Task:
     """A declared MLM task naming a raw_path gets the text-file reader (declarations cannot)."""
     if task.format == FORMAT and task.raw_reader is None and task.raw_path:
@@ -297,18 +314,9 @@ def with_reader(task: Task) -> Task:
     return task
 
 
-def _register() -> None:
-    """Make `mlm` a format and a task of the registry (idempotent: imported once per process)."""
-    import sys
-
-    registry.FORMATS.setdefault(FORMAT, sys.modules[__name__])
-    if "mlm" not in registry.REGISTRY:
-        registry.register(Task(
-            name="mlm", format=FORMAT, languages=("mul",), train_language="mul",
-            raw_reader=read_text, raw_path="mlm", fields={"text": "text"},
-            metric="mlm_accuracy",
-            description="Masked language modelling on <raw_dir>/mlm/{train,validation}/*.txt "
-                        "(one sentence per line, any languages)"))
-
-
-_register()
+registry.register(Task(
+    name="mlm", format=FORMAT, languages=("mul",), train_language="mul",
+    raw_reader=read_text, raw_path="mlm", fields={"text": "text"},
+    metric="mlm_accuracy",
+    description="Masked language modelling on <raw_dir>/mlm/{train,validation}/*.txt "
+                "(one sentence per line, any languages)"))

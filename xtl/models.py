@@ -23,7 +23,7 @@ from xtl.atomicdir import recover, replace_dir
 from xtl.errors import ModelError
 from xtl.faults import fault
 from xtl.store import atomic_write_json, read_json_object, sha256_tree
-from xtl.tasks import Task, format_module
+from xtl.tasks import Task, get_format
 from xtl.tokenizer_state import without_call_state
 
 MARKER = "checkpoint.json"
@@ -32,8 +32,8 @@ MARKER = "checkpoint.json"
 class XtlModel(nn.Module):
     """Encoder + a ModuleDict of task heads; `forward(task, batch)` returns the head's logits.
 
-    Several heads share the encoder in a multi-task stage; each step runs one of them. A head
-    with a `bind(encoder)` method is given the encoder once (the MLM head ties its output
+    Several heads share the encoder in a multi-task stage; each step runs one of them. Each
+    format's `bind_head` gives its head the encoder once (the MLM head ties its output
     projection to the word embeddings).
     """
 
@@ -42,11 +42,10 @@ class XtlModel(nn.Module):
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.tasks = {t.name: t for t in tasks}
-        self.heads = nn.ModuleDict({t.name: format_module(t.format).make_head(t, hidden)
+        self.heads = nn.ModuleDict({t.name: get_format(t.format).make_head(t, hidden)
                                     for t in tasks})
-        for head in self.heads.values():
-            if hasattr(head, "bind"):
-                head.bind(encoder)
+        for name, t in self.tasks.items():
+            get_format(t.format).bind_head(self.heads[name], encoder)
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")

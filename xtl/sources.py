@@ -23,7 +23,7 @@ from xtl import smokecaps
 from xtl.errors import DataError, unknown
 from xtl.offline import samples
 from xtl.store import sha256_file
-from xtl.tasks import Task, format_module, get
+from xtl.tasks import Task, get, get_format
 
 MIRROR_ENV = "XTL_HUB_MIRROR"
 RAW_ENV = "XTL_RAW_DIR"
@@ -287,10 +287,10 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
                  ) -> tuple[datasets.Dataset, dict[str, int]]:
     """Rename the source's columns to the format's canonical fields and map labels to ints.
 
-    A format module may define its own `canonicalize(task, raw, split, language)` (choices held
-    in several columns, QA answers to re-locate, ...); this generic one serves the rest.
+    A format may have its own `canonicalize` hook (choices held in several columns, QA answers
+    to re-locate, ...); this generic one serves the rest (`xtl.tasks.Format`).
     """
-    own = getattr(format_module(task.format), "canonicalize", None)
+    own = get_format(task.format).canonicalize
     if own is not None:
         return own(task, raw, split, language)
     missing = [col for col in task.fields.values() if col not in raw.column_names]

@@ -64,7 +64,7 @@ from xtl.models import XtlModel, save_checkpoint
 from xtl.progress import bar as progress_bar
 from xtl.sources import Split
 from xtl.store import atomic_write_text
-from xtl.tasks import Task, format_module, with_overrides
+from xtl.tasks import Task, get_format, with_overrides
 
 COLLAPSE_MARGIN = 1.0  # accuracy points above the majority-class share that still count as collapse
 PROCESSES_ENV = "XTL_GPUS_PER_CELL"  # the runner's `gpus_per_cell`, for the notebook kernels
@@ -346,7 +346,7 @@ def collator(task: Task, tokenizer: Any, hp: dict) -> Callable[[list[dict]], dic
     """The format's collator; MLM's masks with the run's masking probability."""
     if task.format == mlm.FORMAT:
         return mlm.collator(tokenizer, hp["mlm_probability"])
-    return format_module(task.format).collator(tokenizer)
+    return get_format(task.format).collator(tokenizer)
 
 
 def task_data(task: Task, train: Split, dev: Split, tokenizer: Any, hp: dict, seed: int,
@@ -439,7 +439,7 @@ def train_step(accelerator: Accelerator, model: torch.nn.Module, optimizer: Any,
     `weights` (default 1 each) scale each micro-batch's loss (see `micro_batches`); with
     several processes the numbers returned are those of the global batch (all-reduced).
     """
-    loss_fn = format_module(task.format).loss
+    loss_fn = get_format(task.format).loss
     weights = weights or [1.0] * len(group)
     stats = torch.zeros(3, dtype=torch.float64)  # weighted loss, padding, tokens
     for i, (batch, weight) in enumerate(zip(group, weights, strict=True)):

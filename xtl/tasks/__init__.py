@@ -4,17 +4,8 @@ Adding a task means adding a `register(Task(...))` line to the module of its for
 format module in this package): nothing else in the kit names tasks. Users can also declare a
 task in their experiment file (`tasks: {name: {format: ..., hub_id: ..., ...}}`).
 
-A format module defines, at module level:
-- `FORMAT: str` and `CANONICAL_FIELDS` (the canonical row's fields besides `id`);
-- `featurize(batch, tokenizer, hp, train=False) -> dict` (batched `datasets.map`; `hp` the
-  resolved hyperparameters: max_length, input_prefix, doc_stride, ...);
-- `collator(tokenizer)` -> a callable turning a list of features into a padded batch;
-- `make_head(task, hidden_size) -> nn.Module` whose `forward(hidden, batch)` gives logits;
-- `loss(logits, batch) -> Tensor` and `decode(logits) -> list` (predictions per row).
-Optionally `canonicalize(task, raw, split, language) -> (rows, report)` where the generic
-column renaming in `xtl.sources.canonicalize` is not enough; `report` maps a reason to a
-count: reasons starting with "repaired:" are rows kept after a repair (e.g. a re-located QA
-answer), every other reason counts rows that could not be used.
+Each format module defines a `Format` subclass registered with `@register_format`
+(`xtl/tasks/format.py` declares the hooks, required and optional), and registers its tasks.
 """
 
 from __future__ import annotations
@@ -29,12 +20,18 @@ from typing import Any
 
 from xtl.errors import ConfigError, unknown
 
+# re-exported: a format module imports what it needs from `xtl.tasks`
+from xtl.tasks.format import FORMATS as FORMATS
+from xtl.tasks.format import Format as Format
+from xtl.tasks.format import get_format as get_format
+from xtl.tasks.format import register_format as register_format
+
 DEFAULT_SPLITS = MappingProxyType({"train": "train", "validation": "validation", "test": "test"})
 
 
 @dataclass(frozen=True)
 class Task:
-    """What the kit needs to know about a task; the format module knows how to featurise it."""
+    """What the kit needs to know about a task; its format knows how to featurise it."""
 
     name: str
     format: str
@@ -119,13 +116,6 @@ def resolve(name: str, declared: Mapping[str, Mapping[str, Any]]) -> Task:
     return get(name)
 
 
-def format_module(fmt: str) -> Any:
-    """The module that featurises and scores tasks of format `fmt`."""
-    if fmt not in FORMATS:
-        raise unknown("task format", fmt, FORMATS)
-    return FORMATS[fmt]
-
-
 def declare(name: str, spec: Mapping[str, Any]) -> Task:
     """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
     allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "bundled"}
@@ -139,7 +129,7 @@ def declare(name: str, spec: Mapping[str, Any]) -> Task:
     spec = dict(spec)
     spec["languages"] = tuple(spec["languages"])
     spec["label_names"] = tuple(spec.get("label_names", ()))
-    format_module(spec["format"])
+    get_format(spec["format"])
     return Task(name=name, **spec)
 
 
@@ -187,7 +177,3 @@ def with_overrides(task: Task, **changes: Any) -> Task:
 
 
 _import_format_modules()
-FORMATS: dict[str, Any] = {
-    m.FORMAT: m for m in (importlib.import_module(f"{__name__}.{i.name}")
-                          for i in pkgutil.iter_modules(__path__)) if hasattr(m, "FORMAT")
-}

@@ -50,7 +50,7 @@ from xtl import retrieval
 from xtl.errors import ConfigError, DataError
 from xtl.readers import lareqa as lareqa_json
 from xtl.readers import mewslix, squad_sentences
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 if TYPE_CHECKING:
     from xtl.sources import Split
@@ -352,6 +352,23 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
     queries = embed(view.queries, view.query_contexts, None)
     _, rows = retrieval.knn(queries, pool, TOP_K, backend="torch", device=device)
     return [[view.pool_ids[j] for j in ranked] for ranked in rows.tolist()]
+
+
+@register_format
+class DualEncoder(Format):
+    """Queries and candidates embedded apart; each query's top-20 candidates by cosine."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
+    predict = staticmethod(predict)
+    references = staticmethod(references)
+    example_ids = staticmethod(example_ids)
+    chance = staticmethod(chance)
 
 
 # --------------------------------------------------------------------------- tasks

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from xtl.errors import DataError
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 FORMAT = "multiple_choice"
 # Canonical row: {"id": str, "context": str, "question": str, "choices": list[str], "label": int}
@@ -211,6 +211,19 @@ def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
 
 def decode(logits: torch.Tensor) -> list[int]:
     return logits.argmax(-1).tolist()
+
+
+@register_format
+class MultipleChoice(Format):
+    """One of a row's choices, each scored from its own (context, question, choice) input."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
 
 
 # --- English intermediate tasks (schemas: docs/data.md section 1) --------------------------

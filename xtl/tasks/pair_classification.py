@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xtl.synth import nli, target_train
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 FORMAT = "pair_classification"
 # Canonical row: {"id": str, "text_a": str, "text_b": str, "label": int} ("text_b" optional)
@@ -63,6 +63,18 @@ def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
 
 def decode(logits: torch.Tensor) -> list[int]:
     return logits.argmax(-1).tolist()
+
+
+@register_format
+class PairClassification(Format):
+    """One label per sentence pair (or single sentence) from the first token."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
 
 
 register(Task(

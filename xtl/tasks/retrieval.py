@@ -33,7 +33,7 @@ import datasets
 from xtl.errors import ConfigError, DataError
 from xtl.readers import bucc, tatoeba
 from xtl.synth import dataset_generator
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 FORMAT = "retrieval"
 CANONICAL_FIELDS = ("source", "target", "gold")
@@ -107,6 +107,19 @@ def _checked_sentences(task: Task, raw: datasets.Dataset, split: str, language: 
                                "target": [t.strip() if t is not None else None
                                           for t in b["target"]]},
                     batched=True, features=CANONICAL_FEATURES, desc=where)
+
+
+@register_format
+class Retrieval(Format):
+    """Sentence retrieval with the encoder as it is (xtl.retrieval): never trained."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
 
 
 # --------------------------------------------------------------------------- tasks

@@ -32,7 +32,7 @@ from xtl.errors import ConfigError, DataError, unknown
 from xtl.precision import autocast
 from xtl.readers import squad as squad_json
 from xtl.synth import dataset_generator, target_train
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 FORMAT = "span_qa"
 CANONICAL_FIELDS = ("context", "question", "answers")
@@ -477,6 +477,21 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
     answers = postprocess(split.rows, feats, start, end,
                           max_answer_length=hp["max_answer_length"], null_threshold=threshold)
     return [answers[row_id] for row_id in split.rows["id"]]
+
+
+@register_format
+class SpanQA(Format):
+    """An answer span in the context (or none), decoded over overlapping windows."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
+    predict = staticmethod(predict)
+    references = staticmethod(references)
 
 
 # --------------------------------------------------------------------------- the tasks

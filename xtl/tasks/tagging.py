@@ -41,7 +41,7 @@ from xtl.readers import ccg as ccg_reader
 from xtl.readers import conllu
 from xtl.readers import panx as panx_reader
 from xtl.synth import dataset_generator, target_train
-from xtl.tasks import Task, register
+from xtl.tasks import Format, Task, register, register_format
 
 FORMAT = "tagging"
 CANONICAL_FIELDS = ("tokens", "tags")
@@ -92,7 +92,7 @@ def _integer_tags(feature: Any) -> bool:
 
 def tag_set(task: Task, source_names: list[str] | None, where: str) -> list[str]:
     """The tag names the canonical rows use."""
-    if getattr(task, "open_tag_set", False):
+    if isinstance(task, TaggingTask) and task.open_tag_set:
         if source_names is None:
             raise DataError(f"{where}: task {task.name!r} takes its tag set from the rows, but "
                             "the source's tags are not a ClassLabel")
@@ -406,6 +406,21 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
               f"words have no sub-token (or an untrained tag id); predicted {fallback!r}")
     return [[names[t] if t is not None and t < len(names) else fallback for t in row]
             for row in ids]
+
+
+@register_format
+class Tagging(Format):
+    """One tag per word, from the word's first (or content) sub-token, over windows."""
+
+    name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    canonicalize = staticmethod(canonicalize)
+    featurize = staticmethod(featurize)
+    collator = staticmethod(collator)
+    make_head = staticmethod(make_head)
+    loss = staticmethod(loss)
+    decode = staticmethod(decode)
+    predict = staticmethod(predict)
+    references = staticmethod(references)
 
 
 # --------------------------------------------------------------------------- the tasks
