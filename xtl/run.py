@@ -397,7 +397,9 @@ def _run_cells(run_dir: RunDir, plan: planning.Plan, exp: config.Experiment,
                     atomic_write_json(run_dir.cell(cell.id) / "job.json", job.record)
         stopped = [cid for cid, job in running.items() if job.finished()]
         for cid in stopped:
-            if _outcome(run_dir, plan.by_id()[cid], running.pop(cid), log, number[cid]):
+            # a cell run in this process said how it went; a worker's outcome is said here
+            if _outcome(run_dir, plan.by_id()[cid], running.pop(cid), log, number[cid],
+                        executor.capacity != 1):
                 summary.done.append(cid)
                 apply_retention(run_dir, plan, exp["keep_checkpoints"], log)
             else:
@@ -428,11 +430,19 @@ def _numbered(plan: planning.Plan) -> dict[str, str]:
             for i, c in enumerate(plan.cells, 1)}
 
 
-def _outcome(run_dir: RunDir, cell: planning.Cell, job: executors.Job, log, prefix: str) -> bool:
-    """Read a stopped job's result from the cell's status; a silent death becomes `failed`."""
+def _outcome(run_dir: RunDir, cell: planning.Cell, job: executors.Job, log, prefix: str,
+             say: bool = False) -> bool:
+    """Read a stopped job's result from the cell's status; a silent death becomes `failed`.
+    `say`: log the outcome (a worker's own log lines went to its worker.log)."""
     status = run_dir.status(cell.id)
     if status.get("state") in ("done", "failed"):
-        return status["state"] == "done" and is_done(run_dir, cell)
+        ok = status["state"] == "done" and is_done(run_dir, cell)
+        if say and ok:
+            log(f"{prefix}: done in {status.get('seconds') or 0:.1f}s on {job.where}")
+        elif say:
+            log(f"{prefix}: failed on {job.where}: {status.get('error') or 'no metrics.json'}; "
+                f"see {run_dir.cell(cell.id) / 'worker.log'}")
+        return ok
     why = job.died() or "the worker stopped without finishing the cell"
     run_dir.set_status(cell.id, state="failed", label=cell.label, where=job.where,
                        started=status.get("started"), finished=_now(),
