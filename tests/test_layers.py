@@ -36,6 +36,8 @@ LAYERS = {
     # figures only (imports nothing of xtl): drawn by cells and by the analysis alike
     "xtl.plots": "evaluate",
     "xtl.train": "train", "xtl.sampling": "train", "xtl.resume": "train",
+    "xtl.devices": "train", "xtl.train_data": "train", "xtl.selection": "train",
+    "xtl.loop_state": "train", "xtl.launch": "train",
     "xtl.phases": "cell", "xtl.multitask": "cell", "xtl.retrieval": "cell",
     "xtl.transferability_cell": "cell", "xtl.transferability_report": "analysis",
     "xtl.results": "analysis", "xtl.uncertainty": "analysis",

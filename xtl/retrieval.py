@@ -497,7 +497,7 @@ def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
     """(encoder in eval mode on its device, tokenizer, device): the base model's encoder, or the
     `encoder/` of an intermediate checkpoint (checksum verified, architecture checked against
     the base model); `run` (a phases.Run) records where it came from and the precision."""
-    from xtl import train  # lazy: accelerate; the format registry imports this module
+    from xtl import devices  # lazy: accelerate; the format registry imports this module
     from xtl.models import build
 
     location, source = zoo.materialize(model)
@@ -509,8 +509,8 @@ def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
                             f"{report.parent.get('cell')}; base model: {source})")
         run.parent = {"cell": report.parent.get("cell"),
                       "checksum": report.parent.get("checksum"), "path": str(init)}
-    device = train.resolve_device(hp["device"])
-    run.precision = train.resolve_precision(hp["precision"], device)
+    device = devices.resolve_device(hp["device"])
+    run.precision = devices.resolve_precision(hp["precision"], device)
     return net.encoder.to(device).eval(), tokenizer, device
 
 
