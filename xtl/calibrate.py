@@ -33,7 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import xtl
-from xtl import devices, evaluate, mlm, resume, retrieval, sampling, sources, train, train_data, zoo
+from xtl import (
+    bitext,
+    devices,
+    embeddings,
+    evaluate,
+    mlm,
+    resume,
+    sampling,
+    sources,
+    train,
+    train_data,
+    zoo,
+)
 from xtl.devices import resolve_device
 from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
 from xtl.features import features
@@ -374,7 +386,7 @@ class _EvalProbe:
     def _embed(self, sides: list[tuple[list[str], list | None]]) -> None:
         hp = self.hp
         for texts, contexts in sides:
-            retrieval.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
+            embeddings.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
                             hp["pooling"], hp["layer"], 2 * hp["batch_size"],
                             max_length=hp["max_length"], precision=self.precision,
                             pairs=contexts)
@@ -394,7 +406,7 @@ def _texts(fmt: str, rows: Any) -> list[tuple[list[str], list | None]]:
     """What a retrieval cell embeds (both sides of the bitext), or a dual encoder's queries and
     candidates with their contexts."""
     if fmt == "retrieval":
-        pairs = retrieval.bitext(rows)
+        pairs = bitext.bitext(rows)
         return [(pairs.source, None), (pairs.target, None)]
     texts = [q if q is not None else c for q, c in zip(rows["query"], rows["candidate"],
                                                        strict=True)]
