@@ -1,4 +1,4 @@
-"""xtl.retrieval: layer choice, pooling, exact search, Tatoeba top-1, BUCC margin mining."""
+"""Retrieval: layer choice, pooling, exact search, Tatoeba top-1, BUCC margin mining."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from conftest import SHARED
 from transformers import AutoModel, AutoTokenizer
 
 from xtl import bitext, embeddings, metrics, retrieval, search
+from xtl.bitext import Bitext, Side
 from xtl.errors import ConfigError, DataError
-from xtl.retrieval import Bitext, Side
 
 RAW = SHARED / "data" / "raw"
 
