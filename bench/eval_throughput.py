@@ -56,7 +56,7 @@ def timed(model, tokenizer, texts: list[str], precision: str, recipe: dict
           ) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     vectors = embeddings.embed(model, tokenizer, texts, recipe["prefix"], "mean", recipe["layer"],
-                              64, max_length=256, precision=precision)
+                               64, max_length=256, precision=precision)
     return len(texts) / (time.perf_counter() - start), vectors
 
 

@@ -89,7 +89,7 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         cached = str(embeddings.save_embeddings(Path(tmp) / "pool.npy",
-                                               _data(args.candidates, 1, args.dim)[1]))
+                                                _data(args.candidates, 1, args.dim)[1]))
         results = {}
         for arm in ("naive", "chunked", "chunked, cached pool"):
             queue = ctx.Queue()

@@ -205,7 +205,7 @@ class KitArm:
         self.model.train()
         plan = sampling.BatchPlan(train_data.lengths(pool), BATCH, seed=0)  # grouped: kit default
         self.data = train_data.TaskData(TASK, None, None, pool, sampling.Cursor(plan),
-                                   train_data.collator(TASK, tokenizer, hp))
+                                        train_data.collator(TASK, tokenizer, hp))
         self.masks: list[torch.Tensor] = []
 
     def step(self) -> None:

@@ -228,7 +228,7 @@ def test_predictions_are_the_exact_top_20_and_the_pool_is_embedded_once(raw, tin
 
     def embed(texts, pairs):  # as predict batches them (2 x batch_size): the same vectors
         return embeddings.embed(model.encoder, tokenizer, texts, "", "mean", -1, 128,
-                               max_length=64, pairs=pairs)
+                                max_length=64, pairs=pairs)
 
     sims = embed(view.queries, view.query_contexts) @ embed(view.candidates,
                                                             view.candidate_contexts).T

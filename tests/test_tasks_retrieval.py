@@ -180,7 +180,7 @@ def test_bucc_rows_from_release_files(bucc_root):
     assert row == {"id": "de-000000", "source": SHARED_TEXTS[0], "target": None,
                    "gold": ["en-000001"]}
     test = bitext.bitext(sources.load(tasks.get("bucc2018"), "test", "de",
-                                         raw=bucc_root).rows)
+                                      raw=bucc_root).rows)
     assert test.source_ids[0] == "de-000100"  # the training part
 
 

@@ -387,9 +387,9 @@ class _EvalProbe:
         hp = self.hp
         for texts, contexts in sides:
             embeddings.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
-                            hp["pooling"], hp["layer"], 2 * hp["batch_size"],
-                            max_length=hp["max_length"], precision=self.precision,
-                            pairs=contexts)
+                             hp["pooling"], hp["layer"], 2 * hp["batch_size"],
+                             max_length=hp["max_length"], precision=self.precision,
+                             pairs=contexts)
 
     def __call__(self) -> float:
         t0 = time.perf_counter()

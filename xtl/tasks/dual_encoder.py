@@ -216,9 +216,9 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
                         "lack one (evaluation splits are ranked by `predict`, not featurised)")
     prefix, limit = hp["input_prefix"], hp["max_length"]
     query = embeddings.encode_texts(tokenizer, batch["query"], batch["query_context"], prefix,
-                                   limit)
+                                    limit)
     cand = embeddings.encode_texts(tokenizer, batch["candidate"], batch["candidate_context"],
-                                  prefix, limit)
+                                   prefix, limit)
     return {**query, **{f"cand_{k}": v for k, v in cand.items()},
             "cand_key": [_key(c) for c in batch["candidate_id"]]}
 
@@ -342,8 +342,8 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
 
     def embed(texts: list[str], pairs: list[str | None], desc: str | None) -> torch.Tensor:
         return embeddings.embed(encoder, tokenizer, texts, hp["input_prefix"], "mean", -1,
-                               2 * hp["batch_size"], max_length=hp["max_length"],
-                               precision=precision, pairs=pairs, desc=desc)
+                                2 * hp["batch_size"], max_length=hp["max_length"],
+                                precision=precision, pairs=pairs, desc=desc)
 
     key = (view.pool_fingerprint(), hp["input_prefix"], hp["max_length"], precision)
     shown = f"embed {len(view.pool_ids):,} candidates" if len(view.pool_ids) > BAR_FROM else None
