@@ -16,6 +16,11 @@ same everywhere), losses and counts are all-reduced, dev scores are the main pro
 only the main process writes history, checkpoints and resume state. Called with
 `processes > 1` from a plain process (a notebook), `fit` starts the ranks itself with torchrun
 and loads the trained weights back into `model`.
+
+Around the loop: `xtl.devices` (device, precision, ranks, the accelerator), `xtl.train_data`
+(each task's features and batches, the input checks), `xtl.selection` (dev scores, the
+checkpoint rule, collapse), `xtl.loop_state` (`Progress`, its snapshot and restore,
+`FitResult`) and `xtl.launch` (the ranks started from a notebook).
 """
 
 from __future__ import annotations
