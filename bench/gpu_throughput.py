@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel
 
-from xtl import tasks, train
+from xtl import devices, tasks, train
 from xtl.config import HPARAM_DEFAULTS
 from xtl.models import XtlModel
 
@@ -63,7 +63,7 @@ def measure(config: Path | dict, device: str = "cuda", precision: str = "bf16", 
             seq: int = 256, steps: int = 20, warmup: int = 3, peak: float | None = None,
             seed: int = 0) -> dict:
     """Examples/s, tokens/s, TFLOP/s and MFU of `steps` timed training steps after `warmup`."""
-    dev = train.resolve_device(device)
+    dev = devices.resolve_device(device)
     fields = dict(config) if isinstance(config, dict) else json.loads(Path(config).read_text())
     fields.pop("architectures", None)
     cfg = AutoConfig.for_model(fields.pop("model_type"), **fields)
@@ -72,7 +72,7 @@ def measure(config: Path | dict, device: str = "cuda", precision: str = "bf16", 
     torch.manual_seed(seed)
     model = XtlModel(AutoModel.from_config(cfg), [TASK])
     hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
-    accelerator = train.make_accelerator(train.resolve_precision(precision, dev), dev)
+    accelerator = devices.make_accelerator(devices.resolve_precision(precision, dev), dev)
     optimizer = train.make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -108,7 +108,7 @@ def measure(config: Path | dict, device: str = "cuda", precision: str = "bf16", 
     return {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "precision": train.resolve_precision(precision, dev),
+        "torch": torch.__version__, "precision": devices.resolve_precision(precision, dev),
         "parameters": sum(p.numel() for p in unwrapped.parameters()),
         "matmul_weights": matmul_weights(unwrapped), "layers": cfg.num_hidden_layers,
         "hidden": cfg.hidden_size, "batch": batch, "seq": seq, "steps": steps,

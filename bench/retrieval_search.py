@@ -8,7 +8,7 @@ real candidates with e5-small on this CPU would take hours). Three arms, each in
 process so that its peak memory is its own (ru_maxrss minus the resident size just before the
 search):
 - naive: `queries @ pool.T` in one [queries x candidates] float32 matrix, then `topk`;
-- chunked: `xtl.retrieval.knn` (the dual-encoder and Tatoeba/BUCC search): the pool streamed
+- chunked: `xtl.search.knn` (the dual-encoder and Tatoeba/BUCC search): the pool streamed
   INDEX_CHUNK rows at a time, queries QUERY_CHUNK at a time, a running top-k merged;
 - chunked, cached pool: the same over the pool saved with `save_embeddings` and memory-mapped
   with `load_embeddings` (what a pool too large for RAM would use; pages read from the file
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from xtl import retrieval
+from xtl import embeddings, search
 
 
 def _rss_mib() -> float:
@@ -53,7 +53,7 @@ def _data(candidates: int, queries: int, dim: int) -> tuple[torch.Tensor, torch.
 
 def _arm(arm: str, args: argparse.Namespace, cached: str, out: mp.Queue) -> None:
     queries, pool = _data(args.candidates, args.queries, args.dim)
-    index = retrieval.load_embeddings(cached) if arm == "chunked, cached pool" else pool
+    index = embeddings.load_embeddings(cached) if arm == "chunked, cached pool" else pool
     if arm == "chunked, cached pool":
         del pool
     before = _rss_mib()
@@ -64,7 +64,7 @@ def _arm(arm: str, args: argparse.Namespace, cached: str, out: mp.Queue) -> None
             result = (queries @ index.T).topk(args.k, dim=1)
             result = (result.values, result.indices)
         else:
-            result = retrieval.knn(queries, index, args.k)
+            result = search.knn(queries, index, args.k)
         best = min(best, time.perf_counter() - start)
     # numpy, not tensors: torch would pass tensors through shared-memory handles
     out.put({"arm": arm, "seconds": best, "peak_mib": _peak_mib() - before,
@@ -84,12 +84,12 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{args.queries:,} queries x {args.candidates:,} candidates x {args.dim} dims, "
-          f"top {args.k}; INDEX_CHUNK {retrieval.INDEX_CHUNK}, QUERY_CHUNK "
-          f"{retrieval.QUERY_CHUNK}")
+          f"top {args.k}; INDEX_CHUNK {search.INDEX_CHUNK}, QUERY_CHUNK "
+          f"{search.QUERY_CHUNK}")
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
-        cached = str(retrieval.save_embeddings(Path(tmp) / "pool.npy",
-                                               _data(args.candidates, 1, args.dim)[1]))
+        cached = str(embeddings.save_embeddings(Path(tmp) / "pool.npy",
+                                                _data(args.candidates, 1, args.dim)[1]))
         results = {}
         for arm in ("naive", "chunked", "chunked, cached pool"):
             queue = ctx.Queue()
@@ -105,8 +105,8 @@ def main() -> None:
         print(f"| {arm} | {r['seconds']:.2f} s | {rate:,.0f} | "
               f"{rate * args.candidates / 1e9:.2f} G | {r['peak_mib']:,.0f} MiB |")
     full = args.queries * args.candidates * 4 / 2**20
-    block = min(args.queries, retrieval.QUERY_CHUNK) * min(args.candidates,
-                                                           retrieval.INDEX_CHUNK) * 4 / 2**20
+    block = min(args.queries, search.QUERY_CHUNK) * min(args.candidates,
+                                                           search.INDEX_CHUNK) * 4 / 2**20
     print(f"\n(the naive similarity matrix alone is {full:,.0f} MiB; one chunked block is "
           f"{block:,.0f} MiB)")
     for arm in ("chunked", "chunked, cached pool"):

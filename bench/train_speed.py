@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import sampling, sources, tasks, train, zoo
+from xtl import devices, sampling, sources, tasks, train, train_data, zoo
 from xtl.config import HPARAM_DEFAULTS
 from xtl.features import features
 from xtl.models import XtlModel
@@ -69,7 +69,7 @@ def make_batch(indices: list[int], lengths: np.ndarray, vocab: int, pad_id: int)
 def time_setting(model: XtlModel, precision: str, batches: list[dict]) -> float:
     """Examples per second of the training step over `batches` (shortest first, as warm-up)."""
     hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
-    accelerator = train.make_accelerator(precision, torch.device("cpu"))
+    accelerator = devices.make_accelerator(precision, torch.device("cpu"))
     optimizer = train.make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     prepared, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -144,7 +144,8 @@ def synth_padding(tokenizer) -> tuple[float, float]:
     hp = HPARAM_DEFAULTS | {"max_length": 128}
     for lang in TASK.languages:
         split = sources.load(TASK, "train", lang)
-        lens.append(train.lengths(features(TASK, split, tokenizer, hp, train=True, cache=False)))
+        feats = features(TASK, split, tokenizer, hp, train=True, cache=False)
+        lens.append(train_data.lengths(feats))
     lengths = np.concatenate(lens)
     return tuple(sampling.padded_fraction(sampling.BatchPlan(lengths, BATCH, 0, g).epoch(0),
                                           lengths) for g in (False, True))

@@ -63,7 +63,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from xtl import sampling, tasks, train, zoo
+from xtl import devices, sampling, tasks, train, train_data, zoo
 from xtl.config import HPARAM_DEFAULTS
 from xtl.models import XtlModel
 
@@ -197,20 +197,20 @@ class KitArm:
     def __init__(self, location: str, pool: datasets.Dataset, tokenizer, total: int):
         hp = HPARAM_DEFAULTS | {"learning_rate": LR, "batch_size": BATCH}
         model = fresh_model(location)
-        self.accelerator = train.make_accelerator("bf16", torch.device("cpu"))
+        self.accelerator = devices.make_accelerator("bf16", torch.device("cpu"))
         optimizer = train.make_optimizer(model, hp)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             model, optimizer, scheduler)
         self.model.train()
-        plan = sampling.BatchPlan(train.lengths(pool), BATCH, seed=0)  # grouped: kit default
-        self.data = train.TaskData(TASK, None, None, pool, sampling.Cursor(plan),
-                                   train.collator(TASK, tokenizer, hp))
+        plan = sampling.BatchPlan(train_data.lengths(pool), BATCH, seed=0)  # grouped: kit default
+        self.data = train_data.TaskData(TASK, None, None, pool, sampling.Cursor(plan),
+                                        train_data.collator(TASK, tokenizer, hp))
         self.masks: list[torch.Tensor] = []
 
     def step(self) -> None:
         group = self.data.cursor.take(1)
-        batches, weights = train.micro_batches(self.data, group, 0, 1)
+        batches, weights = train_data.micro_batches(self.data, group, 0, 1)
         train.train_step(self.accelerator, self.model, self.optimizer, self.scheduler, TASK,
                          batches, 1.0, weights)
         self.masks.append(batches[0]["attention_mask"])
@@ -311,7 +311,7 @@ def breakdown(arm: KitArm, steps: int) -> dict[str, float]:
         t0 = time.perf_counter()
         # a cursor left at an epoch's end hands out an empty group once, then the next epoch
         group = arm.data.cursor.take(1) or arm.data.cursor.take(1)
-        batches, _ = train.micro_batches(arm.data, group, 0, 1)
+        batches, _ = train_data.micro_batches(arm.data, group, 0, 1)
         t1 = time.perf_counter()
         with acc.autocast():
             logits = model(TASK.name, batches[0])
@@ -387,7 +387,7 @@ def main() -> None:
     location, source = zoo.materialize(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(str(location))
     pool = make_pool(args.pool, tokenizer)
-    lengths = np.asarray(train.lengths(pool))
+    lengths = np.asarray(train_data.lengths(pool))
     print(f"model {MODEL} ({source}); pool {args.pool} pairs, tokens per pair: median "
           f"{np.median(lengths):.0f}, mean {lengths.mean():.1f}, p95 "
           f"{np.percentile(lengths, 95):.0f}, max {lengths.max()} (log-normal, median 45, "

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from xtl import chance as chance_levels
-from xtl import evaluate, metrics, models, retrieval, sources, zoo
+from xtl import embeddings, evaluate, metrics, models, sources, zoo
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
 from xtl.readers import lareqa as reader
@@ -216,10 +216,10 @@ def test_predictions_are_the_exact_top_20_and_the_pool_is_embedded_once(raw, tin
     model, tokenizer, _ = models.build(tiny_dir, [task])
     hp = {**HPARAM_DEFAULTS, "max_length": 64, "batch_size": 64, "device": "cpu"}
     splits = [_split(task, lang, raw) for lang in ("en", "zh")]
-    retrieval.POOL_CACHE.clear()
-    hits, misses = retrieval.POOL_CACHE.hits, retrieval.POOL_CACHE.misses
+    embeddings.POOL_CACHE.clear()
+    hits, misses = embeddings.POOL_CACHE.hits, embeddings.POOL_CACHE.misses
     records, examples = evaluate.evaluate(model, tokenizer, task, splits, hp)
-    assert (retrieval.POOL_CACHE.hits - hits, retrieval.POOL_CACHE.misses - misses) == (1, 1)
+    assert (embeddings.POOL_CACHE.hits - hits, embeddings.POOL_CACHE.misses - misses) == (1, 1)
     assert [(r["language"], r["metric"], r["n"]) for r in records] == [
         ("en", "map@20", 225), ("zh", "map@20", 225)]
     # brute force: every similarity, a full sort; predictions must carry the same top-20
@@ -227,8 +227,8 @@ def test_predictions_are_the_exact_top_20_and_the_pool_is_embedded_once(raw, tin
     view = de.View.of(splits[0].rows)
 
     def embed(texts, pairs):  # as predict batches them (2 x batch_size): the same vectors
-        return retrieval.embed(model.encoder, tokenizer, texts, "", "mean", -1, 128,
-                               max_length=64, pairs=pairs)
+        return embeddings.embed(model.encoder, tokenizer, texts, "", "mean", -1, 128,
+                                max_length=64, pairs=pairs)
 
     sims = embed(view.queries, view.query_contexts) @ embed(view.candidates,
                                                             view.candidate_contexts).T

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from xtl import config, faults, mlm, resume, sampling, sources, tasks, train
+from xtl import config, devices, faults, mlm, resume, sampling, sources, tasks, train
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
 from xtl.models import build, verify_checkpoint
@@ -131,9 +131,9 @@ def test_global_batches_split_into_weighted_shares():
 def test_fsdp_is_refused_where_it_cannot_work(tiny_dir):
     model, _, _ = build(tiny_dir, [NLI, MLM])
     with pytest.raises(ConfigError, match="needs CUDA"):
-        train._check_fsdp(model, [NLI], torch.device("cpu"))
+        devices.check_fsdp(model, [NLI], torch.device("cpu"))
     with pytest.raises(ConfigError, match="cannot train an MLM task"):
-        train._check_fsdp(model, [NLI, MLM], torch.device("cuda", 0))
+        devices.check_fsdp(model, [NLI, MLM], torch.device("cuda", 0))
 
 
 def test_multi_task_stages_in_the_experiment_file():

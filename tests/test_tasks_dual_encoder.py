@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from xtl import retrieval
+from xtl import embeddings, search
 from xtl.tasks import dual_encoder as de
 from xtl.tasks import get
 
@@ -72,11 +72,11 @@ def test_streaming_knn_equals_brute_force_on_chunks_and_memmaps(monkeypatch, tmp
     queries = torch.cat([index[3:4], torch.nn.functional.normalize(
         torch.randn(49, 16, generator=gen), dim=-1)])
     brute = (queries @ index.T).sort(dim=1, descending=True, stable=True)
-    monkeypatch.setattr(retrieval, "INDEX_CHUNK", 64)
-    monkeypatch.setattr(retrieval, "QUERY_CHUNK", 7)
-    mapped = retrieval.load_embeddings(retrieval.save_embeddings(tmp_path / "pool.npy", index))
+    monkeypatch.setattr(search, "INDEX_CHUNK", 64)
+    monkeypatch.setattr(search, "QUERY_CHUNK", 7)
+    mapped = embeddings.load_embeddings(embeddings.save_embeddings(tmp_path / "pool.npy", index))
     for source in (index, mapped):
-        sims, rows = retrieval.knn(queries, source, k)
+        sims, rows = search.knn(queries, source, k)
         assert torch.allclose(sims, brute.values[:, :k], atol=1e-6)
         assert rows[0, 0].item() == 3
         # equal ids except where two similarities tie to rounding
@@ -88,7 +88,7 @@ def test_pool_cache_hits_until_the_weights_or_the_encoder_change(tiny_dir):
     from xtl import models
 
     model, _, _ = models.build(tiny_dir, [get("lareqa")])
-    cache, calls = retrieval.EmbeddingCache(), []
+    cache, calls = embeddings.EmbeddingCache(), []
 
     def compute():
         calls.append(1)

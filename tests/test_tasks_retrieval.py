@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import HUB, SHARED
 
-from xtl import config, plan, retrieval, run, sources, tasks
+from xtl import bitext, config, plan, retrieval, run, sources, tasks
 from xtl.errors import ConfigError, DataError
 from xtl.readers import bucc as bucc_reader
 from xtl.readers import tatoeba as tatoeba_reader
@@ -173,14 +173,14 @@ def test_bucc_rows_from_release_files(bucc_root):
     loaded = sources.load(tasks.get("bucc2018"), "validation", "de", raw=bucc_root)
     assert loaded.source == "raw" and loaded.location.endswith("bucc2018/de-en")
     assert len(loaded.rows) == 15 + 13
-    pairs = retrieval.bitext(loaded.rows)
+    pairs = bitext.bitext(loaded.rows)
     assert (len(pairs.source), len(pairs.target), len(pairs.gold)) == (15, 13, 6)
     assert pairs.gold[0] == ("de-000000", "en-000001") and not pairs.aligned
     row = loaded.rows[0]
     assert row == {"id": "de-000000", "source": SHARED_TEXTS[0], "target": None,
                    "gold": ["en-000001"]}
-    test = retrieval.bitext(sources.load(tasks.get("bucc2018"), "test", "de",
-                                         raw=bucc_root).rows)
+    test = bitext.bitext(sources.load(tasks.get("bucc2018"), "test", "de",
+                                      raw=bucc_root).rows)
     assert test.source_ids[0] == "de-000100"  # the training part
 
 

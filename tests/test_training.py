@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import assert_same_checkpoint
 
-from xtl import phases, resume, sampling, sources, tasks, train
+from xtl import devices, phases, resume, sampling, selection, sources, tasks, train, train_data
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError, ModelError
 from xtl.features import features
@@ -199,7 +199,7 @@ def test_fit_reports_the_padding_of_its_batches(tiny_dir, tmp_path):
     hp = HP | {"epochs": 1, "batch_size": 8}
     result = train.fit(model, tok, RAGGED, train_rows, dev_rows, hp, 0, tmp_path / "ckpt",
                        tmp_path / "history.jsonl", {"cell": "test"})
-    lengths = train.lengths(features(RAGGED, train_rows, tok, hp, train=True))
+    lengths = train_data.lengths(features(RAGGED, train_rows, tok, hp, train=True))
     grouped = sampling.BatchPlan(lengths, 8, 0)
     plain = sampling.BatchPlan(lengths, 8, 0, group_by_length=False)
     assert result.padded_fraction == pytest.approx(sampling.padded_fraction(grouped.epoch(0),
@@ -218,25 +218,25 @@ def test_a_run_stuck_at_the_majority_class_is_flagged(tiny_dir, data, tmp_path):
     result = train.fit(model, tok, NLI, *data, HP | {"epochs": 1, "learning_rate": 1e-9}, 0,
                        tmp_path / "ckpt", tmp_path / "history.jsonl", {"cell": "test"})
     assert result.collapsed and result.flags == ["collapsed"]
-    majority = train.majority_share(NLI, data[1])
-    assert result.best_score <= majority + train.COLLAPSE_MARGIN
+    majority = selection.majority_share(NLI, data[1])
+    assert result.best_score <= majority + selection.COLLAPSE_MARGIN
 
 
 # --- precision, devices, gradient checkpointing ----------------------------------------------
 
 def test_devices_and_precisions_resolve_or_fail_clearly():
-    assert train.resolve_device("cpu") == torch.device("cpu")
+    assert devices.resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="unknown device 'tpu'"):
-        train.resolve_device("tpu")
+        devices.resolve_device("tpu")
     with pytest.raises(ConfigError, match="unknown device 'cuda:x'"):
-        train.resolve_device("cuda:x")
+        devices.resolve_device("cuda:x")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="'cuda:1': CUDA is not available"):
-            train.resolve_device("cuda:1")
+            devices.resolve_device("cuda:1")
         with pytest.raises(ConfigError, match="'fp16' needs a CUDA device"):
-            train.resolve_precision("fp16", "cpu")
-    assert train.resolve_precision("fp32", "cpu") == "fp32"
-    assert train.resolve_precision("auto", "cpu") in ("bf16", "fp32")
+            devices.resolve_precision("fp16", "cpu")
+    assert devices.resolve_precision("fp32", "cpu") == "fp32"
+    assert devices.resolve_precision("auto", "cpu") in ("bf16", "fp32")
 
 
 def test_gradient_checkpointing_changes_memory_not_numbers(tiny_dir, data, tmp_path):

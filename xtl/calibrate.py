@@ -33,12 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import xtl
-from xtl import evaluate, mlm, resume, retrieval, sampling, sources, train, zoo
+from xtl import (
+    bitext,
+    devices,
+    embeddings,
+    evaluate,
+    mlm,
+    resume,
+    sampling,
+    sources,
+    train,
+    train_data,
+    zoo,
+)
+from xtl.devices import resolve_device
 from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
 from xtl.features import features
 from xtl.models import build, save_checkpoint
 from xtl.store import atomic_write_json
-from xtl.train import feature_rows, resolve_device
+from xtl.train_data import feature_rows
 
 CALIBRATION_VERSION = 1
 SAMPLE_ROWS = 512  # training rows tokenised for the batch plan (QA windows, padding)
@@ -214,8 +227,8 @@ def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[
     heads = list({item.task.name: item.task for item, _ in todo.values()
                   if item.task.format != "retrieval"}.values())
     net, tokenizer = _fixed_costs(location, heads, entry)
-    device = train.resolve_device(model_hp["device"])
-    precision = train.resolve_precision(model_hp["precision"], device)
+    device = devices.resolve_device(model_hp["device"])
+    precision = devices.resolve_precision(model_hp["precision"], device)
     if model_hp["freeze_embeddings"]:
         train.freeze_word_embeddings(net)
     if model_hp["gradient_checkpointing"]:
@@ -281,7 +294,7 @@ class _Stepper:
         import torch
 
         self.tokenizer, self.device = tokenizer, device
-        self.accelerator = train.make_accelerator(precision, device)
+        self.accelerator = devices.make_accelerator(precision, device)
         optimizer = train.make_optimizer(net, {"learning_rate": 1e-5, "adam_epsilon": 1e-8,
                                                "weight_decay": 0.01})
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -319,14 +332,14 @@ class _TrainProbe:
         split = sources.load(item.data, "train", item.language, mirror, raw=raw)
         sample = _sample(split, max(SAMPLE_ROWS, per_step * (TIMED_STEPS + 1)))
         self.feats = features(item.task, sample, step.tokenizer, hp, train=True, cache=False)
-        lengths = train.lengths(self.feats)
+        lengths = train_data.lengths(self.feats)
         self.batches = sampling.BatchPlan(lengths, hp["batch_size"], 0,
                                           hp["group_by_length"]).epoch(0)
         padded = [len(b) * int(lengths[b].max()) for b in self.batches]
         self.per_row = sum(padded) / len(sample.rows)
         groups = [list(range(i, min(i + hp["grad_accum"], len(self.batches))))
                   for i in range(0, len(self.batches), hp["grad_accum"])]
-        self.collate = train.collator(item.task, step.tokenizer, hp)
+        self.collate = train_data.collator(item.task, step.tokenizer, hp)
         self._run(groups[0])  # warm-up: the plan puts the longest batch first
         self.timed = groups[1:1 + TIMED_STEPS] or groups[:1]
         self.tokens = sum(padded[b] for g in self.timed for b in g)
@@ -373,10 +386,10 @@ class _EvalProbe:
     def _embed(self, sides: list[tuple[list[str], list | None]]) -> None:
         hp = self.hp
         for texts, contexts in sides:
-            retrieval.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
-                            hp["pooling"], hp["layer"], 2 * hp["batch_size"],
-                            max_length=hp["max_length"], precision=self.precision,
-                            pairs=contexts)
+            embeddings.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
+                             hp["pooling"], hp["layer"], 2 * hp["batch_size"],
+                             max_length=hp["max_length"], precision=self.precision,
+                             pairs=contexts)
 
     def __call__(self) -> float:
         t0 = time.perf_counter()
@@ -393,7 +406,7 @@ def _texts(fmt: str, rows: Any) -> list[tuple[list[str], list | None]]:
     """What a retrieval cell embeds (both sides of the bitext), or a dual encoder's queries and
     candidates with their contexts."""
     if fmt == "retrieval":
-        pairs = retrieval.bitext(rows)
+        pairs = bitext.bitext(rows)
         return [(pairs.source, None), (pairs.target, None)]
     texts = [q if q is not None else c for q, c in zip(rows["query"], rows["candidate"],
                                                        strict=True)]

@@ -15,7 +15,7 @@ from typing import Any
 
 import datasets
 
-from xtl import evaluate, mlm, phases, sampling, train
+from xtl import devices, evaluate, mlm, phases, sampling, train
 from xtl.models import XtlModel
 from xtl.sources import Split
 from xtl.tasks import Task
@@ -105,8 +105,8 @@ def task_curves(history: list[dict]):
 def evaluate_stage(run: phases.CellRun, model: XtlModel, tokenizer: Any, tasks: list[Task],
                    devs: list[Split]) -> tuple[list[dict], list[dict]]:
     """Every task's dev records (its metrics; MLM: masked-token accuracy) and predictions."""
-    device = train.resolve_device(run.hparams["device"])
-    run.precision = train.resolve_precision(run.hparams["precision"], device)
+    device = devices.resolve_device(run.hparams["device"])
+    run.precision = devices.resolve_precision(run.hparams["precision"], device)
     model = model.to(device)
     records, examples = [], []
     for task, dev in zip(tasks, devs, strict=True):

@@ -16,7 +16,7 @@ from typing import Any
 
 import datasets
 
-from xtl import evaluate, resume, sources, train, zoo
+from xtl import devices, evaluate, resume, sources, train, zoo
 from xtl.errors import ConfigError, DataError, ModelError, unknown
 from xtl.hparams import (
     HPARAM_DEFAULTS,
@@ -138,8 +138,8 @@ class CellRun:
 
     def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
         """All languages in one process, on the training device, in the training precision."""
-        device = train.resolve_device(self.hparams["device"])
-        self.precision = train.resolve_precision(self.hparams["precision"], device)
+        device = devices.resolve_device(self.hparams["device"])
+        self.precision = devices.resolve_precision(self.hparams["precision"], device)
         return evaluate.evaluate(model.to(device), tokenizer, task, splits, self.hparams,
                                  self.precision)
 

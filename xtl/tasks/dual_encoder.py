@@ -23,8 +23,8 @@ A split's pool is every row with a candidate, one per `candidate_id` (first occu
 queries are every row with a query. Training splits hold pairs only (so `train_sizes` counts
 pairs); evaluation splits must give every query a relevant candidate that is in the pool.
 
-Evaluation (`predict`): queries and the pool are embedded (`xtl.retrieval.embed`), the pool
-once per encoder state (`xtl.retrieval.POOL_CACHE`: every language of a cell shares it), and
+Evaluation (`predict`): queries and the pool are embedded (`xtl.embeddings.embed`), the pool
+once per encoder state (`xtl.embeddings.POOL_CACHE`: every language of a cell shares it), and
 each query ranks the pool by exact chunked top-k; the prediction is the top 20 candidate ids.
 Metric `map@20` (`xtl.metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
 
@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import nn
 
 from xtl import chance as chance_levels
-from xtl import retrieval
+from xtl import embeddings, search
 from xtl.errors import ConfigError, DataError
 from xtl.readers import lareqa as lareqa_json
 from xtl.readers import mewslix, squad_sentences
@@ -215,10 +215,10 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
         raise DataError(f"dual-encoder features need (query, candidate) pairs; rows {bad[:3]} "
                         "lack one (evaluation splits are ranked by `predict`, not featurised)")
     prefix, limit = hp["input_prefix"], hp["max_length"]
-    query = retrieval.encode_texts(tokenizer, batch["query"], batch["query_context"], prefix,
-                                   limit)
-    cand = retrieval.encode_texts(tokenizer, batch["candidate"], batch["candidate_context"],
-                                  prefix, limit)
+    query = embeddings.encode_texts(tokenizer, batch["query"], batch["query_context"], prefix,
+                                    limit)
+    cand = embeddings.encode_texts(tokenizer, batch["candidate"], batch["candidate_context"],
+                                   prefix, limit)
     return {**query, **{f"cand_{k}": v for k, v in cand.items()},
             "cand_key": [_key(c) for c in batch["candidate_id"]]}
 
@@ -241,7 +241,7 @@ class MeanPoolHead(nn.Module):
     """Masked mean of the last layer, L2-normalised: the embedding of every input row."""
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooled = retrieval.pool(hidden.float(), batch["attention_mask"], "mean")
+        pooled = embeddings.pool(hidden.float(), batch["attention_mask"], "mean")
         return nn.functional.normalize(pooled, dim=-1)
 
 
@@ -249,7 +249,7 @@ def make_head(task: Task, hidden_size: int) -> nn.Module:
     return MeanPoolHead()
 
 
-# What `xtl.train.micro_batches` adds to a process's stand-in batch (its share of a global
+# What `xtl.train_data.micro_batches` adds to a process's stand-in batch (its share of a global
 # batch was empty, so it runs one row with loss weight 0): those rows are no one's negatives.
 STAND_IN = "stand_in"
 
@@ -341,16 +341,16 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
     device = next(encoder.parameters()).device
 
     def embed(texts: list[str], pairs: list[str | None], desc: str | None) -> torch.Tensor:
-        return retrieval.embed(encoder, tokenizer, texts, hp["input_prefix"], "mean", -1,
-                               2 * hp["batch_size"], max_length=hp["max_length"],
-                               precision=precision, pairs=pairs, desc=desc)
+        return embeddings.embed(encoder, tokenizer, texts, hp["input_prefix"], "mean", -1,
+                                2 * hp["batch_size"], max_length=hp["max_length"],
+                                precision=precision, pairs=pairs, desc=desc)
 
     key = (view.pool_fingerprint(), hp["input_prefix"], hp["max_length"], precision)
     shown = f"embed {len(view.pool_ids):,} candidates" if len(view.pool_ids) > BAR_FROM else None
-    pool = retrieval.POOL_CACHE.get(
+    pool = embeddings.POOL_CACHE.get(
         encoder, key, lambda: embed(view.candidates, view.candidate_contexts, shown))
     queries = embed(view.queries, view.query_contexts, None)
-    _, rows = retrieval.knn(queries, pool, TOP_K, backend="torch", device=device)
+    _, rows = search.knn(queries, pool, TOP_K, backend="torch", device=device)
     return [[view.pool_ids[j] for j in ranked] for ranked in rows.tolist()]
 
 

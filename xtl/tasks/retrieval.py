@@ -9,7 +9,7 @@ Canonical row: `{"id": str, "source": str | None, "target": str | None, "gold": 
   its translations (empty for most sentences; always empty on target rows).
 So both tasks are one table: the source sentences are the rows with a `source`, the targets
 the rows with a `target`, and the gold pairs are (row id, each id in `gold`) of source rows.
-`xtl.retrieval.bitext` turns the rows into those two lists and the gold pairs.
+`xtl.bitext.bitext` turns the rows into those two lists and the gold pairs.
 
 Splits: Tatoeba has one set of 1,000 pairs (fewer for 8 languages), the Hub's `validation`;
 XTREME reports it as test, so both canonical split names read it. BUCC: `validation` = the
