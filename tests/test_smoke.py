@@ -239,8 +239,8 @@ def test_smoke_reduced_grid_on_the_mirror(tmp_path, hub_mirror):
     # no head, metric or notebook crashed: a cell either passes or names the data it lacks
     for o in result.outcomes:
         assert o.state == "passed" or o.reason.startswith("DataError: "), text
-    # Known gaps of the sample mirror the pre-check cannot see (docs/smoke.md): TyDiQA's English
-    # train rows are all unusable, Tatoeba's raw-only languages lack files
+    # Known gaps of the sample mirror the pre-check cannot see (docs/smoke.md): the TyDiQA sample
+    # has no English train row (its 2 rows are Finnish)
     for label in ("mnli | seed 0", "hellaswag | seed 0", "mnli -> xnli | seed 0",
                   "mnli -> panx | seed 0", "hellaswag -> xnli | seed 0",
                   "hellaswag -> panx | seed 0"):

@@ -14,7 +14,8 @@ A format module defines, at module level:
 Optionally `canonicalize(task, raw, split, language) -> (rows, report)` where the generic
 column renaming in `xtl.sources.canonicalize` is not enough; `report` maps a reason to a
 count: reasons starting with "repaired:" are rows kept after a repair (e.g. a re-located QA
-answer), every other reason counts rows that could not be used.
+answer), reasons starting with "left out:" are rows of another language in a source that
+holds several (TyDi QA GoldP), every other reason counts rows that could not be used.
 """
 
 from __future__ import annotations
