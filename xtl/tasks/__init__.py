@@ -64,6 +64,9 @@ class Task:
     # raw release files, for what the Hub lacks: reader(root / raw_path, split, language) ->
     # (rows with the `fields` columns, the files read); see xtl/readers/
     raw_reader: Callable[..., tuple[Any, list]] | None = None
+    # the files raw_reader needs: (root / raw_path, split, language) -> paths, so that the plan
+    # and run checks name a missing file before any cell starts (None: the folder is checked)
+    raw_files: Callable[..., list] | None = None
     raw_path: str = ""
     # the raw files ship inside xtl (xtl/offline/samples/<raw_path>): read there, whatever the
     # experiment's raw_dir says
@@ -129,7 +132,8 @@ def format_module(fmt: str) -> Any:
 
 def declare(name: str, spec: Mapping[str, Any]) -> Task:
     """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
-    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "bundled"}
+    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "raw_files",
+                                               "bundled"}
     for key in spec:
         if key not in allowed:
             raise unknown(f"field in the declaration of task {name!r}", key, allowed)
