@@ -216,6 +216,19 @@ def test_tydiqa_rows_of_other_languages_are_counted_not_hidden(hub_mirror):
     assert ar_report == {span_qa.LEFT_OUT + "fi": 2}
 
 
+def test_tydiqa_precheck_sees_a_language_the_source_lacks(hub_mirror):
+    """`xtl plan` / the smoke pre-check read the id column of the mixed-language config: the
+    sample's train split has no English row, so tydiqa/en/train is missing before any cell."""
+    task = tasks.get("tydiqa")
+    sources.check_available(task, "train", "fi", hub_mirror)
+    sources.check_available(task, "validation", "ar", hub_mirror)
+    with pytest.raises(DataError, match=r"tydiqa/en/train: none of the 2 rows read is in 'en'"
+                       r".*it has fi: 2"):
+        sources.check_available(task, "train", "en", hub_mirror)
+    with pytest.raises(DataError, match=r"tydiqa/bn/validation: .*it has ar: 1"):
+        sources.check_available(task, "validation", "bn", hub_mirror)
+
+
 def test_squad_requests_rajpurkar_plain_text(monkeypatch):
     calls = []
     table = _raw_table([_row("q1", "Paris is in France.", "Where is Paris?", ["France"], [12])])

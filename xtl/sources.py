@@ -98,8 +98,13 @@ def check_available(task: Task, split: str, language: str, mirror: Path | None,
     if task.from_raw(language):
         _check_raw_files(task, split, language, _raw_root(task, language, raw))
     elif task.generator is None and mirror is not None and not task.combine:
-        for path in _mirror_files(task, source_split, language, mirror):
+        files = _mirror_files(task, source_split, language, mirror)
+        for path in files:
             parquet_rows(path)  # reads the footer only: a truncated download fails here
+        # a format may look further (span QA: a mixed-language config has this language)
+        check = getattr(format_module(task.format), "check_source", None)
+        if check is not None:
+            check(task, files, split, language)
 
 
 def _check_raw_files(task: Task, split: str, language: str, folder: Path) -> None:

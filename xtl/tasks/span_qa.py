@@ -16,9 +16,11 @@ verifies every start and re-locates stale ones. A config shared by several langu
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -193,12 +195,37 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
 
 def _check_some_in_language(task: Task, split: str, language: str, counts: Counter,
                             total: int) -> None:
-    other = {k[len(LEFT_OUT):]: n for k, n in sorted(counts.items()) if k.startswith(LEFT_OUT)}
+    other = {k[len(LEFT_OUT):]: n for k, n in counts.items() if k.startswith(LEFT_OUT)}
     if total and sum(other.values()) == total:
-        found = ", ".join(f"{code}: {n}" for code, n in other.items())
-        raise DataError(f"{task.name}/{language}/{split}: none of the {total} rows read is in "
-                        f"{language!r} (this source holds every language, told apart by the row "
-                        f"id's prefix; it has {found}); the source lacks this language's rows")
+        _none_in_language(task, split, language, total, other)
+
+
+def _none_in_language(task: Task, split: str, language: str, total: int,
+                      found: Mapping[str, int]) -> None:
+    has = ", ".join(f"{code}: {n}" for code, n in sorted(found.items()))
+    raise DataError(f"{task.name}/{language}/{split}: none of the {total} rows read is in "
+                    f"{language!r} (this source holds every language, told apart by the row "
+                    f"id's prefix; it has {has}); the source lacks this language's rows")
+
+
+def check_source(task: Task, files: list, split: str, language: str) -> None:
+    """Plan-time check of a mirror's files (`xtl.sources.check_available`): a mixed-language
+    config has rows of `language`, from the id column alone (read once per file set)."""
+    if not _mixes_languages(task):
+        return
+    stamp = tuple((str(f), Path(f).stat().st_mtime_ns) for f in files)
+    found = dict(_id_languages(stamp, task.fields.get("id", "id")))
+    if not found.get(language):
+        _none_in_language(task, split, language, sum(found.values()), found)
+
+
+@functools.lru_cache(maxsize=64)
+def _id_languages(stamp: tuple, column: str) -> tuple:
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table([f for f, _ in stamp], columns=[column]).column(column).to_pylist()
+    prefixes = Counter(str(i).split("-", 1)[0].lower() for i in ids)
+    return tuple((ID_PREFIX_LANGUAGES.get(p, p), n) for p, n in prefixes.items())
 
 
 def _check_unusable(task: Task, split: str, language: str, mapped: datasets.Dataset,
