@@ -214,16 +214,22 @@ def check_source(task: Task, files: list, split: str, language: str) -> None:
     if not _mixes_languages(task):
         return
     stamp = tuple((str(f), Path(f).stat().st_mtime_ns) for f in files)
-    found = dict(_id_languages(stamp, task.fields.get("id", "id")))
-    if not found.get(language):
-        _none_in_language(task, split, language, sum(found.values()), found)
+    found = _id_languages(stamp, task.fields.get("id", "id"))
+    if found is not None and not dict(found).get(language):
+        _none_in_language(task, split, language, sum(n for _, n in found), dict(found))
 
 
 @functools.lru_cache(maxsize=64)
-def _id_languages(stamp: tuple, column: str) -> tuple:
+def _id_languages(stamp: tuple, column: str) -> tuple | None:
+    """((language, rows), ...) by id prefix; None when the ids cannot be read here (no such
+    column: loading the split names the problem)."""
+    import pyarrow
     import pyarrow.parquet as pq
 
-    ids = pq.read_table([f for f, _ in stamp], columns=[column]).column(column).to_pylist()
+    try:
+        ids = pq.read_table([f for f, _ in stamp], columns=[column]).column(column).to_pylist()
+    except (KeyError, OSError, pyarrow.ArrowException):
+        return None
     prefixes = Counter(str(i).split("-", 1)[0].lower() for i in ids)
     return tuple((ID_PREFIX_LANGUAGES.get(p, p), n) for p, n in prefixes.items())
 
