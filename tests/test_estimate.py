@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import calibrate, cli, config, estimate, plan
+from xtl import calibrate, cli, config, errors, estimate, plan
 from xtl.errors import ConfigError
 
 EXP = {"xtl": 1, "name": "est", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
@@ -216,3 +216,67 @@ def test_the_driver_and_workers_start_without_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+BIG = {"xtl": 1, "name": "big", "models": ["xlm-roberta-large"], "targets": ["synth-nli"],
+       "train_sizes": [40], "eval_languages": ["de"]}
+
+
+def test_estimate_without_the_weights_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """A login node: the model is not downloaded. `--estimate` refuses before measuring
+    anything, in one line naming the model and the commands that fix it; `--throughput`
+    needs no weights."""
+    from xtl import zoo
+
+    monkeypatch.setattr(zoo, "_hub_available", lambda hub_id: False)
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured without the weights")
+
+    monkeypatch.setattr(calibrate, "kernel_overhead", no_measuring)
+    monkeypatch.setattr(calibrate, "_measure_group", no_measuring)
+    exp_path = tmp_path / "big.yaml"
+    exp_path.write_text(json.dumps(BIG))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["plan", str(exp_path), "--estimate", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert "weights of model 'xlm-roberta-large' are not here" in err
+    assert "`hf download xlm-roberta-large`" in err and "--throughput" in err
+    tp_path = tmp_path / "tp.yaml"
+    tp_path.write_text(yaml.safe_dump({"models": {"xlm-roberta-large": {
+        "rates": {"default": {"train": 10, "eval": 50}}}}}))
+    cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
+    assert "time: about" in capsys.readouterr().out
+
+
+def test_cached_calibration_figures_need_no_weights(tmp_path, monkeypatch):
+    """Figures measured earlier on this machine (the cache) estimate a grid whose model is no
+    longer here: only figures still to measure need the weights."""
+    from xtl import zoo
+
+    monkeypatch.setattr(zoo, "_hub_available", lambda hub_id: False)
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+    exp = config.parse(BIG)
+    grid = plan.build(exp, require_models=False)
+    works = estimate.plan_work(grid, exp, None)
+    needs = calibrate._needs(works)
+    models = {}
+    for (identity, _, _), wanted in needs.items():
+        models[identity] = {"load_s": 9.0, "checkpoint_s": 4.0, "snapshot_s": 6.0, "rates": {}}
+        for key, kind in wanted:
+            models[identity]["rates"].setdefault(key, {})[kind] = 7.0
+    path = calibrate.cache_path(calibrate.machine())
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": calibrate.CALIBRATION_VERSION, "overhead_s": 3.0,
+                                "models": models}))
+    tp = calibrate.calibrate(works, None, None, log=lambda *_: None)
+    assert tp.models["xlm-roberta-large"].load_s == 9.0 and tp.overhead_s == 3.0
+    (work,) = works.values()
+    assert tp.rate("xlm-roberta-large", work.train[0].task, "train", work.hp) == 7.0
+    del models[next(iter(models))]["rates"][next(iter(needs[next(iter(needs))]))[0]]
+    path.write_text(json.dumps({"version": calibrate.CALIBRATION_VERSION, "overhead_s": 3.0,
+                                "models": models}))
+    with pytest.raises(errors.ModelError, match="weights of model 'xlm-roberta-large'"):
+        calibrate.calibrate(works, None, None, log=lambda *_: None)

@@ -13,7 +13,7 @@ from xtl.tasks import dual_encoder
 REQUIRED = ("featurize", "collator", "make_head", "loss", "decode")
 # optional, with a default in the base class
 ALWAYS = ("references", "example_ids", "chance", "bind_head")
-OPTIONAL = ("canonicalize", "predict")  # optional, None: the kit's generic path
+OPTIONAL = ("canonicalize", "check_source", "predict")  # optional, None: the generic path
 
 
 def test_every_format_implements_the_interface():
@@ -37,6 +37,7 @@ def test_which_formats_replace_the_generic_paths():
     own = {hook: sorted(n for n, f in tasks.FORMATS.items() if getattr(f, hook) is not None)
            for hook in OPTIONAL}
     assert own["predict"] == ["dual_encoder", "span_qa", "tagging"]
+    assert own["check_source"] == ["span_qa"]  # TyDi QA: one config, several languages
     assert own["canonicalize"] == ["dual_encoder", "mlm", "multiple_choice", "retrieval",
                                    "span_qa", "tagging"]
     base = {hook: sorted(n for n, f in tasks.FORMATS.items()

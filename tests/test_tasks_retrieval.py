@@ -131,6 +131,31 @@ def test_tatoeba_reader_errors(tmp_path):
         tatoeba_reader.iso3("xx")
 
 
+def test_tatoeba_precheck_names_each_missing_file(tmp_path):
+    """The plan / run / smoke pre-check asks for both files of each requested pair, not only
+    the folder: a missing side is named, with what the language needs, before any cell."""
+    root = write_tatoeba(tmp_path / "tatoeba" / "v1", "Eins\n", "One\n")
+    raw_only = tatoeba(hub_languages=())
+    sources.check_available(raw_only, "validation", "de", None, root)  # both files: fine
+    (root / "tatoeba" / "v1" / "tatoeba.deu-eng.eng").unlink()
+    with pytest.raises(DataError, match=r"tatoeba/de/test: raw file tatoeba.deu-eng.eng "
+                       r"missing in .*needs tatoeba.deu-eng.deu, tatoeba.deu-eng.eng there"):
+        sources.check_available(raw_only, "test", "de", None, root)
+    with pytest.raises(DataError, match=r"raw files tatoeba.pol-eng.pol, tatoeba.pol-eng.eng "
+                       r"missing"):
+        sources.check_available(tatoeba(), "validation", "pl", None, root)
+
+
+def test_tatoeba_precheck_on_the_real_samples(raw_root):
+    # the samples hold pol, ron (XTREME-R) but not aze: the pre-check says so per language
+    task = tasks.get("tatoeba")
+    for language in ("pl", "ro"):
+        sources.check_available(task, "test", language, None, raw_root)
+    with pytest.raises(DataError, match=r"tatoeba/az/test: raw files tatoeba.aze-eng.aze, "
+                       r"tatoeba.aze-eng.eng missing"):
+        sources.check_available(task, "test", "az", None, raw_root)
+
+
 # --------------------------------------------------------------------------- BUCC
 
 SHARED_TEXTS = ["Der Vertrag wurde gestern unterzeichnet.", "Die Katze schläft auf dem Sofa.",
@@ -204,6 +229,16 @@ def test_bucc_malformed_files(tmp_path):
         sources.load(tasks.get("bucc2018"), "validation", "fr", raw=root)
     with pytest.raises(DataError, match="BUCC split"):
         bucc_reader.part("train")
+
+
+def test_bucc_precheck_names_each_missing_file(bucc_root):
+    task = tasks.get("bucc2018")
+    sources.check_available(task, "validation", "de", None, bucc_root)
+    (bucc_root / "bucc2018" / "de-en" / "de-en.training.gold").unlink()
+    with pytest.raises(DataError, match=r"bucc2018/de/test: raw file de-en.training.gold missing"
+                       r".*needs de-en/de-en.training.de, de-en/de-en.training.en, "
+                       r"de-en/de-en.training.gold"):
+        sources.check_available(task, "test", "de", None, bucc_root)
 
 
 def test_bucc_cell_tunes_on_sample_and_applies_to_training(bucc_root):

@@ -173,22 +173,60 @@ def test_repairs_match_the_raw_files():
     assert _misaligned_in_raw(tydi, "finnish") == 1
 
 
+def _tydi_table(hub_mirror: Path, *splits: str) -> datasets.Dataset:
+    files = sorted(str(p) for split in splits
+                   for p in (hub_mirror / TYDI / "secondary_task").glob(f"{split}-*.parquet"))
+    return datasets.load_dataset("parquet", data_files={"rows": files}, split="rows")
+
+
 def test_tydiqa_is_filtered_by_language(hub_mirror):
     task = tasks.get("tydiqa")
     expected = {"train": {"fi": 2}, "validation": {"ar": 1}}
     for split, counts in expected.items():
-        files = sorted(str(p) for p in (hub_mirror / TYDI / "secondary_task").glob(
-            f"{split}-*.parquet"))
-        raw = datasets.load_dataset("parquet", data_files={"rows": files}, split="rows")
+        raw = _tydi_table(hub_mirror, split)
         for language in task.languages:
+            if language not in counts:  # the sample has no row of this language in this split
+                with pytest.raises(DataError, match=rf"tydiqa/{language}/{split}: none of the "
+                                   rf"{len(raw)} rows read is in '{language}'"):
+                    span_qa.canonicalize(task, raw, split, language)
+                continue
             rows, report = span_qa.canonicalize(task, raw, split, language)
-            assert len(rows) == counts.get(language, 0), (split, language)
-            assert set(report) <= {span_qa.REPAIRED}  # other languages are not "unusable"
+            assert len(rows) == counts[language], (split, language)
+            assert set(report) <= {span_qa.REPAIRED}  # every row is of this language
             assert all(i.startswith({"fi": "finnish", "ar": "arabic"}[language])
                        for i in rows["id"])
-    # The sample has no English training row: a clear error, not an empty training set.
-    with pytest.raises(DataError, match="tydiqa/en/train.*no usable rows"):
+    # The sample has no English training row: an error naming what the source holds instead
+    # of an empty training set or rows dropped without a word.
+    with pytest.raises(DataError, match=r"tydiqa/en/train: none of the 2 rows read is in 'en'"
+                       r".*it has fi: 2"):
         sources.load(task, "train", "en", hub_mirror)
+
+
+def test_tydiqa_rows_of_other_languages_are_counted_not_hidden(hub_mirror):
+    """The real GoldP rows of both sample splits in one table (fi 2, ar 1): each language keeps
+    its own rows; the others are counted per language in the report, which the cell's
+    provenance records (`unusable`), and are not counted as unusable."""
+    task = tasks.get("tydiqa")
+    raw = _tydi_table(hub_mirror, "train", "validation")
+    fi, fi_report = span_qa.canonicalize(task, raw, "train", "fi")
+    assert len(fi) == 2 and fi_report == {span_qa.REPAIRED: 1, span_qa.LEFT_OUT + "ar": 1}
+    ar, ar_report = span_qa.canonicalize(task, raw, "validation", "ar")
+    assert ar["id"] == ["arabic-2387335860751143628-1"]
+    # (2 of 3 rows: were they counted as unusable, this would be over the 1% limit, an error)
+    assert ar_report == {span_qa.LEFT_OUT + "fi": 2}
+
+
+def test_tydiqa_precheck_sees_a_language_the_source_lacks(hub_mirror):
+    """`xtl plan` / the smoke pre-check read the id column of the mixed-language config: the
+    sample's train split has no English row, so tydiqa/en/train is missing before any cell."""
+    task = tasks.get("tydiqa")
+    sources.check_available(task, "train", "fi", hub_mirror)
+    sources.check_available(task, "validation", "ar", hub_mirror)
+    with pytest.raises(DataError, match=r"tydiqa/en/train: none of the 2 rows read is in 'en'"
+                       r".*it has fi: 2"):
+        sources.check_available(task, "train", "en", hub_mirror)
+    with pytest.raises(DataError, match=r"tydiqa/bn/validation: .*it has ar: 1"):
+        sources.check_available(task, "validation", "bn", hub_mirror)
 
 
 def test_squad_requests_rajpurkar_plain_text(monkeypatch):

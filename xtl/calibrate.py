@@ -47,6 +47,7 @@ from xtl import (
     zoo,
 )
 from xtl.devices import resolve_device
+from xtl.errors import ModelError
 from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
 from xtl.features import features
 from xtl.models import build, save_checkpoint
@@ -110,11 +111,12 @@ def calibrate(works: dict[str, Work], mirror: Path | None, raw: Path | None,
     cache = {} if refresh else _load_cache(path)
     cache.update(version=CALIBRATION_VERSION, machine=info)
     models = cache.setdefault("models", {})
+    needs = _needs(works)
+    _require_weights(needs, models)
     started, measured = time.perf_counter(), 0
     if "overhead_s" not in cache:
         cache["overhead_s"] = round(kernel_overhead(), 2)
         measured += 1
-    needs = _needs(works)
     with _quiet():
         measured += _measure(needs, models, path, cache, mirror, raw, log)
     if measured:
@@ -136,6 +138,34 @@ def _busy() -> bool:
         return False
 
 
+def _to_measure(group: tuple, wanted: dict, models: dict) -> dict:
+    """The (speed key, kind) figures of one model group that the cache lacks."""
+    entry = models.get(group[0], {"rates": {}})
+    return {(key, kind): v for (key, kind), v in wanted.items()
+            if kind not in entry["rates"].get(key, {})}
+
+
+def _require_weights(needs: dict, models: dict) -> None:
+    """Before measuring anything: every model with figures still to measure has its weights
+    here (cached figures need none). Otherwise one line naming the models and the fixes."""
+    lacking = []
+    for group, wanted in needs.items():
+        entry = models.get(group[0], {})
+        if not _to_measure(group, wanted, models) and "load_s" in entry and "snapshot_s" in entry:
+            continue
+        name = group[1]
+        if name not in lacking and zoo.unavailable(zoo.reference(name)) is not None:
+            lacking.append(name)
+    if lacking:
+        names = ", ".join(repr(n) for n in lacking)
+        downloads = "; ".join(f"`hf download {n}`" for n in lacking)
+        raise ModelError(f"--estimate calibrates on this machine, but the weights of model "
+                          f"{names} are not here: run {downloads} (offline: on a machine with "
+                          "Hub access, then copy the Hugging Face cache), or pass figures "
+                          "measured elsewhere with `xtl plan FILE --throughput FIGURES.yaml` "
+                          "(README, 'throughput file')")
+
+
 def _measure(needs: dict, models: dict, path: Path, cache: dict, mirror: Path | None,
              raw: Path | None, log: Callable[[str], None]) -> int:
     """Measure what the cache lacks, model by model; returns the number of measurements."""
@@ -143,8 +173,7 @@ def _measure(needs: dict, models: dict, path: Path, cache: dict, mirror: Path | 
     for group, wanted in needs.items():
         identity, name, model_hp = group
         entry = models.setdefault(identity, {"rates": {}})
-        todo = {(key, kind): v for (key, kind), v in wanted.items()
-                if kind not in entry["rates"].get(key, {})}
+        todo = _to_measure(group, wanted, models)
         if not todo and "load_s" in entry and "snapshot_s" in entry:
             continue
         log(f"calibrating {name} ({', '.join(f'{k}={v}' for k, v in model_hp)}): "

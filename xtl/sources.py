@@ -96,10 +96,28 @@ def check_available(task: Task, split: str, language: str, mirror: Path | None,
     for member in task.combine:
         check_available(get(member), source_split, language, mirror, raw)
     if task.from_raw(language):
-        _raw_root(task, language, raw)
+        _check_raw_files(task, split, language, _raw_root(task, language, raw))
     elif task.generator is None and mirror is not None and not task.combine:
-        for path in _mirror_files(task, source_split, language, mirror):
+        files = _mirror_files(task, source_split, language, mirror)
+        for path in files:
             parquet_rows(path)  # reads the footer only: a truncated download fails here
+        # a format may look further (span QA: a mixed-language config has this language)
+        check = get_format(task.format).check_source
+        if check is not None:
+            check(task, files, split, language)
+
+
+def _check_raw_files(task: Task, split: str, language: str, folder: Path) -> None:
+    """Every file the raw reader needs for this split and language is there (both sides of a
+    Tatoeba pair, BUCC's sentence and gold files), named if not."""
+    if task.raw_files is None:
+        return
+    needed = [Path(p) for p in task.raw_files(folder, split, language)]
+    missing = [p.name for p in needed if not p.is_file()]
+    if missing:
+        raise DataError(f"{task.name}/{language}/{split}: raw file{'s' * (len(missing) > 1)} "
+                        f"{', '.join(missing)} missing in {str(folder)!r}; this language needs "
+                        f"{', '.join(str(p.relative_to(folder)) for p in needed)} there")
 
 
 def count_rows(task: Task, split: str, language: str, mirror: Path | None) -> int | None:

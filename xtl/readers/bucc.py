@@ -70,16 +70,21 @@ def read_gold(path: Path, source: dict[str, str], target: dict[str, str]) -> lis
     return pairs
 
 
+def files(folder: Path, split: str, language: str) -> list[Path]:
+    """The sentence files of both sides and the gold file of one language pair and split."""
+    stem = Path(folder) / f"{language}-en" / f"{language}-en.{part(split)}"
+    return [Path(f"{stem}.{language}"), Path(f"{stem}.en"), Path(f"{stem}.gold")]
+
+
 def read(folder: Path, split: str, language: str) -> tuple[list[dict], list[Path]]:
     """Canonical rows {id, source, target, gold} of one language pair and split."""
-    stem = Path(folder) / f"{language}-en" / f"{language}-en.{part(split)}"
-    files = [Path(f"{stem}.{language}"), Path(f"{stem}.en"), Path(f"{stem}.gold")]
-    source, target = read_sentences(files[0]), read_sentences(files[1])
+    paths = files(folder, split, language)
+    source, target = read_sentences(paths[0]), read_sentences(paths[1])
     aligned: dict[str, list[str]] = {}
-    for sid, tid in read_gold(files[2], source, target):
+    for sid, tid in read_gold(paths[2], source, target):
         aligned.setdefault(sid, []).append(tid)
     rows = [{"id": sid, "source": text, "target": None, "gold": aligned.get(sid, [])}
             for sid, text in source.items()]
     rows += [{"id": tid, "source": None, "target": text, "gold": []}
              for tid, text in target.items()]
-    return rows, files
+    return rows, paths

@@ -45,14 +45,20 @@ def read_lines(path: Path) -> list[str]:
     return [line for _, line in text_lines(path)]
 
 
+def files(folder: Path, split: str, language: str) -> list[Path]:
+    """The two files of one language pair: `tatoeba.<iso3>-eng.<iso3>`, `tatoeba.<iso3>-eng.eng`.
+    (One set of pairs, whatever the split.)"""
+    code = iso3(language)
+    return [Path(folder) / f"tatoeba.{code}-eng.{code}", Path(folder) / f"tatoeba.{code}-eng.eng"]
+
+
 def read(folder: Path, split: str, language: str) -> tuple[list[dict], list[Path]]:
     """Rows {source_sentence, target_sentence, source_lang, target_lang} of one language.
 
     Tatoeba has one set of pairs, whatever the split asked for (the task maps its splits).
     """
     code = iso3(language)
-    foreign = Path(folder) / f"tatoeba.{code}-eng.{code}"
-    english = Path(folder) / f"tatoeba.{code}-eng.eng"
+    foreign, english = files(folder, split, language)
     source, target = read_lines(foreign), read_lines(english)
     if len(source) != len(target):
         raise DataError(f"{foreign} has {len(source)} lines but {english} has {len(target)}; "

@@ -6,6 +6,10 @@ task in their experiment file (`tasks: {name: {format: ..., hub_id: ..., ...}}`)
 
 Each format module defines a `Format` subclass registered with `@register_format`
 (`xtl/tasks/format.py` declares the hooks, required and optional), and registers its tasks.
+A format's `canonicalize` returns (rows, report); `report` maps a reason to a count: reasons
+starting with "repaired:" are rows kept after a repair (e.g. a re-located QA answer), reasons
+starting with "left out:" are rows of another language in a source that holds several (TyDi QA
+GoldP), every other reason counts rows that could not be used.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ class Task:
     # raw release files, for what the Hub lacks: reader(root / raw_path, split, language) ->
     # (rows with the `fields` columns, the files read); see xtl/readers/
     raw_reader: Callable[..., tuple[Any, list]] | None = None
+    # the files raw_reader needs: (root / raw_path, split, language) -> paths, so that the plan
+    # and run checks name a missing file before any cell starts (None: the folder is checked)
+    raw_files: Callable[..., list] | None = None
     raw_path: str = ""
     # the raw files ship inside xtl (xtl/offline/samples/<raw_path>): read there, whatever the
     # experiment's raw_dir says
@@ -118,7 +125,8 @@ def resolve(name: str, declared: Mapping[str, Mapping[str, Any]]) -> Task:
 
 def declare(name: str, spec: Mapping[str, Any]) -> Task:
     """A task declared in an experiment file: a dict of Task fields (format, hub_id, ...)."""
-    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "bundled"}
+    allowed = {f.name for f in fields(Task)} - {"name", "generator", "raw_reader", "raw_files",
+                                               "bundled"}
     for key in spec:
         if key not in allowed:
             raise unknown(f"field in the declaration of task {name!r}", key, allowed)

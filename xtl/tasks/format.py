@@ -28,6 +28,10 @@ class Format(ABC):
     """(task, raw, split, language) -> (rows, report) where the generic column renaming
     (`xtl.sources.canonicalize`, the default: None) is not enough; `report` maps a reason to
     a count: "repaired: ..." reasons are rows kept after a repair, others rows dropped."""
+    check_source: ClassVar[Callable[..., None] | None] = None
+    """(task, files, split, language) -> None, raising DataError: a plan-time look into a
+    mirror's files beyond their presence (span QA: a mixed-language config holds this
+    language); None: presence is enough."""
     predict: ClassVar[Callable[..., list] | None] = None
     """(model, tokenizer, task, split, hp, precision) -> one prediction per row, where the
     generic path (`xtl.evaluate`, the default: None; the head's logits on every row, then

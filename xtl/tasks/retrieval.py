@@ -153,6 +153,7 @@ tatoeba_task = register(MappedConfigTask(
     # the XTREME-R languages are not google/xtreme configs: LASER's release files
     hub_languages=XTREME_TATOEBA,
     raw_reader=tatoeba.read,
+    raw_files=tatoeba.files,
     raw_path="tatoeba/v1",
     metric="accuracy",
     hparams=RECIPE,
@@ -180,6 +181,7 @@ register(Task(
     splits={"validation": "validation", "test": "validation"},
     fields={"source": "source_sentence", "target": "target_sentence"},
     raw_reader=tatoeba.read,
+    raw_files=tatoeba.files,
     raw_path="tatoeba",
     bundled=True,
     metric="accuracy",
@@ -195,6 +197,7 @@ register(Task(
     # raw release files only: the Hub copy lacks the corpora (docs/data.md section 2)
     splits=dict(bucc.PARTS),
     raw_reader=bucc.read,
+    raw_files=bucc.files,
     raw_path="bucc2018",
     metric="bucc_f1",
     hparams=RECIPE,

@@ -16,9 +16,11 @@ verifies every start and re-locates stale ones. A config shared by several langu
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -51,7 +53,12 @@ NOT_FOUND = "answer text not found in the context"
 NO_ANSWER = "no gold answer (the task requires one)"
 MALFORMED = "malformed answers (text and answer_start lists differ, or empty text)"
 EMPTY_TEXT = "empty question or context"
-_OK, _OTHER_LANGUAGE = "", "\x00other language"
+# A config holding every language (TyDi QA GoldP): each split keeps its language's rows, as
+# XTREME splits the GoldP dev file per language and trains on the English part of train
+# (docs/data.md section 2). The others are counted per language under this prefix: neither
+# kept nor unusable.
+LEFT_OUT = "left out: other language "
+_OK = ""
 
 # TyDi QA ids start with the language's English name (e.g. `arabic-2387335860751143628-1`).
 ID_PREFIX_LANGUAGES = {
@@ -138,8 +145,9 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
                  ) -> tuple[datasets.Dataset, dict[str, int]]:
     """Canonical rows with every answer start verified; re-located starts are counted.
 
-    Returns (rows, report): "repaired: ..." keys count kept rows, the others unusable rows.
-    Rows of other languages in a mixed-language config are left out and not counted.
+    Returns (rows, report): "repaired: ..." keys count kept rows, "left out: other language
+    <code>" the rows of other languages in a mixed-language config, the others unusable rows.
+    A mixed-language source without a single row of `language` is an error naming what it has.
     """
     if language not in task.languages:
         err = unknown(f"language of task {task.name!r}", language, task.languages, DataError)
@@ -156,8 +164,9 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
                 ids, batch[cols["context"]], batch[cols["question"]], batch[cols["answers"]],
                 strict=True):
             row_id = str(row_id)
-            if mixed and _id_language(task, split, language, row_id) != language:
-                status = _OTHER_LANGUAGE
+            row_language = _id_language(task, split, language, row_id) if mixed else language
+            if row_language != language:
+                status = LEFT_OUT + row_language
             elif not (context or "").strip() or not (question or "").strip():
                 status = EMPTY_TEXT
             else:
@@ -174,8 +183,9 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
                                                  "status": datasets.Value("string")}),
                      desc=f"{task.name}/{language}/{split}")
     statuses = mapped["status"]
-    counts = Counter(s for s in statuses if s not in (_OK, _OTHER_LANGUAGE))
+    counts = Counter(s for s in statuses if s != _OK)
     keep = [i for i, s in enumerate(statuses) if s == _OK or s.startswith("repaired:")]
+    _check_some_in_language(task, split, language, counts, len(statuses))
     _check_unusable(task, split, language, mapped, statuses, counts, len(keep))
     rows = mapped if len(keep) == len(mapped) else mapped.select(keep)
     rows = rows.remove_columns("status")
@@ -183,9 +193,51 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
     return rows, dict(sorted(counts.items()))
 
 
+def _check_some_in_language(task: Task, split: str, language: str, counts: Counter,
+                            total: int) -> None:
+    other = {k[len(LEFT_OUT):]: n for k, n in counts.items() if k.startswith(LEFT_OUT)}
+    if total and sum(other.values()) == total:
+        _none_in_language(task, split, language, total, other)
+
+
+def _none_in_language(task: Task, split: str, language: str, total: int,
+                      found: Mapping[str, int]) -> None:
+    has = ", ".join(f"{code}: {n}" for code, n in sorted(found.items()))
+    raise DataError(f"{task.name}/{language}/{split}: none of the {total} rows read is in "
+                    f"{language!r} (this source holds every language, told apart by the row "
+                    f"id's prefix; it has {has}); the source lacks this language's rows")
+
+
+def check_source(task: Task, files: list, split: str, language: str) -> None:
+    """Plan-time check of a mirror's files (`xtl.sources.check_available`): a mixed-language
+    config has rows of `language`, from the id column alone (read once per file set)."""
+    if not _mixes_languages(task):
+        return
+    stamp = tuple((str(f), Path(f).stat().st_mtime_ns) for f in files)
+    found = _id_languages(stamp, task.fields.get("id", "id"))
+    if found is not None and not dict(found).get(language):
+        _none_in_language(task, split, language, sum(n for _, n in found), dict(found))
+
+
+@functools.lru_cache(maxsize=64)
+def _id_languages(stamp: tuple, column: str) -> tuple | None:
+    """((language, rows), ...) by id prefix; None when the ids cannot be read here (no such
+    column: loading the split names the problem)."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        ids = pq.read_table([f for f, _ in stamp], columns=[column]).column(column).to_pylist()
+    except (KeyError, OSError, pyarrow.ArrowException):
+        return None
+    prefixes = Counter(str(i).split("-", 1)[0].lower() for i in ids)
+    return tuple((ID_PREFIX_LANGUAGES.get(p, p), n) for p, n in prefixes.items())
+
+
 def _check_unusable(task: Task, split: str, language: str, mapped: datasets.Dataset,
                     statuses: list[str], counts: Counter, kept: int) -> None:
-    bad = {k: n for k, n in counts.items() if not k.startswith("repaired:")}
+    bad = {k: n for k, n in counts.items()
+           if not k.startswith("repaired:") and not k.startswith(LEFT_OUT)}
     total = kept + sum(bad.values())
     if not bad or sum(bad.values()) <= MAX_UNUSABLE_FRACTION * total:
         return
@@ -485,6 +537,7 @@ class SpanQA(Format):
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
     canonicalize = staticmethod(canonicalize)
+    check_source = staticmethod(check_source)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)
     make_head = staticmethod(make_head)
