@@ -151,7 +151,7 @@ def test_a_failed_stage_skips_its_dependants_and_the_rest_finishes(tmp_path, mon
     # a worker's outcome is said by the driver (the worker's own lines went to worker.log)
     said = {line.split(": ", 1)[1] for line in lines if ": done in" in line or ": failed" in line}
     assert said == {"done in 0.0s on fake", "failed on fake: ValueError: x; see "
-                    f"{run_dir.cell(ids['synth-nli']) / 'worker.log'}"}, lines
+                    f"{run_dir.cell(ids['synth-nli'])}"}, lines
 
 
 def test_a_worker_that_dies_silently_is_a_failed_cell(tmp_path, monkeypatch):

@@ -439,9 +439,10 @@ def _outcome(run_dir: RunDir, cell: planning.Cell, job: executors.Job, log, pref
         ok = status["state"] == "done" and is_done(run_dir, cell)
         if say and ok:
             log(f"{prefix}: done in {status.get('seconds') or 0:.1f}s on {job.where}")
-        elif say:
-            log(f"{prefix}: failed on {job.where}: {status.get('error') or 'no metrics.json'}; "
-                f"see {run_dir.cell(cell.id) / 'worker.log'}")
+        elif say:  # the cell's folder holds its log (and a local worker's worker.log)
+            why = status.get("error") or ("it finished without its metrics.json"
+                                          if status["state"] == "done" else "no error recorded")
+            log(f"{prefix}: failed on {job.where}: {why}; see {run_dir.cell(cell.id)}")
         return ok
     why = job.died() or "the worker stopped without finishing the cell"
     run_dir.set_status(cell.id, state="failed", label=cell.label, where=job.where,
