@@ -46,3 +46,37 @@ def test_key_ignores_what_earlier_calls_left_on_the_tokenizer(tiny_dir):
     left = used.backend_tokenizer.truncation, used.backend_tokenizer.padding
     assert cache_key(NLI, split, used, HP, False) == cache_key(NLI, split, fresh, HP, False)
     assert (used.backend_tokenizer.truncation, used.backend_tokenizer.padding) == left
+
+
+def test_a_stale_damage_verdict_never_deletes_a_good_entry(tokenizer, monkeypatch):
+    """Two processes share a cache: one judged the old entry damaged, the other rebuilt it in
+    the meantime; discarding must keep the good entry the other is about to read."""
+    from xtl.features import _discard, damage
+    from xtl.store import cache_dir
+
+    split = sources.load(NLI, "validation", "de", size=24)
+    first = features(NLI, split, tokenizer, HP)
+    entry = cache_dir() / "features" / cache_key(NLI, split, tokenizer, HP, False)
+    _discard(entry)  # the stale verdict
+    assert entry.is_dir() and damage(entry) is None
+    fmt = tasks.get_format(NLI.format)
+    monkeypatch.setattr(fmt, "featurize", lambda *a, **k: pytest.fail("tokenised again"))
+    assert features(NLI, split, tokenizer, HP)["input_ids"] == first["input_ids"]
+
+
+def test_an_entry_that_vanishes_while_it_is_read_is_tokenised_again(tokenizer, monkeypatch):
+    import datasets
+
+    split = sources.load(NLI, "validation", "de", size=24)
+    first = features(NLI, split, tokenizer, HP)["input_ids"]
+    real, calls = datasets.load_from_disk, []
+
+    def vanishing(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(f"No such file or directory: '{path}'")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_from_disk", vanishing)
+    assert features(NLI, split, tokenizer, HP)["input_ids"] == first
+    assert len(calls) == 2  # the cached read that failed, then the rebuilt entry's

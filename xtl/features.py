@@ -65,10 +65,13 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
     if cache and path.exists():
         problem = damage(path)
         if problem is None:
-            return datasets.load_from_disk(str(path))
-        warnings.warn(f"feature cache {path} is damaged ({problem}); rebuilding it",
-                      stacklevel=2)
-        _discard(path)
+            cached = _load(path)
+            if cached is not None:
+                return cached
+        else:
+            warnings.warn(f"feature cache {path} is damaged ({problem}); rebuilding it",
+                          stacklevel=2)
+            _discard(path)
     fmt = get_format(task.format)
     feats = split.rows.map(
         fmt.featurize, batched=True, remove_columns=split.rows.column_names,
@@ -76,8 +79,19 @@ def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = F
         desc=f"tokenise {split.task}/{split.language}/{split.split}")
     if cache:
         _save(feats, path)
-        return datasets.load_from_disk(str(path))
+        cached = _load(path)
+        if cached is not None:  # memory-mapped from disk, like every later read
+            return cached
     return feats
+
+
+def _load(path: Path) -> datasets.Dataset | None:
+    """The entry at `path`, or None when it vanished meanwhile (another process sharing the
+    cache discarded it): the caller then tokenises instead of failing."""
+    try:
+        return datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        return None
 
 
 # Written last into a cache entry: the checksum of every other file in it (as checkpoints).
@@ -99,12 +113,22 @@ def damage(path: Path) -> str | None:
 
 
 def _discard(path: Path) -> None:
-    """Move a damaged entry aside, then delete it (a reader never sees it half-deleted)."""
+    """Move a damaged entry aside, then delete it (a reader never sees it half-deleted).
+
+    The verdict may be stale: between it and the move, another process sharing the cache can
+    have replaced the damaged entry with a good one, which is then put back, not deleted
+    (deleting it made that process's read fail with FileNotFoundError)."""
     aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.damaged."))
+    moved = aside / "entry"
     try:
-        os.replace(path, aside / "entry")
+        os.replace(path, moved)
     except OSError:
         pass  # another process moved it already
+    if moved.exists() and damage(moved) is None:
+        try:
+            os.rename(moved, path)
+        except OSError:
+            pass  # yet another good copy took its place
     shutil.rmtree(aside, ignore_errors=True)
 
 
