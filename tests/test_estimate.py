@@ -145,6 +145,39 @@ def test_missing_throughput_file(tmp_path):
         estimate.load_throughput(tmp_path / "nope.yaml")
 
 
+def test_cpu_cells_sharing_the_cores_slow_the_compute_not_the_fixed_part(built):
+    exp, grid, works = built
+    tp = estimate.parse_throughput(FIGURES | {"device": "cpu"}, "test")
+    est = estimate.estimate(grid, works, tp, slots=2, shared=2)
+    # stage 13 fixed + 21.5 compute -> 13 + 43 = 56; targets 14.5 + 10.5 -> 35.5;
+    # retrieval 7 + 3 -> 13. Two workers: stage 0-56 | none->ner 0-35.5, none->ret 35.5-48.5,
+    # then nli->ner 56-91.5 and nli->ret 56-69
+    assert estimate.wall_time(grid, estimate.slowed(est.parts, 2), 2) == pytest.approx(91.5)
+    assert "about 1 min 42 s (2 cell(s) at a time, each on 1/2 of the cores, + 10 s" in \
+        estimate.summary(est)  # 91.5 + run_s 10
+    on_gpu = estimate.estimate(grid, works, estimate.parse_throughput(FIGURES, "test"),
+                               slots=2, shared=2)
+    assert on_gpu.shared == 1  # GPU figures: the CPU's cores are not what is shared
+
+
+def test_cli_takes_the_cells_at_a_time_from_the_executor(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("xtl.executors.local.visible_gpus", lambda: [])
+    exp_path = tmp_path / "est.yaml"
+    exp_path.write_text(json.dumps(EXP | {"executor": {"kind": "local", "cpu_cells": 2}}))
+    tp_path = tmp_path / "tp.json"
+    tp_path.write_text(json.dumps(FIGURES | {"device": "cpu"}))
+    cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
+    assert "(2 cell(s) at a time, each on 1/2 of the cores" in capsys.readouterr().out
+    exp_path.write_text(json.dumps(EXP | {"executor": "local"}))
+    cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
+    assert "(1 cell(s) at a time, +" in capsys.readouterr().out
+    monkeypatch.setattr("xtl.executors.local.visible_gpus", lambda: [0, 1, 2, 3])
+    exp_path.write_text(json.dumps(EXP | {"executor": {"kind": "local", "cpu_cells": 2}}))
+    tp_path.write_text(json.dumps(FIGURES))
+    cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
+    assert "(4 cell(s) at a time, +" in capsys.readouterr().out  # one per GPU
+
+
 def test_cli_prints_per_cell_times_and_totals(tmp_path, capsys):
     exp_path = tmp_path / "est.yaml"
     exp_path.write_text(json.dumps(EXP))

@@ -86,8 +86,11 @@ def _estimate(args: argparse.Namespace, exp, built, states):
     """`xtl plan --estimate`: figures from --throughput FILE, else a (cached) calibration."""
     from xtl import estimate
 
-    if args.slots < 1:
-        raise ConfigError(f"--slots {args.slots}: expected an integer >= 1 (cells at a time)")
+    slots, shared = args.slots, 1
+    if slots is None:
+        slots, shared = _executor_slots(exp)
+    if slots < 1:
+        raise ConfigError(f"--slots {slots}: expected an integer >= 1 (cells at a time)")
     mirror = Path(built.mirror) if built.mirror else None
     raw = Path(built.raw_dir) if built.raw_dir else None
     works = estimate.plan_work(built, exp, mirror, raw)
@@ -98,7 +101,19 @@ def _estimate(args: argparse.Namespace, exp, built, states):
 
         figures = calibrate.calibrate(works, mirror, raw, refresh=args.recalibrate)
     pending = {cid for cid, (state, _) in states.items() if state != "done"}
-    return estimate.estimate(built, works, figures, pending, exp["gpus_per_cell"], args.slots)
+    return estimate.estimate(built, works, figures, pending, exp["gpus_per_cell"], slots, shared)
+
+
+def _executor_slots(exp) -> tuple[int, int]:
+    """(cells at a time, CPU cells sharing the cores) of the file's executor: the local one runs
+    a cell per GPU group, or `cpu_cells` on the CPU; a cluster's is unknown here (--slots)."""
+    from xtl.executors.local import gpu_groups
+
+    spec = exp["executor"]
+    if spec["kind"] != "local":
+        return 1, 1
+    groups = gpu_groups(spec["gpus"], exp["gpus_per_cell"])
+    return (len(groups), 1) if groups else (spec["cpu_cells"], spec["cpu_cells"])
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -228,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--recalibrate", action="store_true",
                            help="measure again instead of using cached calibration figures "
                                 "(implies --estimate)")
-            p.add_argument("--slots", type=int, default=1, metavar="N",
-                           help="cells running at a time, for the wall time (default 1)")
+            p.add_argument("--slots", type=int, default=None, metavar="N",
+                           help="cells running at a time, for the wall time (default: the "
+                                "local executor's GPU groups or cpu_cells; 1 on a cluster)")
     redo = sub.add_parser(
         "rerun", help="execute one cell's notebook again into a scratch directory",
         description="Execute one cell's notebook again with its own parameters, writing into a "

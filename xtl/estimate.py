@@ -382,6 +382,9 @@ class Estimate:
     pending: set[str]  # cells not done yet
     gpus_per_cell: int = 1
     slots: int = 1
+    # CPU cells at a time that share the cores (the local executor's cpu_cells): each runs its
+    # compute on 1/shared of the threads the calibration had; the fixed part does not shrink
+    shared: int = 1
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -392,10 +395,17 @@ class Estimate:
 
 
 def estimate(plan: Plan, works: dict[str, Work], tp: Throughput, pending: set[str] | None = None,
-             gpus_per_cell: int = 1, slots: int = 1) -> Estimate:
+             gpus_per_cell: int = 1, slots: int = 1, shared: int = 1) -> Estimate:
     parts = {cid: cell_seconds(w, tp) for cid, w in works.items()}
     return Estimate(plan, works, parts, tp, set(works) if pending is None else pending,
-                    gpus_per_cell, slots)
+                    gpus_per_cell, slots, shared if tp.device == "cpu" else 1)
+
+
+def slowed(parts: dict[str, dict[str, float]], shared: int) -> dict[str, float]:
+    """Each cell's seconds when `shared` cells split the CPU cores: compute is `shared` times
+    slower, the fixed part (mostly single-threaded start-up) is not."""
+    return {cid: sum(v if k == "fixed" else v * shared for k, v in p.items())
+            for cid, p in parts.items()}
 
 
 def duration(seconds: float) -> str:
@@ -433,9 +443,10 @@ def summary(est: Estimate) -> str:
         lines.append(f"  still to run: {plural(len(est.pending), 'cell')}, {duration(left)}")
     pending_plan = Plan(est.plan.experiment, [c for c in est.plan.cells if c.id in est.pending],
                         est.plan.mirror)
-    wall = wall_time(pending_plan, seconds, est.slots) + run_s
+    wall = wall_time(pending_plan, slowed(est.parts, est.shared), est.slots) + run_s
+    sharing = f", each on 1/{est.shared} of the cores" if est.shared > 1 else ""
     lines.append(f"  wall time of `xtl run`: about {duration(wall)} ({est.slots} cell(s) at a "
-                 f"time, + {duration(run_s)} planning and report)")
+                 f"time{sharing}, + {duration(run_s)} planning and report)")
     if tp.device == "cuda":
         lines.append(f"  GPU hours: {left * est.gpus_per_cell / 3600:.2f} "
                      f"({est.gpus_per_cell} GPU(s) per cell)")
