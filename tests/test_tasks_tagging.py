@@ -190,6 +190,24 @@ def test_udpos_raw_languages_come_from_v27(tmp_path):
         sources.load(tasks.get("udpos_r"), "test", "lt", raw=tmp_path / "v25-only")
 
 
+def test_udpos_precheck_names_the_missing_release_or_treebank(tmp_path, raw_root):
+    """The plan / smoke pre-check sees what the UD reader would miss (it used to pass, and the
+    XTREME-R smoke cell then crashed on the missing v2.7 release)."""
+    task = tasks.get("udpos_r")
+    folder = tmp_path / "udpos" / "ud-treebanks-v2.7" / "UD_Wolof-WTB"
+    folder.mkdir(parents=True)
+    (folder / "wo_wtb-ud-test.conllu").write_text("1\tJàng\tjàng\tVERB\t_\t_\t0\troot\t_\t_\n\n")
+    sources.check_available(task, "test", "wo", None, tmp_path)
+    with pytest.raises(DataError, match=r"udpos_r/wo/validation: raw file \*-ud-dev.conllu "
+                       r"missing in .*needs ud-treebanks-v2.7/\*_Wolof\*/\*-ud-dev.conllu"):
+        sources.check_available(task, "validation", "wo", None, tmp_path)
+    with pytest.raises(DataError, match=r"needs ud-treebanks-v2.7/\*_Lithuanian\*/"):
+        sources.check_available(task, "test", "lt", None, raw_root)  # the samples lack v2.7
+    sources.check_available(_raw_only("udpos"), "validation", "de", None, raw_root)  # v2.5
+    with pytest.raises(DataError, match=r"udpos/de/train: raw file \*-ud-train.conllu"):
+        sources.check_available(_raw_only("udpos"), "train", "de", None, raw_root)
+
+
 @pytest.mark.parametrize("language", PANX_SAMPLED)
 def test_panx_raw_preprocessed_equals_hub(raw_root, hub_mirror, language):
     task = _raw_only("panx", raw_path="panx/xtreme_preprocessed")

@@ -114,3 +114,19 @@ def reader(names: Mapping[str, str], releases: Mapping[str, str], default_releas
         return rows, files
 
     return read
+
+
+def needed_files(names: Mapping[str, str], releases: Mapping[str, str], default_release: str
+                 ) -> Callable[[Path, str, str], list[Path]]:
+    """The files `reader(...)` would read, for a plan-time check (`Task.raw_files`): the
+    treebank files found, or the pattern they are looked for under (which names what is
+    missing: a release directory or a treebank)."""
+
+    def needed(folder: Path, split: str, language: str) -> list[Path]:
+        if language not in names or split not in SPLIT_FILES:
+            return []  # the reader names these errors itself
+        release = Path(folder) / releases.get(language, default_release)
+        found = treebank_files(release, names[language], split) if release.is_dir() else []
+        return found or [release / f"*_{names[language]}*" / f"*-ud-{SPLIT_FILES[split]}.conllu"]
+
+    return needed

@@ -453,6 +453,8 @@ PANX_LANGUAGES = tuple("ar he vi id jv ms tl eu ml ta te af nl en de el bn hi mr
                        "es bg ru ja ka ko th sw yo my zh kk tr et fi hu".split())
 PANX_R_EXTRA = ("qu", "pl", "uk", "az", "lt", "pa", "gu", "ro")
 
+UD_RELEASES = (UDPOS_NAMES, dict.fromkeys(UDPOS_R_EXTRA, "ud-treebanks-v2.7"), "ud-treebanks-v2.5")
+
 udpos = register(TaggingTask(
     name="udpos",
     format=FORMAT,
@@ -464,8 +466,8 @@ udpos = register(TaggingTask(
     fields={"tokens": "tokens", "tags": "pos_tags"},
     metric="udpos_f1",
     # UD release files for a user without the Hub copy (hub_languages=()): v2.5, as XTREME
-    raw_reader=conllu.reader(UDPOS_NAMES, dict.fromkeys(UDPOS_R_EXTRA, "ud-treebanks-v2.7"),
-                             "ud-treebanks-v2.5"),
+    raw_reader=conllu.reader(*UD_RELEASES),
+    raw_files=conllu.needed_files(*UD_RELEASES),
     raw_path="udpos",
     hparams=TAGGING_RECIPE,
     # th, tl, yo: test only; kk: train + test (no validation): evaluate those on `test`
