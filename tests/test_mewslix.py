@@ -192,3 +192,21 @@ def test_a_tiny_dual_encoder_trains_on_pairs_and_ranks_mentions(release, tiny_di
     for record, ex in zip(records[:1], examples[:1], strict=True):
         rank = ex["prediction"].index("Q1757") + 1
         assert record["value"] == pytest.approx(100 / rank)
+
+
+def test_precheck_names_each_missing_release_file(release):
+    """The plan / smoke pre-check asks for the files the readers open (the XTREME-R smoke run
+    on the samples crashed in the cell on the absent Wikipedia pairs instead)."""
+    sources.check_available(get("mewslix"), "validation", "en", None, release)
+    sources.check_available(get("mewslix-wikipedia"), "train", "en", None, release)
+    (release / "mewslix" / "wikipedia_pairs-train.jsonl").unlink()
+    with pytest.raises(DataError, match=r"mewslix-wikipedia/en/train: raw file "
+                       r"wikipedia_pairs-train.jsonl missing in .*mewslix"):
+        sources.check_available(get("mewslix-wikipedia"), "train", "en", None, release)
+    (release / "mewslix" / mewslix.CANDIDATES).unlink()
+    with pytest.raises(DataError, match=r"mewslix/en/validation: raw file "
+                       r"candidate_set_entities.jsonl missing"):
+        sources.check_available(get("mewslix"), "validation", "en", None, release)
+    with pytest.raises(DataError, match=r"raw files wikinews_mentions-dev.jsonl, "
+                       r"candidate_set_entities.jsonl missing"):  # the samples hold neither
+        sources.check_available(get("mewslix"), "validation", "de", None, RAW.parent)

@@ -133,6 +133,20 @@ def mention_file(folder: Path, split: str, language: str) -> Path:
         f"wikinews_mentions-{part}.jsonl"
 
 
+def mention_files(folder: Path, split: str, language: str) -> list[Path]:
+    """What `read_mentions` reads, for a plan-time check (`Task.raw_files`)."""
+    if split not in ("validation", "test"):
+        return []  # the reader names this error itself
+    return [mention_file(folder, split, language), Path(folder) / CANDIDATES]
+
+
+def pair_files(folder: Path, split: str, language: str) -> list[Path]:
+    """What `read_pairs` reads, for a plan-time check (`Task.raw_files`)."""
+    if split not in ("train", "validation"):
+        return []
+    return [Path(folder) / f"wikipedia_pairs-{PARTS[split]}.jsonl"]
+
+
 def read_mentions(folder: Path, split: str, language: str) -> tuple[dict[str, list], list[Path]]:
     """WikiNews mentions of `language` (queries) + the whole candidate set (the pool), as
     columns of dual-encoder rows; a gold entity missing from the candidate set is an error."""

@@ -449,6 +449,7 @@ register(Task(
     metric="map@20",
     train_task="mewslix-wikipedia",
     raw_reader=_mentions_reader,
+    raw_files=mewslix.mention_files,
     raw_path="mewslix",
     hparams=MEWSLIX_RECIPE,
     description="Mewsli-X entity linking: WikiNews mentions against the ~1M-entity candidate "
@@ -462,6 +463,7 @@ register(Task(
     splits={"train": "train", "validation": "validation"},
     metric="map@20",
     raw_reader=_pairs_reader,
+    raw_files=mewslix.pair_files,
     raw_path="mewslix",
     hparams=MEWSLIX_RECIPE,
     description="Mewsli-X English Wikipedia mention-entity pairs (training data of mewslix); "
