@@ -106,6 +106,18 @@ def test_bad_records_name_the_file_and_record(raw, tmp_path, damage, message):
         reader.parse(tmp_path / "en.json", "en")
 
 
+def test_precheck_asks_for_every_pool_language(raw, tmp_path):
+    """Each language's cell reads the whole pool: the plan / smoke pre-check asks for every
+    pool file, not only the language's own (it passed, and the cell crashed at load time)."""
+    folder = tmp_path / "lareqa" / "xquad-r"
+    folder.mkdir(parents=True)
+    shutil.copy(XQUAD_R / "en.json", folder / "en.json")
+    sources.check_available(de.lareqa_task(("en",)), "test", "en", None, tmp_path)
+    with pytest.raises(DataError, match=r"lareqa/en/test: raw file de.json missing in .*xquad-r"
+                                        r"'; this language needs en.json, de.json there"):
+        sources.check_available(de.lareqa_task(("en", "de")), "test", "en", None, tmp_path)
+
+
 def test_missing_pool_language_and_empty_pool_are_errors(raw, tmp_path):
     shutil.copy(XQUAD_R / "en.json", tmp_path / "en.json")
     read = reader.reader(("en", "de"))

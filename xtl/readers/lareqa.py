@@ -137,3 +137,14 @@ def reader(pool_languages: Sequence[str], pattern: str = "{language}.json"):
         return rows(files, language), list(files.values())
 
     return read
+
+
+def pool_files(pool_languages: Sequence[str], pattern: str = "{language}.json"):
+    """What `reader(pool_languages)` reads whatever the language asked for (every pool
+    language's file), for a plan-time check (`Task.raw_files`)."""
+    pool = tuple(pool_languages)
+
+    def needed(folder: Path, split: str, language: str) -> list[Path]:
+        return [Path(folder) / pattern.format(language=lang) for lang in pool]
+
+    return needed

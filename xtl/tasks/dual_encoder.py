@@ -418,6 +418,7 @@ def lareqa_task(languages: tuple[str, ...] = LAREQA_LANGUAGES, name: str = "lare
         metric="map@20",
         train_task="squad-sentences",
         raw_reader=_lareqa_reader(languages),
+        raw_files=lareqa_json.pool_files(languages),
         raw_path="lareqa/xquad-r",
         hparams=LAREQA_RECIPE,
         description="LAReQA (XQuAD-R): answer-sentence retrieval from an 11-language pool; "
