@@ -70,7 +70,8 @@ def test_provenance_records_caps_and_substitutions(monkeypatch):
 
 # --- the smoke file and directory -----------------------------------------------------------
 
-def test_smoke_document_substitutes_and_records(tmp_path):
+def test_smoke_document_substitutes_and_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(smoke, "usable_cores", lambda: 1)  # the executor: next test
     path = write(tmp_path)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -81,6 +82,31 @@ def test_smoke_document_substitutes_and_records(tmp_path):
     assert doc["keep_checkpoints"] == "none"
     with pytest.raises(ConfigError, match="--raw-dir"):
         smoke.smoke_document(path, None, None, str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("value, cores, gpus, expected", [
+    (None, 2, [], {"kind": "local", "cpu_cells": 2}),
+    ("local", 16, [], {"kind": "local", "cpu_cells": smoke.MAX_CPU_CELLS}),
+    ({"kind": "local", "gpus": "auto"}, 3, [], {"kind": "local", "gpus": "auto", "cpu_cells": 3}),
+    ({"kind": "local", "cpu_cells": 1}, 8, [], None),   # the file's explicit choice is kept
+    ("local", 8, [[0]], None),                          # a GPU: cells run on it
+    ("local", 1, [], None),                             # one core: nothing to share
+    ({"kind": "slurm", "partition": "gpu"}, 8, [], None),
+])
+def test_without_a_gpu_smoke_cells_share_the_cores(tmp_path, monkeypatch, value, cores, gpus,
+                                                    expected):
+    monkeypatch.setattr(smoke, "usable_cores", lambda: cores)
+    monkeypatch.setattr(smoke, "gpu_groups", lambda spec, per_cell: gpus)
+    path = write(tmp_path)
+    if value is not None:
+        path.write_text(path.read_text() + yaml.safe_dump({"executor": value}))
+    doc, subs = smoke.smoke_document(path, None, None, None)
+    if expected is None:
+        assert "executor" not in subs and doc.get("executor") == value
+    else:
+        assert doc["executor"] == expected
+        assert subs["executor"] == {"from": value, "to": expected}  # recorded in provenance
+        config.parse(doc, source="smoke")  # and valid
 
 
 def test_smoke_dir_is_beside_the_real_one(tmp_path):
@@ -208,6 +234,11 @@ def test_smoke_run_end_to_end(tmp_path):
             assert prov["training"]["steps"] <= 2
     assert any(line.startswith("SMOKE RUN of") and "5 passed" in line for line in lines)
     assert (out / "smoke.md").read_text().startswith("SMOKE RUN of")
+    if "executor" in marker["substitutions"]:  # 2+ cores, no GPU: cells ran side by side
+        where = {json.loads((d / "status.json").read_text())["where"]
+                 for d in (out / "cells").iterdir()}
+        assert where <= {f"local cpu {i}" for i in range(smoke.MAX_CPU_CELLS)}, where
+        assert any(line.endswith(" on local cpu 1") for line in lines), lines
 
 
 # --- the reduced paper grid on the real samples (../shared; skipped in a fresh clone) ----------

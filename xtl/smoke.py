@@ -21,11 +21,15 @@ from xtl import config, executors, sources
 from xtl import plan as planning
 from xtl import run as running
 from xtl.errors import ConfigError, DataError
+from xtl.executors.local import gpu_groups, usable_cores
 from xtl.lock import LOCK_NAME, RunLock
 from xtl.smokecaps import DEFAULT_STEPS, MARKER, SMOKE_ENV, Caps, is_smoke
 from xtl.store import atomic_write_json, atomic_write_text, read_json
 
 STATES = ("passed", "missing", "failed", "skipped", "not run")
+# A smoke cell is mostly kernel start-up and imports on one core, so without a GPU as many run
+# at once as there are cores, up to this many (BENCHMARKS.md, "Cells in parallel on the CPU").
+MAX_CPU_CELLS = 4
 
 
 @dataclass
@@ -67,9 +71,25 @@ def smoke_document(exp_path: str | Path, model: str | None, mirror: str | None,
         if value is not None and value != doc.get(key):
             subs[key] = {"from": doc.get(key), "to": value}
             doc[key] = value
+    executor = parallel_executor(doc.get("executor", "local"))
+    if executor is not None:
+        subs["executor"] = {"from": doc.get("executor"), "to": executor}
+        doc["executor"] = executor
     # checkpoints are dropped as soon as no cell needs them: a smoke grid is many models
     doc["keep_checkpoints"] = "none"
     return doc, subs
+
+
+def parallel_executor(value: Any) -> dict[str, Any] | None:
+    """The local executor with `cpu_cells` = the usable cores (at most MAX_CPU_CELLS), or None
+    to keep the file's: another executor, an explicit cpu_cells, a GPU, or a single core."""
+    spec = {"kind": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or spec.get("kind") != "local" or "cpu_cells" in spec:
+        return None
+    cells = min(usable_cores(), MAX_CPU_CELLS)
+    if cells < 2 or gpu_groups(spec.get("gpus", "auto"), 1):
+        return None
+    return {**spec, "cpu_cells": cells}
 
 
 def _directory(value: str | None, option: str) -> str | None:
