@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def _compare_runs():
-    spec = importlib.util.spec_from_file_location("compare_runs", BENCH / "compare_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _compare_runs() -> SimpleNamespace:
+    return SimpleNamespace(**runpy.run_path(str(BENCH / "compare_runs.py")))
 
 
 def _run(root: Path, cells: dict[str, list[tuple[str, float]]]) -> Path:
