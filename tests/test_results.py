@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import reports, results, run, uncertainty
+from xtl import explore, reports, results, run, sections, uncertainty
 from xtl.errors import DataError
 
 HP = {"epochs": 2}
@@ -243,7 +243,7 @@ def test_parameter_count_from_checkpoint_header(run_dir: Path) -> None:
 
 
 def test_chance_levels(run_dir: Path) -> None:
-    chance = reports.chance_levels(results.language_scores(results.load(run_dir), qa="f1"))
+    chance = sections.chance_levels(results.language_scores(results.load(run_dir), qa="f1"))
     level = chance.set_index(["target", "language"])
     assert level.loc[("synth-nli", "de"), "chance"] == pytest.approx(100 / 3)
     assert level.loc[("synth-retrieval", "de"), "chance"] == 2.0  # pool of 50
@@ -274,10 +274,10 @@ def test_explorer_filters(run_dir: Path) -> None:
 
     matplotlib.use("Agg")
     scores = results.language_scores(results.load(run_dir))
-    part = reports.filter_table(scores, target=["synth-nli"], seed=[1])
+    part = explore.filter_table(scores, target=["synth-nli"], seed=[1])
     assert set(part["cell"]) == {"target-nli-none-1", "target-nli-synth-nli-1"}
-    box = reports.explorer(scores)
-    assert [p.description for p in box.children[0].children] == list(reports.EXPLORER_AXES)
+    box = explore.explorer(scores)
+    assert [p.description for p in box.children[0].children] == list(explore.EXPLORER_AXES)
 
 
 def _sized(run_dir: Path) -> pd.DataFrame:
@@ -401,6 +401,6 @@ def test_tables_read_as_a_report() -> None:
         for lang, g, lo, hi in (("all", 2.62, -0.04, 5.25), ("de", 1.0, float("nan"),
                                                                float("nan")))])
     intervals.loc[1, "note"] = "no predictions file"
-    wide = reports.interval_table(intervals)
+    wide = sections.interval_table(intervals)
     assert wide.loc[0, "all"] == "+2.6 [+0.0,\u00a0+5.2]"
     assert wide.loc[0, "de"] == "no interval: no predictions file"

@@ -556,8 +556,8 @@ def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool
 
 
 def write_index(root: Path) -> None:
-    """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
-    from xtl.reports import write_index as _write  # lazy: matplotlib and pandas
+    """index.html (the analysis on top, then every cell): see xtl.index.write_index."""
+    from xtl.index import write_index as _write  # lazy: matplotlib and pandas
 
     plan = read_plan(root)
     run_dir = RunDir(root)
