@@ -34,6 +34,8 @@ LAYERS = {
     "xtl.embeddings": "data", "xtl.search": "data",
     "xtl.models": "model", "xtl.zoo": "model",
     "xtl.evaluate": "evaluate", "xtl.metrics": "evaluate", "xtl.aggregate": "evaluate",
+    "xtl.metric_checks": "evaluate", "xtl.tagging_metrics": "evaluate",
+    "xtl.qa_metrics": "evaluate", "xtl.retrieval_metrics": "evaluate",
     "xtl.shortcuts": "evaluate", "xtl.transferability": "evaluate", "xtl.bitext": "evaluate",
     # figures only (imports nothing of xtl): drawn by cells and by the analysis alike
     "xtl.plots": "evaluate",

@@ -26,7 +26,7 @@ pairs); evaluation splits must give every query a relevant candidate that is in 
 Evaluation (`predict`): queries and the pool are embedded (`xtl.embeddings.embed`), the pool
 once per encoder state (`xtl.embeddings.POOL_CACHE`: every language of a cell shares it), and
 each query ranks the pool by exact chunked top-k; the prediction is the top 20 candidate ids.
-Metric `map@20` (`xtl.metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
+Metric `map@20` (`xtl.retrieval_metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
 
 Recipes: XTREME-R's scripts/train_lareqa.sh and train_mewslix.sh for XLM-R Large (below;
 docs/protocol.md, which also lists where this module differs from XTREME-R's dual encoders:
