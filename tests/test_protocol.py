@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from xtl import config, phases, plan, run, sampling, sources, tasks, train, train_data
+from xtl import config, phases, plan, run, rundir, sampling, sources, tasks, train, train_data
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
 from xtl.hparams import TASK_KEYS
@@ -263,7 +263,7 @@ def test_multi_task_stage_identity_holds_each_tasks_values():
 def test_multi_task_notebook_parameters_carry_per_task_values(tmp_path):
     exp = config.parse({**BASE, "intermediate": [["synth-nli", "synth-qa"]]})
     built = plan.build(exp)
-    params = run.notebook_parameters(built.cells[0], run.RunDir(tmp_path), built, exp)
+    params = run.notebook_parameters(built.cells[0], rundir.RunDir(tmp_path), built, exp)
     assert params["task_hparams"]["synth-qa"]["max_length"] == 256
     assert params["hparam_sources"]["synth-qa"]["max_length"] == "task"
     cell = phases.start("stage", "c", str(tmp_path / "c"), str(tmp_path / "k"), params["hparams"],
@@ -465,7 +465,7 @@ def test_a_plan_without_recipes_still_loads(tmp_path):
     (root / "plan.json").write_text(json.dumps(doc))
     old = plan.Plan.from_json(json.loads((root / "plan.json").read_text()))
     assert [c.id for c in old.cells] == [c.id for c in built.cells]
-    params = run.notebook_parameters(old.cells[1], run.RunDir(root), old, exp)
+    params = run.notebook_parameters(old.cells[1], rundir.RunDir(root), old, exp)
     assert params["hparams"] == HPARAM_DEFAULTS | old.cells[1].identity["hparams"]
     assert "3 pending" in run.status_table(root)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import explore, reports, results, run, sections, uncertainty
+from xtl import explore, index, reports, results, sections, uncertainty
 from xtl.errors import DataError
 
 HP = {"epochs": 2}
@@ -262,7 +262,7 @@ def test_report_sections_and_index(run_dir: Path) -> None:
     scale = next(s for s in sections if s.title.startswith("(a)"))  # asked by the name
     assert scale.figure is None and "Not shown: 1 model" in scale.text
     assert all(s.caption and "From" in s.caption for s in sections if s.figure is not None)
-    run.write_index(run_dir)
+    index.write_index(run_dir)
     page = (run_dir / "index.html").read_text()
     assert "f1 57.1 (de)" in page and "training collapsed" in page
     assert "accuracy 70.0 (mean of 2 languages; en 80.0)" in page

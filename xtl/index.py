@@ -7,10 +7,10 @@ import html
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import xtl
 from xtl import results
+from xtl.rundir import RunDir, read_plan, state_of
 from xtl.store import atomic_write_text, read_json
 
 
@@ -35,12 +35,13 @@ def cell_headline(metrics_path: Path) -> str:
     return f"{name} {mean:.1f} (mean of {len(values)} languages{en})"
 
 
-def write_index(root: Path, plan: Any, states: dict[str, tuple[str, str]]) -> None:
-    """index.html: the analysis on top, then every cell of `plan` (an `xtl.plan.Plan`) with
-    its (state, note) from `states`, headline score and link (`xtl.run.write_index`)."""
+def write_index(root: Path) -> None:
+    """index.html: the analysis on top, then every cell of the run's plan with its state and
+    note (`xtl.rundir.state_of`), headline score and link."""
+    plan, run_dir = read_plan(root), RunDir(root)
     rows = []
     for cell in plan.cells:
-        state, note = states[cell.id]
+        state, note = state_of(run_dir, plan, cell)
         metrics = root / "cells" / cell.id / "metrics.json"
         if metrics.is_file() and _collapsed(metrics):
             note = ("training collapsed; " + note).strip("; ")
