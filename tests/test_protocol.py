@@ -18,7 +18,7 @@ from xtl import config, phases, plan, run, rundir, sampling, sources, tasks, tra
 from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
 from xtl.hparams import TASK_KEYS
-from xtl.tasks import tagging
+from xtl.tasks import tagging_windows as tag_windows
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none"],
@@ -56,27 +56,27 @@ def test_a_word_starting_with_a_bare_marker_is_labelled_by_the_rule(rule, labell
     tok = sentencepiece_like()
     batch = {"id": ["r"], "tokens": [["微软", "Hello", "NewYork"]], "tags": [[5, 0, 1]]}
     hp = HPARAM_DEFAULTS | {"tag_subtoken": rule}
-    feats = tagging.featurize(batch, tok, hp, train=True)
+    feats = tag_windows.featurize(batch, tok, hp, train=True)
     pieces = tok.convert_ids_to_tokens(feats["input_ids"][0])
     assert pieces == ["<s>", "\u2581", "微", "软", "\u2581Hello", "\u2581New", "York", "</s>"]
     labels = feats["labels"][0]
-    assert [(pieces[k], t) for k, t in enumerate(labels) if t != tagging.IGNORE] == [
+    assert [(pieces[k], t) for k, t in enumerate(labels) if t != tag_windows.IGNORE] == [
         (labelled, 5), ("\u2581Hello", 0), ("\u2581New", 1)]
     # prediction reads the word's tag at the position training labelled
-    evaluation = tagging.featurize(batch, tok, hp, train=False)
+    evaluation = tag_windows.featurize(batch, tok, hp, train=False)
     assert [k for k, w in enumerate(evaluation["word_index"][0]) if w >= 0] == [
-        k for k, t in enumerate(labels) if t != tagging.IGNORE]
+        k for k, t in enumerate(labels) if t != tag_windows.IGNORE]
 
 
 def test_label_positions_by_rule():
     bare = 6
     # word 0 = ["▁", "微"], word 1 = ["▁软"], word 2 = ["▁"] only, then a special token
     words, ids = [0, 0, 1, 2, -1], [bare, 10, 11, bare, 2]
-    assert tagging._label_positions(words, ids, {bare}, "first") == [0, -1, 1, 2, -1]
-    assert tagging._label_positions(words, ids, {bare}, "content") == [-1, 0, 1, 2, -1]
-    assert tagging._label_positions([0, 0, 1], [5, 10, 11], {bare}, "first") == [0, -1, 1]
+    assert tag_windows._label_positions(words, ids, {bare}, "first") == [0, -1, 1, 2, -1]
+    assert tag_windows._label_positions(words, ids, {bare}, "content") == [-1, 0, 1, 2, -1]
+    assert tag_windows._label_positions([0, 0, 1], [5, 10, 11], {bare}, "first") == [0, -1, 1]
     with pytest.raises(ConfigError, match="unknown tag_subtoken rule 'last'"):
-        tagging._label_positions(words, ids, {bare}, "last")
+        tag_windows._label_positions(words, ids, {bare}, "last")
 
 
 def test_the_rule_is_part_of_the_feature_cache_key(tiny_dir):
