@@ -13,8 +13,8 @@ import torch
 
 from xtl import chance as chance_levels
 from xtl import embeddings, evaluate, metrics, models, retrieval_metrics, sources, zoo
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.readers import lareqa as reader
 from xtl.readers import squad as squad_json
 from xtl.readers.squad_sentences import merge_across, pairs, split_sentences

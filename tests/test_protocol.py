@@ -14,10 +14,21 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from xtl import config, phases, plan, run, rundir, sampling, sources, tasks, train, train_data
-from xtl.config import HPARAM_DEFAULTS
+from xtl import (
+    config,
+    phases,
+    plan,
+    precedence,
+    run,
+    rundir,
+    sampling,
+    sources,
+    tasks,
+    train,
+    train_data,
+)
 from xtl.errors import ConfigError
-from xtl.hparams import TASK_KEYS
+from xtl.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
 from xtl.tasks import tagging_windows as tag_windows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +106,7 @@ def resolve(key, *, phase="target", task="xnli", preset=None, hparams=None, mode
             task_overrides=None, grid=None):
     values = {"hparams": hparams or {}, "tasks": task_overrides or {},
               "model_hparams": {"m": model_hparams or {}}}
-    got = config.resolve_hparams(phase, tasks.get(task), preset or {}, values, grid or {}, "m")
+    got = precedence.resolve_hparams(phase, tasks.get(task), preset or {}, values, grid or {}, "m")
     return got.values[key], got.sources[key]
 
 
@@ -235,10 +246,10 @@ def test_a_tagging_stage_renames_what_starts_from_it():
 
 
 def test_every_post_v1_key_has_its_v1_behaviour():
-    assert set(HPARAM_DEFAULTS) - config.V1_HPARAMS == set(config.POST_V1)
-    assert config.POST_V1 == {"freeze_embeddings": False, "tag_subtoken": "content",
+    assert set(HPARAM_DEFAULTS) - V1_HPARAMS == set(POST_V1)
+    assert POST_V1 == {"freeze_embeddings": False, "tag_subtoken": "content",
                               "dev_subset": 0}
-    assert config.identity_hparams(HPARAM_DEFAULTS | {"dev_subset": 500}, {"x"})["dev_subset"] \
+    assert precedence.identity_hparams(HPARAM_DEFAULTS | {"dev_subset": 500}, {"x"})["dev_subset"] \
         == 500
 
 

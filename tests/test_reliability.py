@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_GRID
 
-from xtl import cli, config, lock, plan, rundir, sources, tasks
+from xtl import cli, config, lock, plan, precedence, rundir, sources, tasks
 from xtl import run as runner
 from xtl.readers import bucc, conllu, text_lines
 from xtl.store import atomic_write_json
@@ -262,8 +262,8 @@ def test_a_damaged_lock_in_the_run_directory_is_taken_over(run_dir, capsys):
 # --- 3. the feature cache verifies itself -----------------------------------------------------
 
 def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny_dir):
-    from xtl.config import HPARAM_DEFAULTS
     from xtl.features import cache_key, features
+    from xtl.hparams import HPARAM_DEFAULTS
     from xtl.models import build
     from xtl.zoo import cache_dir
 
@@ -318,8 +318,8 @@ def test_an_integer_and_its_float_make_the_same_cell(tmp_path, a, b):
 
 
 def test_layer_keeps_index_and_fraction_apart():
-    assert config.canonical("layer", 1) == 1 and config.canonical("layer", 1.0) == 1.0
-    assert isinstance(config.canonical("layer", 1.0), float)
+    assert precedence.canonical("layer", 1) == 1 and precedence.canonical("layer", 1.0) == 1.0
+    assert isinstance(precedence.canonical("layer", 1.0), float)
 
 
 # --- 5. byte-order marks and CRLF line ends ---------------------------------------------------

@@ -13,8 +13,8 @@ import torch
 
 from xtl import evaluate, models, sources, tasks, train
 from xtl import hub as xtl_hub
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.tasks import Task, span_qa
 from xtl.tasks import span_qa_rows as qa_rows
 from xtl.tasks import span_qa_windows as qa_windows

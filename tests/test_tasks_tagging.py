@@ -16,8 +16,8 @@ from test_translated import HUB_REQUESTS as TRANSLATED_REQUESTS
 from test_translated import write_missing_hub_samples as write_translated_samples
 
 from xtl import aggregate, evaluate, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 from xtl.readers import conllu, panx
 from xtl.tasks import tagging
