@@ -44,7 +44,7 @@ LAYERS = {
     "xtl.loop_state": "train", "xtl.launch": "train",
     "xtl.phases": "cell", "xtl.multitask": "cell", "xtl.retrieval": "cell",
     "xtl.transferability_cell": "cell", "xtl.transferability_report": "analysis",
-    "xtl.results": "analysis", "xtl.uncertainty": "analysis",
+    "xtl.results": "analysis", "xtl.parameter_counts": "analysis", "xtl.uncertainty": "analysis",
     "xtl.reports": "analysis", "xtl.sections": "analysis", "xtl.questions": "analysis",
     "xtl.explore": "analysis",
     "xtl.config": "grid", "xtl.precedence": "grid", "xtl.plan": "grid", "xtl.run": "grid",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import explore, index, reports, results, sections, uncertainty
+from xtl import explore, index, parameter_counts, reports, results, sections, uncertainty
 from xtl.errors import DataError
 
 HP = {"epochs": 2}
@@ -237,9 +237,9 @@ def test_parameter_count_from_checkpoint_header(run_dir: Path) -> None:
     encoder.mkdir(parents=True)
     save_file({"a": np.zeros((3, 4), np.float32), "b": np.zeros(5, np.float32)},
               str(encoder / "model.safetensors"))
-    assert results.parameter_count("tiny", [run_dir]) == 17
-    assert results.parameter_count("xlm-roberta-large") == 560_000_000
-    assert results.parameter_count("no-such-model") is None
+    assert parameter_counts.parameter_count("tiny", [run_dir]) == 17
+    assert parameter_counts.parameter_count("xlm-roberta-large") == 560_000_000
+    assert parameter_counts.parameter_count("no-such-model") is None
 
 
 def test_chance_levels(run_dir: Path) -> None:
