@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from xtl import evaluate, sources, tasks, train, zoo
-from xtl.config import HPARAM_DEFAULTS
 from xtl.features import features
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 
 ARMS = ("fp32", "bf16")

@@ -15,7 +15,7 @@ import argparse
 
 import pandas as pd
 
-from xtl import reports, shortcuts
+from xtl import reports, sections, shortcuts
 
 METRIC = {"panx-sample": "f1", "synth-qa": "f1", "tatoeba-sample": "accuracy"}
 
@@ -55,7 +55,7 @@ def stages(analysis: reports.Analysis) -> list[str]:
 
 def gains(analysis: reports.Analysis) -> list[str]:
     ci = analysis.intervals
-    wide = reports.interval_table(ci)
+    wide = sections.interval_table(ci)
     languages = [c for c in wide.columns if c not in ("model", "intermediate", "target",
                                                       "train_size")]
     lines = ["", _row(["target", "intermediate", *languages]),

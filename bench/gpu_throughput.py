@@ -30,7 +30,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from xtl import devices, tasks, train
-from xtl.config import HPARAM_DEFAULTS
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import XtlModel
 
 TASK = tasks.get("synth-nli")  # a 3-label classification head

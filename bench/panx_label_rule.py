@@ -18,7 +18,7 @@ import pandas as pd
 
 from xtl import results, sources, tasks, zoo
 from xtl.plan import Plan
-from xtl.tasks import tagging
+from xtl.tasks import tagging_windows as tag_windows
 
 
 def scores(run_dir: Path) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def bare_first_shares(run_dir: Path, languages: list[str]) -> dict[str, tuple[fl
     cell = next(c for c in plan.cells if c.kind == "target")
     location, _ = zoo.materialize(cell.axes["model"])
     tok = AutoTokenizer.from_pretrained(location)
-    bare = tagging._bare_ids(tok)
+    bare = tag_windows._bare_ids(tok)
     prefix = (cell.recipe.get("hparams", {}).get("input_prefix", "")).split()
     mirror = Path(plan.mirror) if plan.mirror else None
     out = {}

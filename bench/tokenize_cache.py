@@ -26,8 +26,8 @@ def main() -> None:
         from transformers import AutoTokenizer
 
         from xtl import sources, tasks, zoo
-        from xtl.config import HPARAM_DEFAULTS
         from xtl.features import features
+        from xtl.hparams import HPARAM_DEFAULTS
 
         if models:  # reuse built/converted models, but not their feature cache
             os.environ["XTL_CACHE"] = models

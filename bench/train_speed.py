@@ -34,8 +34,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from xtl import devices, sampling, sources, tasks, train, train_data, zoo
-from xtl.config import HPARAM_DEFAULTS
 from xtl.features import features
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import XtlModel
 
 TASK = tasks.get("synth-nli")

@@ -64,7 +64,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from xtl import devices, sampling, tasks, train, train_data, zoo
-from xtl.config import HPARAM_DEFAULTS
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import XtlModel
 
 TASK = tasks.get("synth-nli")  # a 3-way pair-classification head; the rows are synthetic

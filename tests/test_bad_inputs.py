@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_GRID, write_hub
 
-from xtl import cli, config, phases, plan, resume, retrieval, sources, tasks, zoo
+from xtl import cli, config, phases, plan, resume, retrieval, rundir, sources, tasks, zoo
 from xtl import run as runner
 from xtl.errors import ConfigError, DataError, ModelError, XtlError
 from xtl.models import verify_checkpoint
@@ -409,7 +409,7 @@ def existing_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("existing") / "out"
     path = _exp_file(root.parent, GOOD)
     built = plan.build(config.load(path))
-    run_dir = runner.RunDir(root)
+    run_dir = rundir.RunDir(root)
     (root / "experiment.yaml").parent.mkdir(parents=True)
     shutil.copy(path, root / "experiment.yaml")
     (root / "plan.json").write_text(json.dumps(built.to_json()))

@@ -10,7 +10,7 @@ import pytest
 
 from xtl import phases, plots, retrieval, run
 from xtl.cell_report import readable
-from xtl.config import HPARAM_DEFAULTS
+from xtl.hparams import HPARAM_DEFAULTS
 
 matplotlib.use("Agg")
 

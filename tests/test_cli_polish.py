@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import xtl
-from xtl import cli, run, tasks
+from xtl import cli, run, rundir, tasks
 from xtl.store import atomic_write_json
 from xtl.tables import plural, table
 
@@ -74,7 +74,7 @@ def test_status_table_has_headers_and_aligned_columns(tmp_path):
     from xtl import config, plan
 
     built = plan.build(config.load(path))
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     atomic_write_json(run_dir.root / "plan.json", built.to_json())
     stage = built.cells[0]
     run_dir.set_status(stage.id, state="failed", error="ValueError: boom", seconds=12.4,

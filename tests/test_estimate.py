@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import calibrate, cli, config, errors, estimate, plan
+from xtl import calibrate, calibrate_probes, cli, config, errors, estimate, plan
 from xtl.errors import ConfigError
 
 EXP = {"xtl": 1, "name": "est", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
@@ -204,8 +204,8 @@ def test_calibration_measures_once_then_reads_its_cache(tmp_path, monkeypatch, o
     works = estimate.plan_work(grid, exp, None)
     monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(calibrate, "kernel_overhead", lambda: 6.5)
-    monkeypatch.setattr(calibrate, "SAMPLE_ROWS", 48)
-    monkeypatch.setattr(calibrate, "EVAL_ROWS", 24)
+    monkeypatch.setattr(calibrate_probes, "SAMPLE_ROWS", 48)
+    monkeypatch.setattr(calibrate_probes, "EVAL_ROWS", 24)
     logged: list[str] = []
     tp = calibrate.calibrate(works, None, None, log=logged.append)
     assert tp.overhead_s == 6.5 and tp.device == "cpu"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_runner import FAULT_EXP, _fake_cell, _plan, _results
 
-from xtl import config, executors, run
+from xtl import config, executors, run, rundir
 from xtl.errors import ConfigError
 from xtl.executors.local import InProcess, Workers, cpu_slots, gpu_groups, make_local
 from xtl.store import atomic_write_json
@@ -118,7 +118,7 @@ def _schedule(tmp_path, monkeypatch, capacity, outcomes=None, text=FAULT_EXP):
     _, exp, built = _plan(tmp_path, text)
     run_dir = run.RunDir(tmp_path / "out")
     atomic_write_json(run_dir.root / "plan.json", built.to_json())
-    monkeypatch.setattr(run, "checkpoint_ok", lambda run_dir, cell: True)
+    monkeypatch.setattr(rundir, "checkpoint_ok", lambda run_dir, cell: True)
     ids = {c.label.split(" | ")[1]: c.id for c in built.cells}
     fake = FakeExecutor(run_dir, built, capacity,
                         {ids[k]: v for k, v in (outcomes or {}).items()})
@@ -168,7 +168,7 @@ def test_a_worker_that_dies_silently_is_a_failed_cell(tmp_path, monkeypatch):
 def test_a_job_an_earlier_driver_submitted_is_waited_for_not_resubmitted(tmp_path, monkeypatch):
     _, exp, built = _plan(tmp_path)
     run_dir = run.RunDir(tmp_path / "out")
-    monkeypatch.setattr(run, "checkpoint_ok", lambda run_dir, cell: True)
+    monkeypatch.setattr(rundir, "checkpoint_ok", lambda run_dir, cell: True)
     stage = built.cells[0]
     run_dir.set_status(stage.id, state="running", label=stage.label)
     atomic_write_json(run_dir.cell(stage.id) / "job.json", {"executor": "slurm", "job_id": "7"})

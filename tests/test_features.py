@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from xtl import sources, tasks
-from xtl.config import HPARAM_DEFAULTS
 from xtl.features import cache_key, features
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 
 HP = HPARAM_DEFAULTS | {"max_length": 32}

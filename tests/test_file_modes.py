@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xtl import run
+from xtl import rundir
 from xtl.atomicdir import replace_dir
 from xtl.store import atomic_write_json, atomic_write_text, current_umask
 
@@ -61,6 +61,6 @@ def test_a_stricter_umask_is_respected_too(tmp_path):
 
 
 def test_cell_status_and_index_are_readable_by_others(tmp_path, umask_022):
-    run_dir = run.RunDir(tmp_path)
+    run_dir = rundir.RunDir(tmp_path)
     run_dir.set_status("target-abc", state="done")
     assert _mode(tmp_path / "cells" / "target-abc" / "status.json") == 0o644

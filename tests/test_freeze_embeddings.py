@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from xtl import config, plan, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,

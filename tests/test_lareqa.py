@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from xtl import chance as chance_levels
-from xtl import embeddings, evaluate, metrics, models, sources, zoo
-from xtl.config import HPARAM_DEFAULTS
+from xtl import embeddings, evaluate, metrics, models, retrieval_metrics, sources, zoo
 from xtl.errors import DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.readers import lareqa as reader
 from xtl.readers import squad as squad_json
 from xtl.readers.squad_sentences import merge_across, pairs, split_sentences
@@ -138,20 +138,20 @@ def test_missing_pool_language_and_empty_pool_are_errors(raw, tmp_path):
 def test_map_at_20_by_hand():
     # 5 relevant (one per language), hits at ranks 1, 3, 5: (1/1 + 2/3 + 3/5) / 5
     ranked = ["a", "x", "b", "y", "c"] + [f"n{i}" for i in range(20)]
-    assert metrics.map_at_k([ranked], [["a", "b", "c", "d", "e"]]) == pytest.approx(
+    assert retrieval_metrics.map_at_k([ranked], [["a", "b", "c", "d", "e"]]) == pytest.approx(
         100 * (1 + 2 / 3 + 3 / 5) / 5)
     # a repeated prediction counts once; hits past rank 20 count nothing
-    assert metrics.average_precision_at_k(["a", "a", "b"], ["a", "b"], 20) == pytest.approx(
-        (1 + 2 / 3) / 2)
-    assert metrics.average_precision_at_k([f"n{i}" for i in range(20)] + ["a"], ["a"], 20) == 0
+    ap = retrieval_metrics.average_precision_at_k
+    assert ap(["a", "a", "b"], ["a", "b"], 20) == pytest.approx((1 + 2 / 3) / 2)
+    assert ap([f"n{i}" for i in range(20)] + ["a"], ["a"], 20) == 0
     # more relevant items than k: divided by k
-    assert metrics.average_precision_at_k(["a", "b"], list("abcde"), 2) == 1.0
+    assert retrieval_metrics.average_precision_at_k(["a", "b"], list("abcde"), 2) == 1.0
     # two queries: the mean
-    assert metrics.map_at_k([["q"], ["z", "q"]], [["q"], ["q"]]) == pytest.approx(75.0)
+    assert retrieval_metrics.map_at_k([["q"], ["z", "q"]], [["q"], ["q"]]) == pytest.approx(75.0)
     with pytest.raises(DataError, match=r"queries 1 have no relevant candidate"):
-        metrics.map_at_k([["a"], ["b"]], [["a"], []])
+        retrieval_metrics.map_at_k([["a"], ["b"]], [["a"], []])
     with pytest.raises(DataError, match="1 predictions for 2 references"):
-        metrics.map_at_k([["a"]], [["a"], ["b"]])
+        retrieval_metrics.map_at_k([["a"]], [["a"], ["b"]])
 
 
 def test_chance_map_matches_its_formula_and_a_simulation():
@@ -164,7 +164,7 @@ def test_chance_map_matches_its_formula_and_a_simulation():
     sims = []
     for _ in range(20000):
         rng.shuffle(pool)
-        sims.append(metrics.average_precision_at_k(pool[:20], range(r), 20))
+        sims.append(retrieval_metrics.average_precision_at_k(pool[:20], range(r), 20))
     assert 100 * sum(sims) / len(sims) == pytest.approx(expected, rel=0.1)
     assert chance_levels.map_at_k(1, 1) == 100.0 and 0.4 < expected < 0.6
 
@@ -255,7 +255,7 @@ def test_predictions_are_the_exact_top_20_and_the_pool_is_embedded_once(raw, tin
     assert same >= 220  # of 225: the rest differ by a swap of near-equal neighbours
     assert [e["id"] for e in en] == view.query_ids and en[0]["reference"] == view.gold[0]
     brute = [e["prediction"] for e in en]
-    assert records[0]["value"] == pytest.approx(metrics.map_at_k(brute, view.gold))
+    assert records[0]["value"] == pytest.approx(retrieval_metrics.map_at_k(brute, view.gold))
 
 
 @pytest.mark.slow

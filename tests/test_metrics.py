@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from xtl import metrics
+from xtl import metrics, qa_metrics, retrieval_metrics, tagging_metrics
 from xtl.aggregate import official_languages
 from xtl.errors import ConfigError, DataError
 
@@ -59,7 +59,7 @@ def test_panx_chunk_boundaries_micro_f1():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"]]
     pred = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "I-ORG", "B-MISC"]]
     # gold chunks PER(0-1) LOC ORG; predicted PER(0-0) LOC ORG MISC: 2 correct of 4 / of 3
-    out = metrics.tagging_scores(pred, gold)
+    out = tagging_metrics.tagging_scores(pred, gold)
     assert out["precision"] == pytest.approx(50.0)
     assert out["recall"] == pytest.approx(200 / 3)
     assert out["f1"] == pytest.approx(400 / 7)  # 2PR/(P+R) = 4/7
@@ -71,13 +71,13 @@ def test_panx_chunk_boundaries_micro_f1():
 def test_panx_lenient_mode_and_sentence_ends():
     gold = [["B-PER", "I-PER", "O"]]
     # lenient (default) mode: an I- after O opens a chunk, so I-PER I-PER == B-PER I-PER
-    assert metrics.tagging_scores([["I-PER", "I-PER", "O"]], gold)["f1"] == 100.0
+    assert tagging_metrics.tagging_scores([["I-PER", "I-PER", "O"]], gold)["f1"] == 100.0
     # a type change inside a chunk splits it: nothing matches
-    assert metrics.tagging_scores([["B-PER", "I-LOC", "O"]], gold)["f1"] == 0.0
+    assert tagging_metrics.tagging_scores([["B-PER", "I-LOC", "O"]], gold)["f1"] == 0.0
     # no chunk crosses a sentence end: B-PER | I-PER are two chunks, not one
     two = [["O", "B-PER"], ["I-PER", "O"]]
-    assert metrics.tagging_scores(two, two)["f1"] == 100.0
-    joined = metrics.tagging_scores([["O", "B-PER"], ["O", "O"]], two)
+    assert tagging_metrics.tagging_scores(two, two)["f1"] == 100.0
+    joined = tagging_metrics.tagging_scores([["O", "B-PER"], ["O", "O"]], two)
     assert (joined["precision"], joined["recall"]) == (100.0, 50.0)
 
 
@@ -97,7 +97,7 @@ def test_legacy_chunks_on_upos_tags():
     sentences = [["NOUN", "NOUN", "SYM", "SYM", "INTJ", "INTJ"], ["ADJ"]]
     # runs of one tag merge; SYM/SCONJ ("S" = singleton) stay one word each; offsets count a
     # separator "O" after every sentence
-    assert metrics.legacy_chunks(sentences) == {
+    assert tagging_metrics.legacy_chunks(sentences) == {
         ("NOUN", 0, 1), ("SYM", 2, 2), ("SYM", 3, 3), ("INTJ", 4, 5), ("ADJ", 7, 7)}
 
 
@@ -107,7 +107,7 @@ def test_udpos_old_and_modern_seqeval_differ_on_cconj_sconj():
     gold = [["CCONJ", "SCONJ"]]
     pred = [["CCONJ", "NOUN"]]
     # 0.0.12: gold {CCONJ(0), SCONJ(1)}, pred {CCONJ(0), NOUN(1)}: 1 of 2 each way -> 50
-    out = metrics.udpos_scores(pred, gold)
+    out = tagging_metrics.udpos_scores(pred, gold)
     assert (out["f1"], out["precision"], out["recall"]) == (50.0, 50.0, 50.0)
     assert out["token_accuracy"] == 50.0
     # modern seqeval: CCONJ and SCONJ are both type "CONJ"; the gold CCONJ chunk is lost ->
@@ -119,10 +119,10 @@ def test_udpos_old_and_modern_seqeval_differ_on_cconj_sconj():
 
 def test_udpos_chunk_f1_is_not_token_accuracy():
     # gold NOUN(0-1) VERB(2); pred NOUN(0) VERB(1-2): no chunk matches though 2 of 3 tags do
-    out = metrics.udpos_scores([["NOUN", "VERB", "VERB"]], [["NOUN", "NOUN", "VERB"]])
+    out = tagging_metrics.udpos_scores([["NOUN", "VERB", "VERB"]], [["NOUN", "NOUN", "VERB"]])
     assert out["f1"] == 0.0 and out["token_accuracy"] == pytest.approx(200 / 3)
     # SYM SYM are two chunks: gold {SYM(0), SYM(1), NOUN(2)}, pred {SYM(0), NOUN(1-2)}
-    out = metrics.udpos_scores([["SYM", "NOUN", "NOUN"]], [["SYM", "SYM", "NOUN"]])
+    out = tagging_metrics.udpos_scores([["SYM", "NOUN", "NOUN"]], [["SYM", "SYM", "NOUN"]])
     assert out["precision"] == 50.0 and out["recall"] == pytest.approx(100 / 3)
     assert out["f1"] == pytest.approx(40.0)
     task = _task("udpos_f1", "udpos")
@@ -313,7 +313,7 @@ def test_udpos_reproduces_the_official_mock_data_value():
     gold, pred = _mock(UDPOS_MOCK_GOLD), _mock(UDPOS_MOCK_PRED)
     langs = official_languages("udpos")
     assert sorted(gold) == sorted(pred) == sorted(langs)
-    per_lang = [metrics.udpos_scores(pred[lang], gold[lang]) for lang in langs]
+    per_lang = [tagging_metrics.udpos_scores(pred[lang], gold[lang]) for lang in langs]
     mean = {k: sum(s[k] for s in per_lang) / len(langs) for k in ("f1", "precision", "recall")}
     # evaluate_test.py TASK2AVG_SCORES["udpos"] (the seqeval 0.0.12 numbers)
     assert mean["f1"] == pytest.approx(70.21746048354693, abs=1e-9)
@@ -334,66 +334,66 @@ def test_squad_em_f1_with_id_data_and_unanswered_question():
             {"id": "q3", "answers": ["blue whale"]}]
     preds = {"q1": "eiffel tower!", "data": "in 1889"}
     with pytest.warns(UserWarning, match="1 questions have no prediction"):
-        out = metrics.squad(preds, refs)
+        out = qa_metrics.squad(preds, refs)
     # q1: EM 1 F1 1 (articles, case, punctuation); "data": 1 of 2 tokens -> F1 2/3; q3: 0
     assert out["exact_match"] == pytest.approx(100 / 3)
     assert out["f1"] == pytest.approx(500 / 9)
     with pytest.warns(UserWarning):
         listed = metrics.score(_task("squad"), ["eiffel tower!", "in 1889", None], refs, "en")
     assert listed == out
-    assert metrics.qa_score(out) == pytest.approx((100 / 3 + 500 / 9) / 2)
-    assert metrics.headline(_task("squad"), out) == metrics.qa_score(out)
+    assert qa_metrics.qa_score(out) == pytest.approx((100 / 3 + 500 / 9) / 2)
+    assert metrics.headline(_task("squad"), out) == qa_metrics.qa_score(out)
 
 
 def test_squad_uses_the_english_normaliser_for_every_language():
     refs = [{"id": "a", "answers": ["gato"]}]
-    out = metrics.squad({"a": "el gato"}, refs)  # "el" is not an English article
+    out = qa_metrics.squad({"a": "el gato"}, refs)  # "el" is not an English article
     assert out == {"exact_match": 0.0, "f1": pytest.approx(200 / 3)}
     # non-ASCII punctuation is not stripped by the SQuAD normaliser
-    assert metrics.squad({"a": "«gato»"}, refs)["exact_match"] == 0.0
+    assert qa_metrics.squad({"a": "«gato»"}, refs)["exact_match"] == 0.0
 
 
 def test_squad_rejects_bad_inputs():
     with pytest.raises(DataError, match="'q' has an empty gold-answer list"):
-        metrics.squad({"q": "x"}, [{"id": "q", "answers": []}])
+        qa_metrics.squad({"q": "x"}, [{"id": "q", "answers": []}])
     with pytest.raises(DataError, match="ids not in the references: 'zz'"):
-        metrics.squad({"q": "x", "zz": "y"}, [{"id": "q", "answers": ["x"]}])
+        qa_metrics.squad({"q": "x", "zz": "y"}, [{"id": "q", "answers": ["x"]}])
     with pytest.raises(DataError, match="2 predictions for 1 references"):
-        metrics.squad(["x", "y"], [{"id": "q", "answers": ["x"]}])
+        qa_metrics.squad(["x", "y"], [{"id": "q", "answers": ["x"]}])
     with pytest.raises(DataError, match="duplicate reference ids 'q'"):
-        metrics.squad({}, [{"id": "q", "answers": ["x"]}, {"id": "q", "answers": ["y"]}])
+        qa_metrics.squad({}, [{"id": "q", "answers": ["x"]}, {"id": "q", "answers": ["y"]}])
     with pytest.raises(DataError, match="empty"):
-        metrics.squad({}, [])
+        qa_metrics.squad({}, [])
 
 
 # ---------------------------------------------------------------- MLQA
 
 
 def test_mlqa_zh_mixed_segmentation():
-    assert metrics.normalize_mlqa("Apple公司，2020年!", "zh") == "apple 公 司 2020 年"
+    assert qa_metrics.normalize_mlqa("Apple公司，2020年!", "zh") == "apple 公 司 2020 年"
     refs = [{"id": "a", "answers": ["北京"]}, {"id": "b", "answers": ["abc"]}]
-    out = metrics.mlqa({"a": "北京大学", "b": "abc北京"}, refs, "zh")
+    out = qa_metrics.mlqa({"a": "北京大学", "b": "abc北京"}, refs, "zh")
     # a: [北 京 大 学] vs [北 京] -> P 2/4, R 1, F1 2/3; b: [abc 北 京] vs [abc] -> F1 1/2
     assert out == {"exact_match": 0.0, "f1": pytest.approx(100 * (2 / 3 + 1 / 2) / 2)}
     # whitespace tokens (the SQuAD normaliser) see one token each: no overlap at all
-    assert metrics.squad({"a": "北京大学", "b": "abc北京"}, refs)["f1"] == 0.0
+    assert qa_metrics.squad({"a": "北京大学", "b": "abc北京"}, refs)["f1"] == 0.0
 
 
 def test_mlqa_arabic_al_is_replaced_everywhere():
-    assert metrics.normalize_mlqa("الكتاب", "ar") == "كتاب"
-    assert metrics.normalize_mlqa("فالكتاب", "ar") == "ف كتاب"  # inside a word too
+    assert qa_metrics.normalize_mlqa("الكتاب", "ar") == "كتاب"
+    assert qa_metrics.normalize_mlqa("فالكتاب", "ar") == "ف كتاب"  # inside a word too
     refs = [{"id": "a", "answers": ["كتاب"]}, {"id": "b", "answers": ["الكتاب"]}]
-    out = metrics.mlqa({"a": "الكتاب", "b": "فالكتاب"}, refs, "ar")
+    out = qa_metrics.mlqa({"a": "الكتاب", "b": "فالكتاب"}, refs, "ar")
     # a: EM 1; b: [ف كتاب] vs [كتاب] -> F1 2/3
     assert out == {"exact_match": 50.0, "f1": pytest.approx(100 * (1 + 2 / 3) / 2)}
-    assert metrics.squad({"a": "الكتاب"}, refs[:1])["exact_match"] == 0.0
+    assert qa_metrics.squad({"a": "الكتاب"}, refs[:1])["exact_match"] == 0.0
 
 
 def test_mlqa_articles_and_unicode_punctuation_per_language():
-    assert metrics.normalize_mlqa("«Los gatos»", "es") == "gatos"
-    assert metrics.normalize_mlqa("Der Hund, das Haus", "de") == "hund haus"
-    assert metrics.normalize_mlqa("những con mèo", "vi") == "con mèo"
-    assert metrics.normalize_mlqa("The cat", "hi") == "the cat"  # hi: no articles
+    assert qa_metrics.normalize_mlqa("«Los gatos»", "es") == "gatos"
+    assert qa_metrics.normalize_mlqa("Der Hund, das Haus", "de") == "hund haus"
+    assert qa_metrics.normalize_mlqa("những con mèo", "vi") == "con mèo"
+    assert qa_metrics.normalize_mlqa("The cat", "hi") == "the cat"  # hi: no articles
     task = _task("mlqa", "mlqa")
     out = metrics.score(task, {"a": "«el gato»"}, [{"id": "a", "answers": ["gato"]}], "es")
     assert out == {"exact_match": 100.0, "f1": 100.0}
@@ -402,7 +402,7 @@ def test_mlqa_articles_and_unicode_punctuation_per_language():
 def test_mlqa_needs_a_known_language():
     refs = [{"id": "a", "answers": ["x"]}]
     with pytest.raises(DataError, match="expected one of: ar, de, en, es, hi, vi, zh"):
-        metrics.mlqa({"a": "x"}, refs, "fr")
+        qa_metrics.mlqa({"a": "x"}, refs, "fr")
     with pytest.raises(DataError, match="unknown MLQA language None"):
         metrics.score(_task("mlqa", "mlqa"), {"a": "x"}, refs)
 
@@ -414,7 +414,7 @@ def test_squad_v2_no_answer():
     refs = [{"id": "a", "answers": ["Paris"]}, {"id": "b", "answers": []},
             {"id": "c", "answers": []}, {"id": "d", "answers": ["the cat"]}]
     preds = {"a": "Paris", "b": "", "c": "London", "d": "a cat sat"}
-    out = metrics.squad_v2(preds, refs)
+    out = qa_metrics.squad_v2(preds, refs)
     # a 1/1; b "" matches no-answer 1/1; c 0/0; d [cat sat] vs [cat] -> EM 0, F1 2/3
     assert out == pytest.approx({
         "exact_match": 50.0, "f1": 100 * (1 + 1 + 0 + 2 / 3) / 4,
@@ -437,8 +437,8 @@ GOLD = [("s1", "t1"), ("s3", "t3"), ("s6", "t6")]
 
 def test_bucc_threshold_is_the_midpoint_after_the_best_f1():
     # walk: F1 1/2, 2/5, 2/3 (at 0.7, best), 4/7, 1/2 -> threshold (0.7 + 0.6) / 2
-    assert metrics.bucc_threshold(CANDIDATES, GOLD) == pytest.approx(0.65)
-    out = metrics.bucc_f1(CANDIDATES, GOLD)
+    assert retrieval_metrics.bucc_threshold(CANDIDATES, GOLD) == pytest.approx(0.65)
+    out = retrieval_metrics.bucc_f1(CANDIDATES, GOLD)
     assert out == pytest.approx({"f1": 200 / 3, "precision": 200 / 3, "recall": 200 / 3,
                                  "threshold": 0.65})
     assert metrics.score(_task("bucc_f1"), CANDIDATES, GOLD, "de") == out
@@ -447,40 +447,40 @@ def test_bucc_threshold_is_the_midpoint_after_the_best_f1():
 def test_bucc_best_at_last_candidate_and_no_correct_candidate():
     # best F1 at the last candidate (the official code raises): threshold = its score
     cands = {("a", "x"): 0.9, ("b", "y"): 0.8}
-    assert metrics.bucc_threshold(cands, [("a", "x"), ("b", "y")]) == 0.8
-    assert metrics.bucc_f1(cands, [("a", "x"), ("b", "y")])["f1"] == 100.0
+    assert retrieval_metrics.bucc_threshold(cands, [("a", "x"), ("b", "y")]) == 0.8
+    assert retrieval_metrics.bucc_f1(cands, [("a", "x"), ("b", "y")])["f1"] == 100.0
     # no gold pair among the candidates: the official initial threshold 0.0, F1 0
-    out = metrics.bucc_f1(cands, [("z", "z")])
+    out = retrieval_metrics.bucc_f1(cands, [("z", "z")])
     assert out == {"f1": 0.0, "precision": 0.0, "recall": 0.0, "threshold": 0.0}
 
 
 def test_bucc_duplicates_keep_their_max_score():
     cands = [("a", "x", 0.2), ("b", "y", 0.5), ("a", "x", 0.9)]
-    assert metrics.bucc_candidates(cands) == {("a", "x"): 0.9, ("b", "y"): 0.5}
+    assert retrieval_metrics.bucc_candidates(cands) == {("a", "x"): 0.9, ("b", "y"): 0.5}
     # with 0.9 kept, (a, x) ranks first: threshold (0.9 + 0.5) / 2
-    assert metrics.bucc_threshold(cands, [("a", "x")]) == pytest.approx(0.7)
+    assert retrieval_metrics.bucc_threshold(cands, [("a", "x")]) == pytest.approx(0.7)
 
 
 def test_bucc_dev_threshold_applied_to_test():
     test = [("p", "q", 0.7), ("r", "s", 0.6), ("u", "v", 0.66)]
     test_gold = [("p", "q"), ("r", "s")]
-    out = metrics.bucc_dev_test(CANDIDATES, GOLD, test, test_gold)
+    out = retrieval_metrics.bucc_dev_test(CANDIDATES, GOLD, test, test_gold)
     # >= 0.65 keeps (p, q) and (u, v): 1 correct of 2, of 2 gold
     assert out == pytest.approx({"f1": 50.0, "precision": 50.0, "recall": 50.0,
                                  "threshold": 0.65})
     # the oracle threshold tuned on test itself is higher-scoring (0.6 -> F1 80)
-    assert metrics.bucc_f1(test, test_gold)["f1"] == pytest.approx(80.0)
+    assert retrieval_metrics.bucc_f1(test, test_gold)["f1"] == pytest.approx(80.0)
     # an already-extracted submission is scored as a set
     assert metrics.score(_task("bucc_f1"), [("p", "q")], test_gold)["recall"] == 50.0
 
 
 def test_bucc_rejects_bad_inputs():
     with pytest.raises(DataError, match="NaN"):
-        metrics.bucc_threshold([("a", "x", math.nan)], [("a", "x")])
+        retrieval_metrics.bucc_threshold([("a", "x", math.nan)], [("a", "x")])
     with pytest.raises(DataError, match="no candidate pairs"):
-        metrics.bucc_threshold([], [("a", "x")])
+        retrieval_metrics.bucc_threshold([], [("a", "x")])
     with pytest.raises(DataError, match="gold pair list is empty"):
-        metrics.bucc_f1(CANDIDATES, [])
+        retrieval_metrics.bucc_f1(CANDIDATES, [])
     with pytest.raises(DataError, match=r"bucc2018/fr: BUCC: no predicted pairs"):
         metrics.score(_task("bucc_f1", "bucc2018"), [], GOLD, "fr")
 
@@ -504,4 +504,4 @@ def test_legacy_chunks_agree_with_modern_seqeval_on_iob_tags():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             modern = 100 * f1_score(gold, pred)
-        assert metrics.udpos_scores(pred, gold)["f1"] == pytest.approx(modern)
+        assert tagging_metrics.udpos_scores(pred, gold)["f1"] == pytest.approx(modern)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from xtl import evaluate, metrics, models, sources, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.readers import mewslix
 from xtl.tasks import dual_encoder as de
 from xtl.tasks import get

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from xtl import config, devices, faults, mlm, resume, sampling, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build, verify_checkpoint
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_results import run_dir  # noqa: F401  (the hand-written run directory fixture)
 
-from xtl import config, plan, run
+from xtl import config, plan, run, rundir
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("intermediate", "target", "analysis", "retrieval", "transferability")
@@ -49,7 +49,7 @@ def test_runner_injects_exactly_the_declared_parameters(tmp_path):
                         "targets": ["synth-nli"]})
     exp.values["name"] = "t"
     built = plan.build(exp)
-    root = run.RunDir(tmp_path)
+    root = rundir.RunDir(tmp_path)
     for cell in built.cells:
         injected = set(run.notebook_parameters(cell, root, built, exp))
         assert injected == _names(cell.notebook), cell.notebook

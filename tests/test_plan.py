@@ -56,7 +56,7 @@ def test_defaults_are_resolved_before_hashing():
 
 def test_a_hyperparameter_added_after_v1_renames_no_cell(monkeypatch):
     base = ids()
-    monkeypatch.setitem(config.HPARAM_DEFAULTS, "new_knob", False)
+    monkeypatch.setitem(hparams.HPARAM_DEFAULTS, "new_knob", False)
     monkeypatch.setitem(hparams.HPARAM_TYPES, "new_knob", (bool,))
     assert ids() == base
     assert ids(hparams={"new_knob": False}) == base

@@ -14,11 +14,22 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from xtl import config, phases, plan, run, sampling, sources, tasks, train, train_data
-from xtl.config import HPARAM_DEFAULTS
+from xtl import (
+    config,
+    phases,
+    plan,
+    precedence,
+    run,
+    rundir,
+    sampling,
+    sources,
+    tasks,
+    train,
+    train_data,
+)
 from xtl.errors import ConfigError
-from xtl.hparams import TASK_KEYS
-from xtl.tasks import tagging
+from xtl.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
+from xtl.tasks import tagging_windows as tag_windows
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none"],
@@ -56,27 +67,27 @@ def test_a_word_starting_with_a_bare_marker_is_labelled_by_the_rule(rule, labell
     tok = sentencepiece_like()
     batch = {"id": ["r"], "tokens": [["微软", "Hello", "NewYork"]], "tags": [[5, 0, 1]]}
     hp = HPARAM_DEFAULTS | {"tag_subtoken": rule}
-    feats = tagging.featurize(batch, tok, hp, train=True)
+    feats = tag_windows.featurize(batch, tok, hp, train=True)
     pieces = tok.convert_ids_to_tokens(feats["input_ids"][0])
     assert pieces == ["<s>", "\u2581", "微", "软", "\u2581Hello", "\u2581New", "York", "</s>"]
     labels = feats["labels"][0]
-    assert [(pieces[k], t) for k, t in enumerate(labels) if t != tagging.IGNORE] == [
+    assert [(pieces[k], t) for k, t in enumerate(labels) if t != tag_windows.IGNORE] == [
         (labelled, 5), ("\u2581Hello", 0), ("\u2581New", 1)]
     # prediction reads the word's tag at the position training labelled
-    evaluation = tagging.featurize(batch, tok, hp, train=False)
+    evaluation = tag_windows.featurize(batch, tok, hp, train=False)
     assert [k for k, w in enumerate(evaluation["word_index"][0]) if w >= 0] == [
-        k for k, t in enumerate(labels) if t != tagging.IGNORE]
+        k for k, t in enumerate(labels) if t != tag_windows.IGNORE]
 
 
 def test_label_positions_by_rule():
     bare = 6
     # word 0 = ["▁", "微"], word 1 = ["▁软"], word 2 = ["▁"] only, then a special token
     words, ids = [0, 0, 1, 2, -1], [bare, 10, 11, bare, 2]
-    assert tagging._label_positions(words, ids, {bare}, "first") == [0, -1, 1, 2, -1]
-    assert tagging._label_positions(words, ids, {bare}, "content") == [-1, 0, 1, 2, -1]
-    assert tagging._label_positions([0, 0, 1], [5, 10, 11], {bare}, "first") == [0, -1, 1]
+    assert tag_windows._label_positions(words, ids, {bare}, "first") == [0, -1, 1, 2, -1]
+    assert tag_windows._label_positions(words, ids, {bare}, "content") == [-1, 0, 1, 2, -1]
+    assert tag_windows._label_positions([0, 0, 1], [5, 10, 11], {bare}, "first") == [0, -1, 1]
     with pytest.raises(ConfigError, match="unknown tag_subtoken rule 'last'"):
-        tagging._label_positions(words, ids, {bare}, "last")
+        tag_windows._label_positions(words, ids, {bare}, "last")
 
 
 def test_the_rule_is_part_of_the_feature_cache_key(tiny_dir):
@@ -95,7 +106,7 @@ def resolve(key, *, phase="target", task="xnli", preset=None, hparams=None, mode
             task_overrides=None, grid=None):
     values = {"hparams": hparams or {}, "tasks": task_overrides or {},
               "model_hparams": {"m": model_hparams or {}}}
-    got = config.resolve_hparams(phase, tasks.get(task), preset or {}, values, grid or {}, "m")
+    got = precedence.resolve_hparams(phase, tasks.get(task), preset or {}, values, grid or {}, "m")
     return got.values[key], got.sources[key]
 
 
@@ -235,10 +246,10 @@ def test_a_tagging_stage_renames_what_starts_from_it():
 
 
 def test_every_post_v1_key_has_its_v1_behaviour():
-    assert set(HPARAM_DEFAULTS) - config.V1_HPARAMS == set(config.POST_V1)
-    assert config.POST_V1 == {"freeze_embeddings": False, "tag_subtoken": "content",
+    assert set(HPARAM_DEFAULTS) - V1_HPARAMS == set(POST_V1)
+    assert POST_V1 == {"freeze_embeddings": False, "tag_subtoken": "content",
                               "dev_subset": 0}
-    assert config.identity_hparams(HPARAM_DEFAULTS | {"dev_subset": 500}, {"x"})["dev_subset"] \
+    assert precedence.identity_hparams(HPARAM_DEFAULTS | {"dev_subset": 500}, {"x"})["dev_subset"] \
         == 500
 
 
@@ -263,7 +274,7 @@ def test_multi_task_stage_identity_holds_each_tasks_values():
 def test_multi_task_notebook_parameters_carry_per_task_values(tmp_path):
     exp = config.parse({**BASE, "intermediate": [["synth-nli", "synth-qa"]]})
     built = plan.build(exp)
-    params = run.notebook_parameters(built.cells[0], run.RunDir(tmp_path), built, exp)
+    params = run.notebook_parameters(built.cells[0], rundir.RunDir(tmp_path), built, exp)
     assert params["task_hparams"]["synth-qa"]["max_length"] == 256
     assert params["hparam_sources"]["synth-qa"]["max_length"] == "task"
     cell = phases.start("stage", "c", str(tmp_path / "c"), str(tmp_path / "k"), params["hparams"],
@@ -465,7 +476,7 @@ def test_a_plan_without_recipes_still_loads(tmp_path):
     (root / "plan.json").write_text(json.dumps(doc))
     old = plan.Plan.from_json(json.loads((root / "plan.json").read_text()))
     assert [c.id for c in old.cells] == [c.id for c in built.cells]
-    params = run.notebook_parameters(old.cells[1], run.RunDir(root), old, exp)
+    params = run.notebook_parameters(old.cells[1], rundir.RunDir(root), old, exp)
     assert params["hparams"] == HPARAM_DEFAULTS | old.cells[1].identity["hparams"]
     assert "3 pending" in run.status_table(root)
 

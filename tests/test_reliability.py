@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_GRID
 
-from xtl import cli, config, lock, plan, sources, tasks
+from xtl import cli, config, lock, plan, precedence, rundir, sources, tasks
 from xtl import run as runner
 from xtl.readers import bucc, conllu, text_lines
 from xtl.store import atomic_write_json
@@ -103,7 +103,7 @@ def test_a_paused_holder_that_lost_the_lock_stops_and_never_overwrites_it(tmp_pa
     assert path.read_bytes() == taken  # the new holder's lock is untouched
     with pytest.raises(lock.LockLostError, match=r"lost the lock .* stops here"):
         first.check()
-    run_dir = runner.RunDir(tmp_path, guard=first.check)
+    run_dir = rundir.RunDir(tmp_path, guard=first.check)
     with pytest.raises(lock.LockLostError):
         run_dir.set_status("cell-1", state="running")
     assert not (tmp_path / "cells").exists()  # nothing written after the loss
@@ -183,7 +183,7 @@ def run_dir(tmp_path, monkeypatch):
     path.write_text(EXP.replace("[none, synth-nli]", "[none]") + "seeds: [0, 1, 2]\n")
     built = plan.build(config.load(path))
     out = tmp_path / "out"
-    rd = runner.RunDir(out)
+    rd = rundir.RunDir(out)
     out.mkdir()
     (out / "plan.json").write_text(json.dumps(built.to_json()))
     ran: list[str] = []
@@ -262,8 +262,8 @@ def test_a_damaged_lock_in_the_run_directory_is_taken_over(run_dir, capsys):
 # --- 3. the feature cache verifies itself -----------------------------------------------------
 
 def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny_dir):
-    from xtl.config import HPARAM_DEFAULTS
     from xtl.features import cache_key, features
+    from xtl.hparams import HPARAM_DEFAULTS
     from xtl.models import build
     from xtl.zoo import cache_dir
 
@@ -318,8 +318,8 @@ def test_an_integer_and_its_float_make_the_same_cell(tmp_path, a, b):
 
 
 def test_layer_keeps_index_and_fraction_apart():
-    assert config.canonical("layer", 1) == 1 and config.canonical("layer", 1.0) == 1.0
-    assert isinstance(config.canonical("layer", 1.0), float)
+    assert precedence.canonical("layer", 1) == 1 and precedence.canonical("layer", 1.0) == 1.0
+    assert isinstance(precedence.canonical("layer", 1.0), float)
 
 
 # --- 5. byte-order marks and CRLF line ends ---------------------------------------------------
@@ -401,12 +401,12 @@ def test_ctrl_c_prints_one_line_leaves_nothing_running_and_a_rerun_continues(run
 
 def test_a_cell_left_running_by_this_run_is_marked_interrupted(run_dir):
     _, out, built, _ = run_dir
-    rd = runner.RunDir(out)
+    rd = rundir.RunDir(out)
     cell = built.cells[0]
     rd.set_status(cell.id, state="running", label=cell.label, started="t")
     runner.mark_interrupted(rd, built)
     assert rd.status(cell.id)["state"] == "interrupted"
-    assert runner.state_of(rd, built, cell)[0] == "pending"
+    assert rundir.state_of(rd, built, cell)[0] == "pending"
 
 
 def test_status_into_a_closed_pipe_exits_quietly(run_dir):

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from test_results import run_dir  # noqa: F401  (the hand-written run directory fixture)
 
-from xtl import config, plan, reports
+from xtl import config, plan, questions, reports
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = ("rq_scale", "rq_translated", "rq_lowresource", "rq_scale_lowresource",
@@ -33,7 +33,7 @@ def test_previews_plan_offline(name: str) -> None:
     built = plan.build(exp)
     plan.preflight(built, exp)
     assert exp["models"] == ["tiny"] and len(built.cells) <= 8
-    assert reports.asked_question(exp["name"]) == name.removeprefix("rq_")
+    assert questions.asked_question(exp["name"]) == name.removeprefix("rq_")
 
 
 def test_paper_file_has_the_nine_tasks_and_all_nine() -> None:

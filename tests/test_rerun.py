@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import config, plan, rerun, run
+from xtl import config, plan, rerun, run, rundir
 from xtl.errors import XtlError
 from xtl.store import atomic_write_json
 
@@ -21,7 +21,7 @@ def run_dir(tmp_path):
     path.write_text(EXP)
     exp = config.load(path)
     built = plan.build(exp)
-    rd = run.RunDir(tmp_path / "out")
+    rd = rundir.RunDir(tmp_path / "out")
     atomic_write_json(rd.root / "plan.json", built.to_json())
     for cell in built.cells:  # the parameters `xtl run` wrote for each cell
         params = run.notebook_parameters(cell, rd, built, exp)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import reports, results, run, uncertainty
+from xtl import explore, index, parameter_counts, reports, results, sections, uncertainty
 from xtl.errors import DataError
 
 HP = {"epochs": 2}
@@ -237,13 +237,13 @@ def test_parameter_count_from_checkpoint_header(run_dir: Path) -> None:
     encoder.mkdir(parents=True)
     save_file({"a": np.zeros((3, 4), np.float32), "b": np.zeros(5, np.float32)},
               str(encoder / "model.safetensors"))
-    assert results.parameter_count("tiny", [run_dir]) == 17
-    assert results.parameter_count("xlm-roberta-large") == 560_000_000
-    assert results.parameter_count("no-such-model") is None
+    assert parameter_counts.parameter_count("tiny", [run_dir]) == 17
+    assert parameter_counts.parameter_count("xlm-roberta-large") == 560_000_000
+    assert parameter_counts.parameter_count("no-such-model") is None
 
 
 def test_chance_levels(run_dir: Path) -> None:
-    chance = reports.chance_levels(results.language_scores(results.load(run_dir), qa="f1"))
+    chance = sections.chance_levels(results.language_scores(results.load(run_dir), qa="f1"))
     level = chance.set_index(["target", "language"])
     assert level.loc[("synth-nli", "de"), "chance"] == pytest.approx(100 / 3)
     assert level.loc[("synth-retrieval", "de"), "chance"] == 2.0  # pool of 50
@@ -262,7 +262,7 @@ def test_report_sections_and_index(run_dir: Path) -> None:
     scale = next(s for s in sections if s.title.startswith("(a)"))  # asked by the name
     assert scale.figure is None and "Not shown: 1 model" in scale.text
     assert all(s.caption and "From" in s.caption for s in sections if s.figure is not None)
-    run.write_index(run_dir)
+    index.write_index(run_dir)
     page = (run_dir / "index.html").read_text()
     assert "f1 57.1 (de)" in page and "training collapsed" in page
     assert "accuracy 70.0 (mean of 2 languages; en 80.0)" in page
@@ -274,10 +274,10 @@ def test_explorer_filters(run_dir: Path) -> None:
 
     matplotlib.use("Agg")
     scores = results.language_scores(results.load(run_dir))
-    part = reports.filter_table(scores, target=["synth-nli"], seed=[1])
+    part = explore.filter_table(scores, target=["synth-nli"], seed=[1])
     assert set(part["cell"]) == {"target-nli-none-1", "target-nli-synth-nli-1"}
-    box = reports.explorer(scores)
-    assert [p.description for p in box.children[0].children] == list(reports.EXPLORER_AXES)
+    box = explore.explorer(scores)
+    assert [p.description for p in box.children[0].children] == list(explore.EXPLORER_AXES)
 
 
 def _sized(run_dir: Path) -> pd.DataFrame:
@@ -401,6 +401,6 @@ def test_tables_read_as_a_report() -> None:
         for lang, g, lo, hi in (("all", 2.62, -0.04, 5.25), ("de", 1.0, float("nan"),
                                                                float("nan")))])
     intervals.loc[1, "note"] = "no predictions file"
-    wide = reports.interval_table(intervals)
+    wide = sections.interval_table(intervals)
     assert wide.loc[0, "all"] == "+2.6 [+0.0,\u00a0+5.2]"
     assert wide.loc[0, "de"] == "no interval: no predictions file"

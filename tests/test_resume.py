@@ -15,8 +15,8 @@ from conftest import assert_same_checkpoint
 from safetensors.torch import load_file
 
 from xtl import atomicdir, faults, resume, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build, verify_checkpoint
 
 TASK = tasks.get("synth-nli")
@@ -159,7 +159,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from xtl import sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 tiny, out, hp = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 task = tasks.get("synth-nli")

@@ -12,7 +12,7 @@ import torch
 from conftest import SHARED
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import bitext, embeddings, metrics, retrieval, search
+from xtl import bitext, embeddings, retrieval, retrieval_metrics, search
 from xtl.bitext import Bitext, Side
 from xtl.errors import ConfigError, DataError
 
@@ -301,8 +301,8 @@ def test_mined_candidates_score_with_the_dev_threshold():
         mined[name] = bitext.mine(source, target, x, y), gold
     (dev, dev_gold), (test, test_gold) = mined["dev"], mined["test"]
     assert len(dev.candidates) <= 40 and not dev.dropped
-    oracle = metrics.bucc_f1(dev.candidates, dev_gold)
-    scores = metrics.bucc_dev_test(dev.candidates, dev_gold, test.candidates, test_gold)
+    oracle = retrieval_metrics.bucc_f1(dev.candidates, dev_gold)
+    scores = retrieval_metrics.bucc_dev_test(dev.candidates, dev_gold, test.candidates, test_gold)
     assert scores["threshold"] == oracle["threshold"] and oracle["f1"] > 90
     assert scores["f1"] > 80
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from xtl import config, plan, resume, tasks
+from xtl import config, index, plan, resume, rundir, tasks
 from xtl import run as runner
 from xtl.errors import ConfigError
 from xtl.store import sha256_file
@@ -65,7 +65,7 @@ def test_written_parameters_round_trip_as_plain_strings(tmp_path):
     exp = config.load(path)
     built = plan.build(exp)
     cell = built.cells[-1]
-    params = runner.notebook_parameters(cell, runner.RunDir(tmp_path / "out"), built, exp)
+    params = runner.notebook_parameters(cell, rundir.RunDir(tmp_path / "out"), built, exp)
     assert params["hparams"]["input_prefix"] == nasty
     dumped = yaml.safe_dump(params, sort_keys=True, allow_unicode=True)
     assert yaml.safe_load(dumped) == params
@@ -117,7 +117,7 @@ def test_cell_paths_stay_inside_the_run_directory(tmp_path):
     built = plan.build(exp)
     assert len(built.cells) == 3 * len(NASTY)  # a stage, its target and a baseline each
     root = (tmp_path / "out").resolve()
-    run_dir = runner.RunDir(root)
+    run_dir = rundir.RunDir(root)
     for cell in built.cells:
         assert re.fullmatch(r"(stage|target|retrieval)-[0-9a-f]{12}", cell.id)
         params = runner.notebook_parameters(cell, run_dir, built, exp)
@@ -133,7 +133,7 @@ def test_labels_are_escaped_in_the_index(tmp_path):
     root = tmp_path / "out"
     root.mkdir()
     (root / "plan.json").write_text(json.dumps(built.to_json()))
-    runner.write_index(root)
+    index.write_index(root)
     page = (root / "index.html").read_text()
     assert "<script>alert(1)</script>" not in page
     assert html.escape("input_prefix=<script>alert(1)</script>") in page

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from xtl import chance, phases, reports, shortcuts, sources, tasks
+from xtl import chance, phases, sections, shortcuts, sources, tasks
 
 
 def test_lookup_tags_memorises_the_most_frequent_tag():
@@ -109,7 +109,7 @@ def test_chance_levels_are_the_shortcuts_module_levels():
         {"target": "panx-sample", "task": "panx-sample", "language": "de", "metric": "f1",
          "n": 200, "kind": "target"},
     ])
-    levels = reports.chance_levels(scores).set_index("target")["chance"]
+    levels = sections.chance_levels(scores).set_index("target")["chance"]
     assert levels["tatoeba-sample"] == pytest.approx(chance.random_ranking(300))
     assert levels["synth-nli"] == pytest.approx(100 / 3)
     assert levels["panx-sample"] == 30

@@ -14,8 +14,8 @@ from conftest import write_hub
 from transformers import AutoTokenizer
 
 from xtl import sources, tasks
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.tasks import pair_classification as pc
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"

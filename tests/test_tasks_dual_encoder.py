@@ -173,7 +173,8 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
 @pytest.mark.slow
 def test_two_processes_see_every_candidate_as_one_process_does(tmp_path):
     """2 gloo processes x their share give the loss and the gradients of 1 process x all rows:
-    the negatives are gathered with their gradient (xtl.tasks.dual_encoder.gather_candidates)."""
+    the negatives are gathered with their gradient
+    (xtl.tasks.dual_encoder_gather.gather_candidates)."""
     import torch.multiprocessing as mp
 
     mp.spawn(_rank, args=(2, f"file://{tmp_path}/init", str(tmp_path)), nprocs=2)

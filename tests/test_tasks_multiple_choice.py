@@ -13,8 +13,8 @@ import torch
 from conftest import write_hub
 
 from xtl import evaluate, phases, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 from xtl.tasks import multiple_choice as mc
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import HUB, SHARED
 
-from xtl import bitext, config, plan, retrieval, run, sources, tasks
+from xtl import bitext, config, plan, retrieval, run, rundir, sources, tasks
 from xtl.errors import ConfigError, DataError
 from xtl.readers import bucc as bucc_reader
 from xtl.readers import tatoeba as tatoeba_reader
@@ -302,7 +302,7 @@ def test_plan_builds_retrieval_cells_whose_parameters_the_notebook_declares(tmp_
     kinds = [c.kind for c in built.cells]
     assert kinds == ["stage", "retrieval", "retrieval"]
     stage = built.cells[0]
-    run_dir = run.RunDir(tmp_path)
+    run_dir = rundir.RunDir(tmp_path)
     params = {c.parent: run.notebook_parameters(c, run_dir, built, exp) for c in built.cells[1:]}
     for cell_params in params.values():
         assert set(cell_params) == notebook_names()

@@ -13,9 +13,11 @@ import torch
 
 from xtl import evaluate, models, sources, tasks, train
 from xtl import hub as xtl_hub
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.tasks import Task, span_qa
+from xtl.tasks import span_qa_rows as qa_rows
+from xtl.tasks import span_qa_windows as qa_windows
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 TYDI = "google-research-datasets/tydiqa"
@@ -81,7 +83,7 @@ VARIANTS = [
 
 
 def _raw_table(rows: list[dict]) -> datasets.Dataset:
-    return datasets.Dataset.from_list(rows, features=span_qa.CANONICAL_FEATURES)
+    return datasets.Dataset.from_list(rows, features=qa_rows.CANONICAL_FEATURES)
 
 
 def _row(row_id: str, context: str, question: str, texts: list[str], starts: list[int]) -> dict:
@@ -127,7 +129,7 @@ def test_sample_loads_with_exact_rows_and_repairs(hub_mirror, name, split, langu
     loaded = sources.load(tasks.get(name), split, language, hub_mirror)
     assert len(loaded.rows) == n
     assert sorted(loaded.rows.column_names) == ["answers", "context", "id", "question"]
-    assert loaded.unusable == ({span_qa.REPAIRED: repaired} if repaired else {})
+    assert loaded.unusable == ({qa_rows.REPAIRED: repaired} if repaired else {})
     _assert_spans_decode(loaded.rows)
 
 
@@ -142,7 +144,7 @@ def test_other_copies_repair_the_same_rows(hub_mirror, task, split, repairs, n):
     for language, repaired in repairs.items():
         loaded = sources.load(task, split, language, hub_mirror)
         assert len(loaded.rows) == n
-        assert loaded.unusable == ({span_qa.REPAIRED: repaired} if repaired else {})
+        assert loaded.unusable == ({qa_rows.REPAIRED: repaired} if repaired else {})
         _assert_spans_decode(loaded.rows)
 
 
@@ -188,11 +190,11 @@ def test_tydiqa_is_filtered_by_language(hub_mirror):
             if language not in counts:  # the sample has no row of this language in this split
                 with pytest.raises(DataError, match=rf"tydiqa/{language}/{split}: none of the "
                                    rf"{len(raw)} rows read is in '{language}'"):
-                    span_qa.canonicalize(task, raw, split, language)
+                    qa_rows.canonicalize(task, raw, split, language)
                 continue
-            rows, report = span_qa.canonicalize(task, raw, split, language)
+            rows, report = qa_rows.canonicalize(task, raw, split, language)
             assert len(rows) == counts[language], (split, language)
-            assert set(report) <= {span_qa.REPAIRED}  # every row is of this language
+            assert set(report) <= {qa_rows.REPAIRED}  # every row is of this language
             assert all(i.startswith({"fi": "finnish", "ar": "arabic"}[language])
                        for i in rows["id"])
     # The sample has no English training row: an error naming what the source holds instead
@@ -208,12 +210,12 @@ def test_tydiqa_rows_of_other_languages_are_counted_not_hidden(hub_mirror):
     provenance records (`unusable`), and are not counted as unusable."""
     task = tasks.get("tydiqa")
     raw = _tydi_table(hub_mirror, "train", "validation")
-    fi, fi_report = span_qa.canonicalize(task, raw, "train", "fi")
-    assert len(fi) == 2 and fi_report == {span_qa.REPAIRED: 1, span_qa.LEFT_OUT + "ar": 1}
-    ar, ar_report = span_qa.canonicalize(task, raw, "validation", "ar")
+    fi, fi_report = qa_rows.canonicalize(task, raw, "train", "fi")
+    assert len(fi) == 2 and fi_report == {qa_rows.REPAIRED: 1, qa_rows.LEFT_OUT + "ar": 1}
+    ar, ar_report = qa_rows.canonicalize(task, raw, "validation", "ar")
     assert ar["id"] == ["arabic-2387335860751143628-1"]
     # (2 of 3 rows: were they counted as unusable, this would be over the 1% limit, an error)
-    assert ar_report == {span_qa.LEFT_OUT + "fi": 2}
+    assert ar_report == {qa_rows.LEFT_OUT + "fi": 2}
 
 
 def test_tydiqa_precheck_sees_a_language_the_source_lacks(hub_mirror):
@@ -249,49 +251,49 @@ def test_squad_requests_rajpurkar_plain_text(monkeypatch):
 
 def test_relocate_picks_the_nearest_occurrence():
     context = "cat dog cat dog cat"
-    assert span_qa.relocate(context, "dog", 4) == 4  # already right
-    assert span_qa.relocate(context, "dog", 13) == 12  # stale by one (a stripped space)
-    assert span_qa.relocate(context, "cat", 6) == 8  # nearest of 0, 8, 16
-    assert span_qa.relocate(context, "cat", 4) == 0  # tie between 0 and 8: the earlier one
-    assert span_qa.relocate(context, "bird", 3) is None
+    assert qa_rows.relocate(context, "dog", 4) == 4  # already right
+    assert qa_rows.relocate(context, "dog", 13) == 12  # stale by one (a stripped space)
+    assert qa_rows.relocate(context, "cat", 6) == 8  # nearest of 0, 8, 16
+    assert qa_rows.relocate(context, "cat", 4) == 0  # tie between 0 and 8: the earlier one
+    assert qa_rows.relocate(context, "bird", 3) is None
 
 
 def test_stripped_context_is_repaired_and_counted():
     raw = _raw_table([_row("a", "Paris is in France.", "Where?", ["France"], [15]),
                       _row("b", "Rome is in Italy.", "Where?", ["Italy"], [11])])
-    rows, report = span_qa.canonicalize(tasks.get("xquad"), raw, "validation", "en")
-    assert rows["answers"][0]["answer_start"] == [12] and report == {span_qa.REPAIRED: 1}
+    rows, report = qa_rows.canonicalize(tasks.get("xquad"), raw, "validation", "en")
+    assert rows["answers"][0]["answer_start"] == [12] and report == {qa_rows.REPAIRED: 1}
 
 
 def test_unlocatable_answer_is_an_error_naming_the_row():
     raw = _raw_table([_row("ok-1", "Paris is in France.", "Where?", ["France"], [12]),
                       _row("bad-7", "Rome is in Italy.", "Where?", ["Spain"], [11])])
     with pytest.raises(DataError, match=r"xquad/de/validation.*answer text not found.*bad-7"):
-        span_qa.canonicalize(tasks.get("xquad"), raw, "validation", "de")
+        qa_rows.canonicalize(tasks.get("xquad"), raw, "validation", "de")
 
 
 def test_a_rare_unlocatable_answer_is_counted_not_hidden():
     good = [_row(f"r{i}", "Paris is in France.", "Where?", ["France"], [12]) for i in range(199)]
     raw = _raw_table([*good, _row("bad", "Rome is in Italy.", "Where?", ["Spain"], [11])])
-    rows, report = span_qa.canonicalize(tasks.get("xquad"), raw, "validation", "de")
-    assert len(rows) == 199 and report == {span_qa.NOT_FOUND: 1}
+    rows, report = qa_rows.canonicalize(tasks.get("xquad"), raw, "validation", "de")
+    assert len(rows) == 199 and report == {qa_rows.NOT_FOUND: 1}
 
 
 def test_empty_gold_answers_need_a_squad_v2_task():
     raw = _raw_table([_row("q-1", "Paris is in France.", "Where?", ["France"], [12]),
                       _row("q-2", "Rome is in Italy.", "Who?", [], [])])
     with pytest.raises(DataError, match=r"squad/en/train.*no gold answer.*q-2"):
-        span_qa.canonicalize(tasks.get("squad"), raw, "train", "en")
-    rows, report = span_qa.canonicalize(tasks.get("squad_v2"), raw, "train", "en")
+        qa_rows.canonicalize(tasks.get("squad"), raw, "train", "en")
+    rows, report = qa_rows.canonicalize(tasks.get("squad_v2"), raw, "train", "en")
     assert len(rows) == 2 and report == {}
 
 
 def test_unknown_language_is_an_error():
     raw = _raw_table([_row("q-1", "Paris is in France.", "Where?", ["France"], [12])])
     with pytest.raises(DataError, match=r"xquad/xx/validation: unknown language.*'xx'"):
-        span_qa.canonicalize(tasks.get("xquad"), raw, "validation", "xx")
+        qa_rows.canonicalize(tasks.get("xquad"), raw, "validation", "xx")
     with pytest.raises(DataError, match=r"tydiqa/fi/train: row 'klingon-1'"):
-        span_qa.canonicalize(tasks.get("tydiqa"),
+        qa_rows.canonicalize(tasks.get("tydiqa"),
                              _raw_table([_row("klingon-1", "a b", "q?", ["a"], [0])]),
                              "train", "fi")
 
@@ -299,7 +301,7 @@ def test_unknown_language_is_an_error():
 def test_duplicate_ids_are_an_error():
     raw = _raw_table([_row("same", "Paris is in France.", "Where?", ["France"], [12])] * 2)
     with pytest.raises(DataError, match="row id 'same' occurs more than once"):
-        span_qa.canonicalize(tasks.get("xquad"), raw, "validation", "en")
+        qa_rows.canonicalize(tasks.get("xquad"), raw, "validation", "en")
 
 
 # ------------------------------------------------------------------ features
@@ -327,8 +329,8 @@ def _long_batch() -> dict:
 def test_train_windows_point_at_the_answer_or_cls(tokenizer):
     batch = _long_batch()
     hp = _hp()
-    trained = span_qa.featurize(batch, tokenizer, hp, train=True)
-    evals = span_qa.featurize(batch, tokenizer, hp, train=False)  # same windows, with offsets
+    trained = qa_windows.featurize(batch, tokenizer, hp, train=True)
+    evals = qa_windows.featurize(batch, tokenizer, hp, train=False)  # same windows, with offsets
     assert len(trained["input_ids"]) == len(evals["input_ids"]) > 3
     assert "offset_mapping" not in trained and "example_id" not in trained
     rows = {i: k for k, i in enumerate(batch["id"])}
@@ -345,7 +347,7 @@ def test_train_windows_point_at_the_answer_or_cls(tokenizer):
             inside = spans[0][0] <= a_start and spans[-1][1] >= a_start + len(answers["text"][0])
         else:
             inside = False
-        if start == end == span_qa.CLS_INDEX:
+        if start == end == qa_windows.CLS_INDEX:
             assert not inside
             continue
         assert inside and offsets[start] is not None and offsets[end] is not None
@@ -356,7 +358,7 @@ def test_train_windows_point_at_the_answer_or_cls(tokenizer):
 
 def test_eval_windows_cover_every_example(tokenizer):
     batch = _long_batch()
-    evals = span_qa.featurize(batch, tokenizer, _hp(), train=False)
+    evals = qa_windows.featurize(batch, tokenizer, _hp(), train=False)
     assert set(evals["example_id"]) == set(batch["id"])
     for row_id, context in zip(batch["id"], batch["context"], strict=True):
         covered = np.zeros(len(context), dtype=bool)
@@ -373,31 +375,31 @@ def test_logits_at_the_labels_decode_to_the_answers(tokenizer):
     """Train labels and eval offsets agree: logits peaking at the labelled tokens of each
     window give back every answer text (CLS peaks: the null answer)."""
     batch = _long_batch()
-    trained = span_qa.featurize(batch, tokenizer, _hp(), train=True)
-    evals = span_qa.featurize(batch, tokenizer, _hp(), train=False)
+    trained = qa_windows.featurize(batch, tokenizer, _hp(), train=True)
+    evals = qa_windows.featurize(batch, tokenizer, _hp(), train=False)
     n, width = len(trained["input_ids"]), max(len(x) for x in trained["input_ids"])
     start, end = np.zeros((n, width)), np.zeros((n, width))
     start[np.arange(n), trained["start_positions"]] = 10.0
     end[np.arange(n), trained["end_positions"]] = 10.0
-    out = span_qa.postprocess(batch, evals, start, end, null_threshold=0.0)
+    out = qa_windows.postprocess(batch, evals, start, end, null_threshold=0.0)
     assert out == {"long": "room 117", "none": "", "end": "room 124"}
 
 
 def test_long_questions_prefix_and_stride_limits(tokenizer):
     batch = _long_batch()
     batch["question"] = ["Where " * 200 + "is item 17?"] + batch["question"][1:]
-    feats = span_qa.featurize(batch, tokenizer, _hp(input_prefix="query: "), train=True)
+    feats = qa_windows.featurize(batch, tokenizer, _hp(input_prefix="query: "), train=True)
     assert all(len(ids) <= 48 for ids in feats["input_ids"])  # no tokenizer panic either
     assert "query:" in tokenizer.decode(feats["input_ids"][-1])
     with pytest.raises(ConfigError, match="doc_stride"):
-        span_qa.featurize(batch, tokenizer, _hp(doc_stride=44), train=True)
+        qa_windows.featurize(batch, tokenizer, _hp(doc_stride=44), train=True)
 
 
 def test_collator_pads_and_drops_ids_and_offsets(tokenizer):
-    feats = span_qa.featurize(_long_batch(), tokenizer, _hp(), train=False)
+    feats = qa_windows.featurize(_long_batch(), tokenizer, _hp(), train=False)
     short = feats["example_id"].index("none")  # one short window: padded
     items = [{k: feats[k][i] for k in feats} for i in (0, short)]
-    batch = span_qa.collator(tokenizer)(items)
+    batch = qa_windows.collator(tokenizer)(items)
     assert set(batch) == {"input_ids", "attention_mask"}
     assert batch["input_ids"].shape[0] == 2 and batch["attention_mask"][1].sum() < 48
 
@@ -432,10 +434,10 @@ def test_best_span_across_two_windows():
     feats = _features(WINDOW_A, WINDOW_B)
     s_a, e_a = _logits(7, {4: 3.0}, {4: 3.0})  # "beta": 6
     s_b, e_b = _logits(7, {4: 4.0}, {4: 4.0})  # "delta": 8 wins
-    out = span_qa.postprocess(ROWS, feats, np.stack([s_a, s_b]), np.stack([e_a, e_b]))
+    out = qa_windows.postprocess(ROWS, feats, np.stack([s_a, s_b]), np.stack([e_a, e_b]))
     assert out == {"r1": "delta"}
     s_a[3], e_a[5] = 9.0, 9.0  # "alpha beta gamma": 18 now beats everything
-    out = span_qa.postprocess(ROWS, feats, np.stack([s_a, s_b]), np.stack([e_a, e_b]))
+    out = qa_windows.postprocess(ROWS, feats, np.stack([s_a, s_b]), np.stack([e_a, e_b]))
     assert out == {"r1": "alpha beta gamma"}
 
 
@@ -443,12 +445,12 @@ def test_max_answer_length_end_before_start_and_outside_context():
     feats = _features(("r1", [[0, 5], [6, 10], [11, 16], [17, 22], [23, 30]]))
     s, e = _logits(9, {3: 5.0, 5: 2.0, 0: 50.0, 1: 50.0}, {7: 5.0, 5: 3.0, 2: 50.0})
     # alpha..epsilon (5 tokens) is the top pair; question/CLS tokens are never candidates
-    assert span_qa.postprocess(ROWS, feats, [s], [e]) == {"r1": "alpha beta gamma delta epsilon"}
-    out = span_qa.postprocess(ROWS, feats, [s], [e], max_answer_length=3)
+    assert qa_windows.postprocess(ROWS, feats, [s], [e]) == {"r1": "alpha beta gamma delta epsilon"}
+    out = qa_windows.postprocess(ROWS, feats, [s], [e], max_answer_length=3)
     assert out == {"r1": "alpha beta gamma"}  # (3, 5) scores 8, (5, 7) 7
     # the best start (delta) lies after the best end (alpha): neither pair is allowed
     s2, e2 = _logits(9, {6: 9.0, 4: 3.0}, {3: 9.0, 4: 3.0}, base=-5.0)
-    assert span_qa.postprocess(ROWS, feats, [s2], [e2]) == {"r1": "beta"}
+    assert qa_windows.postprocess(ROWS, feats, [s2], [e2]) == {"r1": "beta"}
 
 
 def test_squad_v2_null_answer_with_threshold():
@@ -456,17 +458,17 @@ def test_squad_v2_null_answer_with_threshold():
     s_a, e_a = _logits(7, {0: 6.0, 4: 2.0}, {0: 6.0, 4: 2.0})  # null 12, span "beta" 4
     s_b, e_b = _logits(7, {0: 7.0, 5: 1.0}, {0: 7.0, 5: 1.0})  # null 14, span "epsilon" 2
     start, end = np.stack([s_a, s_b]), np.stack([e_a, e_b])
-    assert span_qa.postprocess(ROWS, feats, start, end) == {"r1": "beta"}  # SQuAD 1.1: no null
-    assert span_qa.postprocess(ROWS, feats, start, end, null_threshold=0.0) == {"r1": ""}
+    assert qa_windows.postprocess(ROWS, feats, start, end) == {"r1": "beta"}  # SQuAD 1.1: no null
+    assert qa_windows.postprocess(ROWS, feats, start, end, null_threshold=0.0) == {"r1": ""}
     # the null score is the MIN over windows (12): 12 - 4 = 8 is not above a threshold of 8
-    assert span_qa.postprocess(ROWS, feats, start, end, null_threshold=8.0) == {"r1": "beta"}
-    assert span_qa.postprocess(ROWS, feats, start, end, null_threshold=7.9) == {"r1": ""}
+    assert qa_windows.postprocess(ROWS, feats, start, end, null_threshold=8.0) == {"r1": "beta"}
+    assert qa_windows.postprocess(ROWS, feats, start, end, null_threshold=7.9) == {"r1": ""}
 
 
 def test_rows_without_windows_answer_empty():
     rows = {"id": ["r1", "r2"], "context": [CONTEXT, "x"]}
     s, e = _logits(7, {4: 1.0}, {4: 1.0})
-    assert span_qa.postprocess(rows, _features(WINDOW_A), [s], [e]) == {"r1": "beta", "r2": ""}
+    assert qa_windows.postprocess(rows, _features(WINDOW_A), [s], [e]) == {"r1": "beta", "r2": ""}
 
 
 # ------------------------------------------------------------------ a tiny training run
@@ -498,8 +500,8 @@ def test_tiny_model_trains_and_predicts(tiny_dir, tmp_path, monkeypatch):
                                   "precision": "fp32"}
 
     def exact_match(model, tokenizer, task, split, hp, precision="fp32"):
-        predictions = span_qa.predict(model, tokenizer, task, split, hp, precision)
-        golds = span_qa.references(split.rows)
+        predictions = qa_windows.predict(model, tokenizer, task, split, hp, precision)
+        golds = qa_rows.references(split.rows)
         return 100.0 * np.mean([p in g["answers"] for p, g in zip(predictions, golds,
                                                                   strict=True)])
 
@@ -512,6 +514,6 @@ def test_tiny_model_trains_and_predicts(tiny_dir, tmp_path, monkeypatch):
     losses = [h["loss"] for h in result.history if "loss" in h]
     assert len(losses) == result.steps >= 8  # 4 epochs of >= 2 batches
     assert np.mean(losses[-2:]) < 0.75 * np.mean(losses[:2])
-    predictions = span_qa.predict(model, tokenizer, task, dev, hp, "fp32")
+    predictions = qa_windows.predict(model, tokenizer, task, dev, hp, "fp32")
     assert len(predictions) == 4 and all(isinstance(p, str) for p in predictions)
     assert all(p in row["context"] for p, row in zip(predictions, dev.rows, strict=True))

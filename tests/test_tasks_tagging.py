@@ -16,11 +16,13 @@ from test_translated import HUB_REQUESTS as TRANSLATED_REQUESTS
 from test_translated import write_missing_hub_samples as write_translated_samples
 
 from xtl import aggregate, evaluate, sources, tasks, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 from xtl.readers import conllu, panx
 from xtl.tasks import tagging
+from xtl.tasks import tagging_rows as tag_rows
+from xtl.tasks import tagging_windows as tag_windows
 
 RAW = SHARED / "data" / "raw"
 UD25 = RAW / "udpos" / "ud-treebanks-v2.5"
@@ -77,7 +79,7 @@ PANX_SAMPLES += [("panx_r", lang, split, n) for lang, size in (("pl", 200), ("qu
 def test_udpos_samples(hub_mirror, name, split, language, n):
     loaded = load(name, split, language, hub_mirror)
     assert (len(loaded.rows), loaded.unusable) == (n, {})
-    assert tagging.tag_names(loaded.rows) == list(tagging.UPOS)
+    assert tag_rows.tag_names(loaded.rows) == list(tagging.UPOS)
     assert {len(t) for t in loaded.rows["tokens"]} and all(
         len(a) == len(b) > 0 for a, b in zip(loaded.rows["tokens"], loaded.rows["tags"],
                                              strict=True))
@@ -87,8 +89,8 @@ def test_udpos_samples(hub_mirror, name, split, language, n):
 def test_panx_samples(hub_mirror, name, language, split, n):
     loaded = load(name, split, language, hub_mirror)
     assert (len(loaded.rows), loaded.unusable) == (n, {})
-    assert tagging.tag_names(loaded.rows) == list(tagging.NER_TAGS)
-    refs = tagging.references(loaded.rows)
+    assert tag_rows.tag_names(loaded.rows) == list(tagging.NER_TAGS)
+    refs = tag_rows.references(loaded.rows)
     assert {t for row in refs for t in row} <= set(tagging.NER_TAGS)
 
 
@@ -138,17 +140,17 @@ def test_ud_label_order_maps_by_name():
         "tokens": [list(tagging.UPOS), ["don't", "do", "n't"], ["_", "_"]],
         "upos": [every, [UD_UPOS.index(x) for x in ("_", "AUX", "PART")], [13, 13]],
     }, features=features)
-    rows, report = tagging.canonicalize(UD_TASK, raw, "train", "en_ewt")
-    assert tagging.references(rows) == [list(tagging.UPOS), ["AUX", "PART"]]
+    rows, report = tag_rows.canonicalize(UD_TASK, raw, "train", "en_ewt")
+    assert tag_rows.references(rows) == [list(tagging.UPOS), ["AUX", "PART"]]
     assert rows["tags"][0] == list(range(17)) and rows["id"] == ["s1", "s2"]
     assert rows["tokens"][1] == ["do", "n't"]  # the multi-word token "don't" dropped
-    assert report == {tagging.NO_TOKENS: 1, tagging.REPAIRED: 1}
+    assert report == {tag_rows.NO_TOKENS: 1, tag_rows.REPAIRED: 1}
 
 
 def test_ud_hub_sample_maps_by_name(hub_mirror):
     loaded = sources.load(UD_TASK, "train", "en_ewt", hub_mirror)
     assert len(loaded.rows) == 1 and loaded.rows["tokens"] == [["Al"]]
-    assert tagging.references(loaded.rows) == [["PROPN"]]  # index 10 there, 11 here
+    assert tag_rows.references(loaded.rows) == [["PROPN"]]  # index 10 there, 11 here
     assert loaded.rows["tags"] == [[tagging.UPOS.index("PROPN")]]
 
 
@@ -182,7 +184,7 @@ def test_udpos_raw_languages_come_from_v27(tmp_path):
         "# sent_id = 1\n1\tJàng\tjàng\tVERB\t_\t_\t0\troot\t_\t_\n2\t.\t.\tPUNCT\t_\t_\t1\tpunct"
         "\t_\t_\n\n", encoding="utf-8")
     loaded = sources.load(tasks.get("udpos_r"), "test", "wo", raw=tmp_path)
-    assert loaded.source == "raw" and tagging.references(loaded.rows) == [["VERB", "PUNCT"]]
+    assert loaded.source == "raw" and tag_rows.references(loaded.rows) == [["VERB", "PUNCT"]]
     with pytest.raises(DataError, match="no .*-ud-dev.conllu .*_Wolof"):
         sources.load(tasks.get("udpos_r"), "validation", "wo", raw=tmp_path)
     (tmp_path / "v25-only" / "udpos" / "ud-treebanks-v2.5").mkdir(parents=True)
@@ -226,7 +228,7 @@ def test_panx_raw_member_prefix_is_stripped(raw_root, hub_mirror, language):
     rows = panx.read_file(member / "test", language)
     hub = load("panx", "test", language, hub_mirror).rows
     assert [r["tokens"] for r in rows] == hub["tokens"]
-    assert [r["ner_tags"] for r in rows] == tagging.references(hub)
+    assert [r["ner_tags"] for r in rows] == tag_rows.references(hub)
 
 
 # --- the CoNLL-U reader and bad input -------------------------------------------------------
@@ -254,8 +256,8 @@ def test_conllu_reader_skips_comments_ranges_and_empty_nodes(tmp_path):
                     {"tokens": ["_", "ok"], "pos_tags": ["_", "_"]}]
     task = tasks.Task(name="t", format="tagging", languages=("en",), label_names=tagging.UPOS,
                       hub_id="x/y", fields={"tokens": "tokens", "tags": "pos_tags"})
-    canon, report = tagging.canonicalize(task, datasets.Dataset.from_list(rows), "train", "en")
-    assert len(canon) == 1 and report == {tagging.NO_TOKENS: 1}
+    canon, report = tag_rows.canonicalize(task, datasets.Dataset.from_list(rows), "train", "en")
+    assert len(canon) == 1 and report == {tag_rows.NO_TOKENS: 1}
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -293,17 +295,17 @@ def test_tag_outside_the_tag_set_is_named():
                                       "ner_tags": [["O"], ["B-LOC", "B-MISC"]]})
     with pytest.raises(DataError, match=r"panx/en/train row 1: tag 'B-MISC' is outside the tag "
                                         r"set \[O, B-PER"):
-        tagging.canonicalize(tasks.get("panx"), raw, "train", "en")
+        tag_rows.canonicalize(tasks.get("panx"), raw, "train", "en")
     ids = datasets.Dataset.from_dict({"tokens": [["Paris", "x"], ["y"]], "ner_tags": [[5, 0], [9]]})
     with pytest.raises(DataError, match=r"row 1: tag id 9 is outside the tag set"):
-        tagging.canonicalize(tasks.get("panx"), ids, "train", "en")
-    rows, _ = tagging.canonicalize(tasks.get("panx"), ids.select([0]), "train", "en")
-    assert tagging.references(rows) == [["B-LOC", "O"]]  # plain ints index the task's tags
+        tag_rows.canonicalize(tasks.get("panx"), ids, "train", "en")
+    rows, _ = tag_rows.canonicalize(tasks.get("panx"), ids.select([0]), "train", "en")
+    assert tag_rows.references(rows) == [["B-LOC", "O"]]  # plain ints index the task's tags
     uneven = datasets.Dataset.from_dict({"tokens": [["a", "b"]], "ner_tags": [["O"]]})
     with pytest.raises(DataError, match="row 0: 2 tokens but 1 tags"):
-        tagging.canonicalize(tasks.get("panx"), uneven, "train", "en")
+        tag_rows.canonicalize(tasks.get("panx"), uneven, "train", "en")
     with pytest.raises(DataError, match=r"columns \['ner_tags'\] missing"):
-        tagging.canonicalize(tasks.get("panx"), uneven.rename_column("ner_tags", "t"), "train",
+        tag_rows.canonicalize(tasks.get("panx"), uneven.rename_column("ner_tags", "t"), "train",
                              "en")
 
 
@@ -321,12 +323,12 @@ def test_ccg_tag_set_from_the_training_file(tmp_path):
     ccg = tasks.get("ccg")
     assert ccg.hub_id is None and ccg.from_raw("en") and ccg.raw_path == "ccg"
     train_rows = sources.load(ccg, "train", "en", raw=tmp_path)
-    names = tagging.tag_names(train_rows.rows)
+    names = tag_rows.tag_names(train_rows.rows)
     assert names == [".", "N", "NP[nb]/N", "S[dcl]\\NP"]  # sorted tags of ccg.train
-    assert tagging.references(train_rows.rows) == [["NP[nb]/N", "N", "S[dcl]\\NP"],
+    assert tag_rows.references(train_rows.rows) == [["NP[nb]/N", "N", "S[dcl]\\NP"],
                                                    ["N", "S[dcl]\\NP", "."]]
     dev = sources.load(ccg, "validation", "en", raw=tmp_path)
-    assert tagging.tag_names(dev.rows) == names and dev.rows["tokens"] == [["the", "dog"]]
+    assert tag_rows.tag_names(dev.rows) == names and dev.rows["tokens"] == [["the", "dog"]]
     with pytest.raises(DataError, match="ccg.test' does not exist; CCG is bring-your-own"):
         sources.load(ccg, "test", "en", raw=tmp_path)
 
@@ -339,7 +341,7 @@ def test_ccg_tags_to_id_and_bad_files(tmp_path):
     ids = {t: i for i, t in enumerate(["N", "(S\\NP)/NP", ".", "NP[nb]/N", "S[dcl]\\NP"])}
     (tmp_path / "ccg" / "tags_to_id.json").write_text(json.dumps(ids), encoding="utf-8")
     dev = sources.load(tasks.get("ccg"), "validation", "en", raw=tmp_path)
-    assert tagging.tag_names(dev.rows) == list(ids) and dev.rows["tags"] == [[0, 1]]
+    assert tag_rows.tag_names(dev.rows) == list(ids) and dev.rows["tags"] == [[0, 1]]
     (tmp_path / "ccg" / "ccg.dev").write_text("a b\tN\nc\tN\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"ccg\.dev:1: 2 words but 1 tags"):
         sources.load(tasks.get("ccg"), "validation", "en", raw=tmp_path)
@@ -357,17 +359,17 @@ HP = HPARAM_DEFAULTS | {"learning_rate": 3e-3, "epochs": 3, "batch_size": 16, "m
 def test_first_sub_token_labels_by_hand(tiny_dir):
     _, tok, _ = build(tiny_dir, [tasks.get("panx")], seed=0)
     batch = {"id": ["r0"], "tokens": [["Hello", "world"]], "tags": [[1, 2]]}
-    feats = tagging.featurize(batch, tok, HP, train=True)
+    feats = tag_windows.featurize(batch, tok, HP, train=True)
     pieces = tok.convert_ids_to_tokens(feats["input_ids"][0])
     # hand-checked with the tiny byte-level BPE: Hello = ĠH e l lo, world = Ġw or ld
     assert pieces == ["<s>", "ĠH", "e", "l", "lo", "Ġw", "or", "ld", "</s>"]
     assert feats["labels"][0] == [-100, 1, -100, -100, -100, 2, -100, -100, -100]
     assert feats["attention_mask"][0] == [1] * 9 and set(feats) == {
         "input_ids", "attention_mask", "labels"}
-    evaluation = tagging.featurize(batch, tok, HP, train=False)
+    evaluation = tag_windows.featurize(batch, tok, HP, train=False)
     assert evaluation["word_index"][0] == [-1, 0, -1, -1, -1, 1, -1, -1, -1]
     assert evaluation["window"] == [0] and evaluation["example_id"] == ["r0"]
-    padded = tagging.collator(tok)([{k: evaluation[k][0] for k in evaluation},
+    padded = tag_windows.collator(tok)([{k: evaluation[k][0] for k in evaluation},
                                     {"input_ids": [0, 2], "attention_mask": [1, 1],
                                      "labels": [-100, -100]}])
     assert set(padded) == {"input_ids", "attention_mask", "labels"}
@@ -380,35 +382,35 @@ def test_long_sentences_are_windowed_and_every_word_predicted(tiny_dir):
     words = [f"w{k}" for k in range(40)]
     hp = HP | {"max_length": 16, "doc_stride": 128}  # room 14, overlap 7 (room // 2)
     batch = {"id": ["long"], "tokens": [words], "tags": [[0] * 40]}
-    train_feats = tagging.featurize(batch, tok, hp, train=True)
+    train_feats = tag_windows.featurize(batch, tok, hp, train=True)
     assert len(train_feats["input_ids"]) == 1 and len(train_feats["input_ids"][0]) == 16
-    feats = tagging.featurize(batch, tok, hp, train=False)
+    feats = tag_windows.featurize(batch, tok, hp, train=False)
     n_tokens = len(tok([words], is_split_into_words=True, add_special_tokens=False)
                    ["input_ids"][0])
-    assert feats["window"] == list(range(len(tagging.window_starts(n_tokens, 14, 7))))
+    assert feats["window"] == list(range(len(tag_windows.window_starts(n_tokens, 14, 7))))
     assert all(len(ids) <= 16 for ids in feats["input_ids"])
     seen = {w for positions in feats["word_index"] for w in positions if w >= 0}
     assert seen == set(range(40))
     # the window where a word sits most centrally wins: tag = the window number
     predicted = [[k] * len(p) for k, p in enumerate(feats["word_index"])]
-    tags = tagging.word_tags([40], feats["window"], feats["word_index"], predicted, 1, 1)[0]
+    tags = tag_windows.word_tags([40], feats["window"], feats["word_index"], predicted, 1, 1)[0]
     assert None not in tags and tags[0] == 0 and tags[-1] == feats["window"][-1]
     assert tags == sorted(tags)  # later words are predicted in later windows
 
 
 def test_word_tags_handles_unseen_words_and_checks_rows():
     positions = [[-1, 0, -1, 2, -1]]  # word 1 has no sub-token
-    assert tagging.word_tags([3], [0], positions, [[9, 4, 9, 5, 9]], 1, 1) == [[4, None, 5]]
+    assert tag_windows.word_tags([3], [0], positions, [[9, 4, 9, 5, 9]], 1, 1) == [[4, None, 5]]
     with pytest.raises(DataError, match="1 rows, the split 2"):
-        tagging.word_tags([3, 1], [0], positions, [[9, 4, 9, 5, 9]], 1, 1)
-    assert tagging.fallback_tag(tagging.NER_TAGS) == "O"
-    assert tagging.fallback_tag(tagging.UPOS) == "X"
+        tag_windows.word_tags([3, 1], [0], positions, [[9, 4, 9, 5, 9]], 1, 1)
+    assert tag_rows.fallback_tag(tagging.NER_TAGS) == "O"
+    assert tag_rows.fallback_tag(tagging.UPOS) == "X"
 
 
 def test_too_small_max_length_is_a_config_error(tiny_dir):
     _, tok, _ = build(tiny_dir, [tasks.get("panx")], seed=0)
     with pytest.raises(ConfigError, match="max_length 3 leaves no room"):
-        tagging.featurize({"id": ["a"], "tokens": [["x"]], "tags": [[0]]}, tok,
+        tag_windows.featurize({"id": ["a"], "tokens": [["x"]], "tags": [[0]]}, tok,
                           HP | {"max_length": 3})
 
 
@@ -416,7 +418,7 @@ def test_too_small_max_length_is_a_config_error(tiny_dir):
 
 PEOPLE, PLACES = ("anna", "peter", "maria", "john"), ("paris", "berlin", "tokyo", "lima")
 FILLER = ("the", "a", "saw", "went", "to", "and", "from", "with", "in", "today")
-TOY = tagging.TaggingTask(name="toy-ner", format="tagging", languages=("en", "de"),
+TOY = tag_rows.TaggingTask(name="toy-ner", format="tagging", languages=("en", "de"),
                           label_names=tagging.NER_TAGS, hub_id="toy/ner",
                           fields={"tokens": "words", "tags": "ner"}, metric="seqeval_f1")
 
@@ -472,7 +474,7 @@ def test_tiny_model_learns_toy_tags_and_evaluates(tiny_dir, toy_mirror, tmp_path
 def test_label_goes_past_a_bare_word_start_marker_under_the_content_rule():
     """e5/XLM-R split a CJK character into "▁" + the character: v1's rule labels the character
     (tests/test_protocol.py has both rules on a real SentencePiece-style tokenizer)."""
-    from xtl.tasks.tagging import _label_positions
+    from xtl.tasks.tagging_windows import _label_positions
 
     bare = 6
     # word 0 = ["▁", "微"], word 1 = ["▁软"] (content first), word 2 = ["▁"] only

@@ -10,8 +10,8 @@ import torch
 from accelerate.tracking import GeneralTracker
 
 from xtl import config, plan, run, sources, tasks, tracking, train
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import build
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],

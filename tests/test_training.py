@@ -9,9 +9,9 @@ import torch
 from conftest import assert_same_checkpoint
 
 from xtl import devices, phases, resume, sampling, selection, sources, tasks, train, train_data
-from xtl.config import HPARAM_DEFAULTS
 from xtl.errors import ConfigError, DataError, ModelError
 from xtl.features import features
+from xtl.hparams import HPARAM_DEFAULTS
 from xtl.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
 
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,

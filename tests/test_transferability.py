@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import config, estimate, plan, run
+from xtl import config, estimate, plan, run, rundir
 from xtl import transferability as T
 from xtl import transferability_report as R
 from xtl.errors import ConfigError
@@ -180,7 +180,7 @@ def test_runner_injects_the_notebook_parameters_and_estimate_counts_the_rows(tmp
     exp, built = _plan(transferability={"rows": 100, "language_rows": 10},
                        targets=["synth-nli"], intermediate=["none"], seeds=[0])
     (cell,) = [c for c in built.cells if c.kind == "transferability"]
-    params = run.notebook_parameters(cell, run.RunDir(tmp_path), built, exp)
+    params = run.notebook_parameters(cell, rundir.RunDir(tmp_path), built, exp)
     assert set(params) == _names("transferability")
     assert params["transferability"] == {"rows": 100, "language_rows": 10, "max_units": 20000}
     assert config.parse({**BASE, "transferability": True})["transferability"]["rows"] == 2000
@@ -199,13 +199,13 @@ def test_finished_estimate_cell_counts_as_done_only_with_its_estimates(tmp_path)
     exp, built = _plan(transferability=True, targets=["synth-nli"], intermediate=["none"],
                        seeds=[0])
     (cell,) = [c for c in built.cells if c.kind == "transferability"]
-    run_dir = run.RunDir(tmp_path)
+    run_dir = rundir.RunDir(tmp_path)
     metrics = run_dir.cell(cell.id) / "metrics.json"
     metrics.parent.mkdir(parents=True)
     metrics.write_text(json.dumps({"records": []}))
-    assert not run.outputs_complete(run_dir, cell)
+    assert not rundir.outputs_complete(run_dir, cell)
     metrics.write_text(json.dumps({"records": [], "estimates": []}))
-    assert run.outputs_complete(run_dir, cell)
+    assert rundir.outputs_complete(run_dir, cell)
 
 
 # --------------------------------------------------------------------------- the report

@@ -13,7 +13,7 @@ The protocol (Hu et al. 2020, section 2; XTREME's `third_party/utils_retrieve.py
   occurs more than once on its side cannot be given an id and is dropped (the official reader
   does both). Scoring: `xtl.metrics` -- on `validation` (the sample part) the threshold is
   tuned on its own gold (the official dev protocol, an oracle); on `test` (the training part)
-  the dev-tuned threshold is applied (`metrics.bucc_dev_test`).
+  the dev-tuned threshold is applied (`xtl.retrieval_metrics.bucc_dev_test`).
 """
 
 from __future__ import annotations

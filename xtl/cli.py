@@ -40,7 +40,7 @@ def _source(task) -> str:
 
 
 def _plan(args: argparse.Namespace) -> None:
-    from xtl import estimate, plan, run
+    from xtl import estimate, plan, run, rundir
 
     exp, built, run_dir = run.prepare(args.file, args.out, force=True, require_local=False)
     missing = plan.unavailable(built, exp)
@@ -50,7 +50,7 @@ def _plan(args: argparse.Namespace) -> None:
                           + "\n  ".join(models))
     checked = _check(args.file) if args.check else None
     mirror = Path(built.mirror) if built.mirror else None
-    states = {c.id: run.state_of(run_dir, built, c) for c in built.cells}
+    states = {c.id: rundir.state_of(run_dir, built, c) for c in built.cells}
     works = {c.id: plan.work(c, exp, mirror) for c in built.cells}
     wanted = args.estimate or args.throughput or args.recalibrate
     est = _estimate(args, exp, built, states) if wanted else None
@@ -58,7 +58,7 @@ def _plan(args: argparse.Namespace) -> None:
     print(plan.describe(built, states, works, times))
     if est is not None:
         print(estimate.summary(est))
-    changed = run.changed_cells(run_dir, built)
+    changed = rundir.changed_cells(run_dir, built)
     if changed:
         print("changed since the last run in this directory (xtl run needs --force or --out):")
         print("  " + "\n  ".join(changed))
@@ -150,10 +150,10 @@ def _status(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from xtl import run
+    from xtl import run, rundir
 
     root = _root(args)
-    run.read_plan(root)  # a damaged plan.json: one clear error before any rendering
+    rundir.read_plan(root)  # a damaged plan.json: one clear error before any rendering
     run.report(root)
     print(f"wrote {root / 'analysis' / 'report.html'} and {root / 'index.html'}")
 

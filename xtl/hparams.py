@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from xtl.errors import ConfigError, unknown
-from xtl.tasks.tagging import TAG_SUBTOKEN_RULES
+from xtl.tasks.tagging_windows import TAG_SUBTOKEN_RULES
 
 # The paper's recipe (jiant's released X-STILTs settings; docs/protocol.md).
 HPARAM_DEFAULTS: dict[str, Any] = {

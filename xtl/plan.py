@@ -16,16 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from xtl import sources, synth, transferability, zoo
-from xtl.config import (
-    CONTRACT_VERSION,
-    Experiment,
-    identity_hparams,
-    intermediate_stages,
-    resolve_hparams,
-)
+from xtl.config import CONTRACT_VERSION, Experiment, intermediate_stages
 from xtl.config import resolve_task as _task
 from xtl.errors import ConfigError, DataError
 from xtl.hparams import HPARAM_DEFAULTS, TASK_KEYS, split_scope
+from xtl.precedence import identity_hparams, resolve_hparams
 from xtl.tables import plural
 
 
@@ -48,7 +43,7 @@ class Cell:
 class Recipe:
     """What a cell trains or evaluates with: LOOP values for the whole cell, TASK values per
     task (a multi-task stage only: each task featurised, decoded and counted on its own),
-    and where each value came from (`xtl.config.resolve_hparams`)."""
+    and where each value came from (`xtl.precedence.resolve_hparams`)."""
 
     hparams: dict[str, Any]
     sources: dict[str, str]

@@ -173,7 +173,7 @@ def zero_shot_scores(scores: pd.DataFrame, chance: pd.DataFrame) -> plt.Figure:
     intermediate task (mean over seeds; error bar: std where several seeds), with each
     language's chance level (or the F1 bar) marked.
 
-    `chance`: rows of (target, language, chance, kind) from `xtl.reports.chance_levels`;
+    `chance`: rows of (target, language, chance, kind) from `xtl.sections.chance_levels`;
     kind "bar" draws the F1 bar, a missing chance draws nothing.
     """
     found = panels(scores)

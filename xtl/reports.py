@@ -1,18 +1,15 @@
-"""The analysis report's sections, chance levels, captions, the index page and the explorer.
+"""The analysis report: `Analysis`, its sections, and how a notebook shows them.
 
 `Analysis.load(run_dir)` computes every frame once (xtl.results, xtl.uncertainty); each
-section method returns a `Section` (markdown, tables, at most one figure with its caption)
-that notebooks/analysis.ipynb displays. A research question whose data this run lacks (one
-model, no low-resource language, one seed) gets a sentence saying so instead of a figure.
+section method returns a `Section` (xtl.sections: markdown, tables, at most one figure with
+its caption) that notebooks/analysis.ipynb shows with `display`. The research-question
+sections come from xtl.questions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,129 +17,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-import xtl
 from xtl import aggregate, plots, results, shortcuts, synth, uncertainty
-from xtl import chance as chance_math
 from xtl.offline import samples as real_samples
-from xtl.store import atomic_write_text, read_json
+from xtl.questions import QUESTIONS, Questions
+from xtl.sections import (
+    Section,
+    caption,
+    caution,
+    chance_levels,
+    collapsed_stages,
+    interval_table,
+    shown,
+)
 from xtl.tasks import REGISTRY
 
 XTREME_TASKS = tuple(aggregate.LANGUAGES[aggregate.XTREME])
 
 
-# --------------------------------------------------------------------------- chance levels
-
-
-def chance_levels(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, language): the chance level of the score shown, its kind and a note.
-
-    Classification and multiple choice: 100 / number of labels or choices; retrieval top-1
-    accuracy: 100 / pool size (the number of candidate sentences, the record's n); F1 has no
-    chance level: the bar F1 30 (the demo's 0.3) is marked instead (kind "bar"); anything else
-    (mAP@20, token accuracy): unknown (NaN). The levels are `xtl.chance.level`'s.
-    """
-    rows = []
-    for (target, language), group in scores.groupby(["target", "language"], sort=False):
-        first = group.iloc[0]
-        n = first["n"] if pd.notna(first["n"]) else 0
-        chance, kind, note = chance_math.level(results.task_for(first), first["metric"], n)
-        rows.append({"target": target, "language": language, "metric": first["metric"],
-                     "chance": chance, "kind": kind, "note": note})
-    return pd.DataFrame(rows, columns=["target", "language", "metric", "chance", "kind", "note"])
-
-
-# --------------------------------------------------------------------------- sections
-
-
-@dataclass
-class Section:
-    title: str
-    text: str = ""
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    figure: plt.Figure | None = None
-    caption: str = ""
-    name: str = ""  # file name of the saved figure
-
-
-def caption(what: str, frame: pd.DataFrame) -> str:
-    """'what. From N cells (runs R; seeds S); split X.' for a figure built from `frame`."""
-    cells = frame["cell"].nunique() if "cell" in frame else len(frame)
-    seeds = sorted(int(s) for s in frame["seed"].dropna().unique()) if "seed" in frame else []
-    splits = ", ".join(sorted(frame["split"].dropna().unique())) if "split" in frame else "?"
-    runs = ", ".join(sorted(frame["run"].dropna().unique())) if "run" in frame else "?"
-    against = " (each against its no-intermediate baseline)" if "baseline" in frame else ""
-    return (f"{what} From {cells} cell{'s' if cells != 1 else ''}{against} of run {runs} "
-            f"(seeds {seeds or 'n/a'}); split: {splits}.")
-
-
-def collapse_note(gains: pd.DataFrame) -> str:
-    """' **Caution: ...**' when the baseline's training collapsed in some seeds of `gains`
-    (then it sits at chance, and a gain over it measures escaping the collapse, not
-    transfer); '' otherwise."""
-    if gains.empty or "baseline_collapsed" not in gains:
-        return ""
-    keys = [k for k in results.condition_keys(gains) if k != "intermediate" and k in gains]
-    seeds = gains.drop_duplicates([*keys, "seed"])  # one row per baseline run
-    bad = seeds[seeds["baseline_collapsed"]]
-    if bad.empty:
-        return ""
-    where = ", ".join(sorted({f"{r.model} -> {r.target}" + (
-        "" if pd.isna(r.train_size) else f" (n={int(r.train_size)})")
-        for r in bad.itertuples()}))
-    return (f" **Caution: the no-intermediate baseline's training collapsed** (one class for "
-            f"every example) in {len(bad)} of {len(seeds)} baseline runs ({where}): those "
-            "gains are over a chance-level score and measure escaping the collapse, not "
-            "better transfer.")
-
-
-def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
-    """Bootstrap intervals as one row per condition and a column per language ('all' first):
-    'gain [low, high]', or the reason there is none."""
-    keys = [k for k in ("model", "intermediate", "target", "train_size") if k in intervals]
-    keys += sorted(k for k in intervals.columns if k.startswith("grid."))
-
-    def cell(row: Any) -> str:
-        if pd.isna(row["low"]):
-            return f"no interval: {row['note']}" if row.get("note") else "-"
-        low, high, gain = (_signed(row[k]) for k in ("low", "high", "gain"))
-        return f"{gain} [{low},\u00a0{high}]"  # a narrow column breaks before the "[" only
-
-    frame = intervals.assign(shown=intervals.apply(cell, axis=1))
-    frame["train_size"] = frame["train_size"].astype(object)  # keep the NA group (full data)
-    wide = frame.pivot_table(index=keys, columns="language", values="shown", aggfunc="first",
-                             dropna=False, observed=True)
-    languages = list(dict.fromkeys(frame["language"]))
-    wide = wide.dropna(how="all")[["all", *[c for c in languages if c != "all"]]
-                                  if "all" in languages else languages]
-    wide.columns.name = None
-    return wide.reset_index()
-
-
-def _signed(value: float) -> str:
-    return f"{round(float(value), 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
-
-
-# question key -> (letter, title, what it needs)
-QUESTIONS = {
-    "scale": ("a", "Does the gain shrink with model size?", "two or more models"),
-    "translated": ("b", "English vs translated / multilingual intermediate data",
-                   "English and non-English intermediate data"),
-    "lowresource": ("c", "Gain vs target training size per language tier",
-                    "two or more train sizes and two or more tier bands"),
-    "scale_lowresource": ("d", "Does a larger model shrink the low-resource gap?",
-                          "two or more models and high- and low-tier languages"),
-    "robustness": ("e", "Seed variance and collapsed runs vs model size",
-                   "two or more seeds (two or more models for the figure)"),
-}
-
-
-def asked_question(name: str) -> str | None:
-    """The question an experiment named rq_<key>[...] is for (longest key that matches)."""
-    keys = sorted((k for k in QUESTIONS if name.startswith(f"rq_{k}")), key=len, reverse=True)
-    return keys[0] if keys else None
-
-
-class Analysis:
+class Analysis(Questions):
     """Every frame of one analysis, computed once."""
 
     def __init__(self, table: pd.DataFrame, root: Path | None = None,
@@ -173,83 +65,23 @@ class Analysis:
 
     # ---- what the run holds
 
-    def _collapsed_stage_labels(self, frame: pd.DataFrame) -> list[str]:
-        """The collapsed intermediate stages that the cells of `frame` started from."""
-        return list(dict.fromkeys(label for cell in frame["cell"].unique()
-                                  for label in self.stages.get(cell, [])))
-
-    def _caution(self, gains: pd.DataFrame) -> str:
-        """Warnings for gains whose baseline or intermediate stage collapsed ('' if none)."""
-        note = collapse_note(gains)
-        stages = self._collapsed_stage_labels(gains) if len(gains) else []
-        if stages:
-            note += (f" **Caution: intermediate stage training collapsed** ({'; '.join(stages)}"
-                     "): its targets were fine-tuned from a checkpoint that predicts one "
-                     "class, so their gains say little about that intermediate task.")
-        return note
-
     def overview(self) -> Section:
         t = self.table
         if t.empty:
             return Section("Overview", "**No finished target cell yet**: nothing to analyse.")
         cells = t.drop_duplicates("cell")
         text = (f"{len(cells)} finished evaluation cells, {len(t)} metric records. "
-                f"Models: {', '.join(_shown(cells['model']))}; intermediate: "
-                f"{', '.join(_shown(cells['intermediate']))}; targets: "
-                f"{', '.join(_shown(cells['target']))}; seeds: "
-                f"{', '.join(_shown(cells['seed']))}; split: {', '.join(_shown(t['split']))}. "
+                f"Models: {', '.join(shown(cells['model']))}; intermediate: "
+                f"{', '.join(shown(cells['intermediate']))}; targets: "
+                f"{', '.join(shown(cells['target']))}; seeds: "
+                f"{', '.join(shown(cells['seed']))}; split: {', '.join(shown(t['split']))}. "
                 f"Training collapsed in {int(cells['collapsed'].sum())} of {len(cells)} "
                 "evaluation cells"
                 + (f" and in the intermediate stage(s) "
-                   f"{'; '.join(self._collapsed_stage_labels(cells))}"
-                   if self._collapsed_stage_labels(cells) else "") + "."
+                   f"{'; '.join(collapsed_stages(self.stages, cells))}"
+                   if collapsed_stages(self.stages, cells) else "") + "."
                 + (f" Run directory: `{self.root}`." if self.root is not None else ""))
         return Section("Overview", text)
-
-    def questions(self) -> Section:
-        rows = []
-        for key, (letter, title, needs) in QUESTIONS.items():
-            reason = self._missing(key)
-            if reason and key == "lowresource" and self._sizes() > 1:
-                reason = f"partly (gain vs size, no tier contrast): {reason}"
-            rows.append({"question": f"({letter}) {title}", "needs": needs,
-                         "this run": "answerable" if not reason else reason})
-        asked = asked_question(self.name)
-        text = (f"This experiment is for question ({QUESTIONS[asked][0]})." if asked else "")
-        return Section("Research questions this run can answer", text,
-                       [("", pd.DataFrame(rows))])
-
-    def _missing(self, key: str) -> str:
-        """Why question `key` cannot be answered from this run ('' when it can); every
-        missing ingredient, joined by '; '."""
-        gains = self.task_gains
-        if gains.empty:
-            return "no baseline (`none`) and intermediate cell of the same target"
-        reasons = []
-        if key in ("scale", "scale_lowresource", "robustness_size"):
-            names = _shown(gains["model"])
-            if len(names) < 2:
-                reasons.append(f"{len(names)} model ({', '.join(names)}): a trend over size "
-                               "needs two or more")
-            elif gains.dropna(subset=["parameters"])["model"].nunique() < 2:
-                reasons.append("the parameter count of the models is not known (no local "
-                               "weights)")
-        data = set(gains["intermediate_data"])
-        if key == "translated" and not ("english" in data and data - {"english"}):
-            reasons.append(f"intermediate data is only {', '.join(sorted(data))}")
-        if key == "lowresource" and gains["train_size"].nunique(dropna=False) < 2:
-            reasons.append("one target training size")
-        tiers = set(self.language_gains.get("tier_group", pd.Series(dtype=str)).dropna()
-                    .unique())
-        if key in ("lowresource", "scale_lowresource") and not {"high", "low"} <= tiers:
-            synthetic = all(str(t).startswith("synth") for t in gains["target"].unique())
-            reasons.append(f"evaluated languages fall in tier band(s) "
-                           f"{', '.join(sorted(tiers))} only: no high/low contrast"
-                           + (" (the synthetic languages are all high-resource)"
-                              if synthetic else ""))
-        if key == "robustness" and gains["seed"].nunique() < 2:
-            reasons.append("one seed")
-        return "; ".join(reasons)
 
     # ---- the paper's table
 
@@ -287,7 +119,7 @@ class Analysis:
                    "XTREME tasks were run)." if average else "")
                 + ("" if fig else " One intermediate task and one target: the table's gain "
                    "is the whole matrix, so no heatmap is drawn.")
-                + self._caution(part),
+                + caution(part, self.stages),
                 [("gain over seeds, and the paired-bootstrap interval of the seed-mean gain",
                   table.round(2))],
                 fig, caption(f"Intermediate x target gain (points) for {label}, mean over "
@@ -409,8 +241,8 @@ class Analysis:
         ci = self.intervals
         ci = ci[ci["language"] != "all"] if len(ci) else ci
         fig = plots.language_gains(gains, ci)
-        return Section("Gain per language, per target", self._caution(gains).strip(), [], fig,
-                       caption(
+        return Section("Gain per language, per target", caution(gains, self.stages).strip(),
+                       [], fig, caption(
             "Gain over no intermediate task per language (mean over seeds); error bars: 95% "
             "paired-bootstrap interval over examples.", gains), "language_gains")
 
@@ -432,109 +264,6 @@ class Analysis:
                        "metrics (seqeval F1, QA) are recomputed on every resample.", tables)
 
     # ---- research questions
-
-    def question(self, key: str) -> Section | None:
-        """The section of question `key`; None when neither asked nor answerable."""
-        letter, title, _ = QUESTIONS[key]
-        reason = self._missing(key)
-        asked = asked_question(self.name) == key
-        if reason and not asked:
-            return None
-        head = f"({letter}) {title}"
-        if reason and key == "lowresource" and self._sizes() > 1:
-            return self._q_lowresource(head, missing=reason)  # sizes without tier contrast
-        if reason:
-            return Section(head, f"**Not shown: {reason}.** This run cannot show the effect; "
-                           f"`parameters/rq_{key}.yaml` on a GPU machine can.",
-                           self._fallback_tables(key))
-        return getattr(self, f"_q_{key}")(head)
-
-    def _fallback_tables(self, key: str) -> list[tuple[str, pd.DataFrame]]:
-        """What this run does have for question `key`, as numbers rather than a figure."""
-        if key == "robustness" and len(self.tasks):
-            return [("task score over seeds", results.seed_stats(self.tasks)
-                     .drop(columns=["hparams"]).round(2))]
-        if key in ("lowresource", "scale_lowresource") and len(self.scores):
-            tiers = (self.scores.groupby(["model", "intermediate", "target", "train_size",
-                                          "tier_group"], dropna=False)["score"].mean()
-                     .unstack("tier_group"))
-            return [("mean score per tier band", tiers.round(2))]
-        if len(self.task_gains):
-            return [("task-level gain per seed", self.task_gains[
-                ["model", "parameters", "intermediate", "intermediate_data", "target", "seed",
-                 "train_size", "score", "baseline", "gain"]].round(2))]
-        return []
-
-    def _q_scale(self, head: str) -> Section:
-        gains = self.task_gains.dropna(subset=["parameters"])
-        return Section(head, "", [], plots.gain_vs_parameters(gains), caption(
-            "Task-level gain over no intermediate task against encoder parameters (log scale); "
-            "error bars: std over seeds.", gains), "q_scale")
-
-    def _q_translated(self, head: str) -> Section:
-        gains = self.task_gains
-        fig = plots.data_comparison(gains, self.language_gains, self.intervals)
-        return Section(head, self._caution(gains).strip(), [], fig, caption(
-            "Gain over no intermediate task of each intermediate task, labelled by the "
-            "language of its data (english / translated / multilingual / mixed): left the "
-            "task (mean over languages), right per language; bars = mean over seeds, error "
-            "bars: 95% paired-bootstrap interval over examples.", self.language_gains),
-            "q_translated")
-
-    def _tier_gains(self) -> pd.DataFrame:
-        gains = self.language_gains
-        gains = gains[gains["language"] != "en"]
-        keys = ["model", "parameters", "intermediate", "target", "train_size", "seed",
-                "tier_group", "split", "run"]
-        return (gains.groupby(keys, dropna=False)
-                .agg(gain=("gain", "mean"), cell=("cell", "first")).reset_index())
-
-    def _sizes(self) -> int:
-        gains = self.task_gains
-        return gains["train_size"].nunique(dropna=False) if len(gains) else 0
-
-    def _q_lowresource(self, head: str, missing: str = "") -> Section:
-        gains = self._tier_gains()
-        text = "English is left out (the training language)."
-        if missing:
-            text = (f"**Not shown: the tier contrast ({missing}).** The figure gives the gain "
-                    "against target training size for the tier band(s) present only; "
-                    f"`parameters/rq_lowresource.yaml` adds low-resource languages. {text}")
-        return Section(head, text + self._caution(self.language_gains), [],
-                       plots.gain_vs_train_size(gains), caption(
-                           "Gain over no intermediate task against target training size, mean "
-                           "over the zero-shot languages of each tier band (high: Joshi "
-                           "classes 4-5, mid: 3, low: 0-2).", self.language_gains),
-                       "q_lowresource")
-
-    def _q_scale_lowresource(self, head: str) -> Section:
-        scores = self.scores[self.scores["language"] != "en"]
-        keys = ["model", "parameters", "intermediate", "target", "train_size", "seed"]
-        tiers = (scores.groupby([*keys, "tier_group"], dropna=False)["score"].mean()
-                 .unstack("tier_group"))
-        gaps = (tiers["high"] - tiers["low"]).rename("gap").reset_index().dropna(
-            subset=["gap"])
-        return Section(head, "Gap = mean zero-shot score of high-tier languages minus that of "
-                       "low-tier languages (English left out).", [("gap per seed",
-                                                                  gaps.round(2))],
-                       plots.tier_gap_vs_size(gaps), caption(
-                           "High-minus-low tier gap against encoder parameters, per target and "
-                           "intermediate task; error bars: std over seeds.", scores),
-                       "q_scale_lowresource")
-
-    def _q_robustness(self, head: str) -> Section:
-        stats = results.seed_stats(self.tasks, by=["model", "parameters", "intermediate",
-                                                   "target", "train_size"])
-        tables = [("task score over seeds", stats.round(2))]
-        reason = self._missing("robustness_size")
-        if reason:
-            return Section(head, f"**Not shown: {reason}.** The figure (std over seeds and "
-                           "collapse rate against model size) needs two or more models; the "
-                           "table gives this run's spread over seeds and its collapsed runs.",
-                           tables)
-        return Section(head, "", tables, plots.robustness(stats.dropna(subset=["parameters"])),
-                       caption("Std over seeds and share of collapsed training runs against "
-                               "encoder parameters.", self.tasks), "q_robustness")
 
     def sections(self) -> list[Section]:
         notes = self.data_notes()
@@ -562,10 +291,6 @@ def _size_groups(gains: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
         if not any(m == model for m, _, _ in groups):
             groups.append((model, pd.NA, part))
     return groups
-
-
-def _shown(values: pd.Series) -> list[str]:
-    return [str(v) for v in dict.fromkeys(values.dropna())]
 
 
 def _slug(text: str) -> str:
@@ -650,156 +375,3 @@ def display(section: Section, figures: Path | None = None) -> None:
         show(section.figure)
         plt.close(section.figure)
         show(Markdown(f"**Figure.** {section.caption}"))
-
-
-# --------------------------------------------------------------------------- the index page
-
-
-def cell_headline(metrics_path: Path) -> str:
-    """'<metric> <mean over languages> (n languages; en X)' of a cell's metrics.json."""
-    by_language: dict[str, dict[str, float]] = {}
-    try:
-        records = read_json(metrics_path)["records"] if metrics_path.is_file() else []
-        for r in records:
-            by_language.setdefault(r["language"], {})[r["metric"]] = float(r["value"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged or foreign
-        return "unreadable metrics.json"
-    values = {lang: results._headline_value(m) for lang, m in by_language.items()}
-    values = {k: v for k, v in values.items() if v is not None}
-    if not values:
-        return ""
-    name = results.headline_name(next(iter(by_language.values())))
-    mean = sum(values.values()) / len(values)
-    if len(values) == 1:
-        return f"{name} {mean:.1f} ({next(iter(values))})"
-    en = f"; en {values['en']:.1f}" if "en" in values else ""
-    return f"{name} {mean:.1f} (mean of {len(values)} languages{en})"
-
-
-def write_index(root: Path, plan: Any, states: dict[str, tuple[str, str]]) -> None:
-    """index.html: the analysis on top, then every cell of `plan` (an `xtl.plan.Plan`) with
-    its (state, note) from `states`, headline score and link (`xtl.run.write_index`)."""
-    rows = []
-    for cell in plan.cells:
-        state, note = states[cell.id]
-        metrics = root / "cells" / cell.id / "metrics.json"
-        if metrics.is_file() and _collapsed(metrics):
-            note = ("training collapsed; " + note).strip("; ")
-        link = (f'<a href="cells/{cell.id}/report.html">report</a>'
-                if (root / "cells" / cell.id / "report.html").is_file() else "")
-        rows.append(f"<tr><td><code>{cell.id}</code></td><td>{html.escape(cell.label)}</td>"
-                    f"<td class='{state}'>{state}</td>"
-                    f"<td>{html.escape(cell_headline(metrics))}</td><td>{link}</td>"
-                    f"<td>{html.escape(note)}</td></tr>")
-    analysis = ('<p><a href="analysis/report.html"><b>Analysis report</b></a> (tables, figures, '
-                'uncertainty); the results table: <code>analysis/results.parquet</code></p>'
-                if (root / "analysis" / "report.html").is_file() else
-                "<p>No analysis report yet.</p>")
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    banner = _smoke_banner(root)
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{'SMOKE RUN ' if banner else ''}xtl: {html.escape(plan.experiment)}</title><style>
-body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}} .done{{color:green}} .failed{{color:red}}
-.skipped{{color:#a60}}</style></head><body>
-{banner}<h1>xtl experiment {html.escape(plan.experiment)}</h1>{analysis}
-<table><tr><th>cell</th><th>what</th><th>status</th><th>headline</th><th>report</th>
-<th>note</th></tr>{''.join(rows)}</table>
-<p>Generated {now} by xtl {xtl.__version__}.</p></body></html>"""
-    atomic_write_text(root / "index.html", page)
-
-
-def _smoke_banner(root: Path) -> str:
-    """A smoke run's index says so before anything else (its numbers mean nothing)."""
-    from xtl.smokecaps import is_smoke
-
-    marker = is_smoke(root)
-    if marker is None:
-        return ""
-    subs = "; ".join(f"{k}: {v['from']} -> {v['to']}"
-                     for k, v in marker.get("substitutions", {}).items())
-    subs = f"; {html.escape(subs)}" if subs else ""
-    return ("<div style='background:#c00;color:#fff;padding:1em;font-size:1.4em'><b>SMOKE RUN"
-            f"</b>: every split capped at {marker.get('rows')} rows, at most "
-            f"{marker.get('steps')} optimizer steps per cell{subs}"
-            ". These scores are NOT results; this directory only shows that every cell runs."
-            "</div>\n")
-
-
-def _collapsed(metrics: Path) -> bool:
-    try:
-        return results.run_collapsed(json.loads(metrics.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: no flag
-        return False
-
-
-# --------------------------------------------------------------------------- the explorer
-
-
-def filter_table(frame: pd.DataFrame, **chosen: Any) -> pd.DataFrame:
-    """Rows whose column values are among the chosen ones (an empty choice keeps all)."""
-    keep = pd.Series(True, index=frame.index)
-    for column, values in chosen.items():
-        if values:
-            keep &= frame[column].isin(list(values))
-    return frame[keep]
-
-
-def cell_links(frame: pd.DataFrame) -> str:
-    """HTML list of links to the reports of the cells in `frame` (absolute file paths)."""
-    items = []
-    for _, row in frame.drop_duplicates("cell").iterrows():
-        path = row.get("predictions")
-        report = Path(path).parents[1] / "report.html" if isinstance(path, str) else None
-        label = html.escape(f"{row['model']} | {row['intermediate']} -> {row['target']} | "
-                            f"seed {row['seed']}")
-        items.append(f'<li><a href="{report.as_uri()}" target="_blank">{label}</a></li>'
-                     if report is not None and report.is_file() else f"<li>{label}</li>")
-    return "<ul>" + "".join(items) + "</ul>"
-
-
-EXPLORER_AXES = ("model", "intermediate", "target", "language", "seed")
-
-
-def explorer(scores: pd.DataFrame) -> Any:
-    """ipywidgets: a multi-select per axis, then the filtered scores, the per-language figure
-    with chance levels, and links to each selected cell's report; returns the pickers' box
-    (already displayed).
-
-    The views are plain outputs, updated in place through display ids, not captured by an
-    Output widget: a headless run (papermill) has no frontend for widgets, and output capture
-    into one there is where executions were seen to hang. Headless, the pickers are inert and
-    the views show every cell."""
-    import ipywidgets as w
-    from IPython.display import display as show
-
-    pickers = {axis: w.SelectMultiple(options=_shown(scores[axis]), description=axis,
-                                      rows=min(6, max(2, scores[axis].nunique())))
-               for axis in EXPLORER_AXES}
-    box = w.VBox([w.HBox(list(pickers.values()))])
-    show(box)
-    handles = [show(view, display_id=True) for view in _explore_views(scores)]
-
-    def redraw(*_: Any) -> None:
-        chosen = {axis: [o for o in p.value] for axis, p in pickers.items()}
-        chosen["seed"] = [int(s) for s in chosen["seed"]]
-        for handle, view in zip(handles, _explore_views(filter_table(scores, **chosen)),
-                                strict=True):
-            handle.update(view)
-
-    for picker in pickers.values():
-        picker.observe(redraw, names="value")
-    return box
-
-
-def _explore_views(part: pd.DataFrame) -> list[Any]:
-    """The explorer's three views of some scores: table, per-language figure, report links."""
-    from IPython.display import HTML
-
-    if part.empty:
-        return [HTML("<p>no cell matches</p>"), HTML(""), HTML("")]
-    fig = plots.zero_shot_scores(part, chance_levels(part))
-    plt.close(fig)  # shown by the display call, not again by the inline backend
-    return [part.pivot_table(index=["model", "intermediate", "target", "seed"],
-                             columns="language", values="score").round(1),
-            fig, HTML(cell_links(part))]

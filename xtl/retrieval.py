@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from xtl import metrics, shortcuts, zoo
+from xtl import metrics, retrieval_metrics, shortcuts, zoo
 from xtl.bitext import Mined, Side, bitext, mine, pair_search
 from xtl.embeddings import embed, encoder_depth, layer_index
 from xtl.errors import ConfigError, unknown
@@ -205,7 +205,8 @@ class RetrievalCell:
         if self.split == "validation":  # the official dev protocol: tuned on its own gold
             scores = metrics.score(self.task, dev.candidates, dev_gold, language)
         else:
-            scores = metrics.bucc_dev_test(dev.candidates, dev_gold, evaluated.candidates, gold)
+            scores = retrieval_metrics.bucc_dev_test(dev.candidates, dev_gold,
+                                                     evaluated.candidates, gold)
         self.thresholds[language] = scores["threshold"]
         records = [_record(self.task.name, language, self.split, m, scores[m], len(gold))
                    for m in ("f1", "precision", "recall")]
@@ -240,7 +241,8 @@ def _mined_lines(task: str, language: str, split: str, mined: Mined, gold: list
                  ) -> list[dict]:
     """One line per source sentence that was mined or has a gold pair: its candidate (or
     None) with the margin score, and its gold targets -- enough to re-score with
-    xtl.metrics.bucc_f1 (candidates {(id, prediction): logits}, gold (id, each reference))."""
+    xtl.retrieval_metrics.bucc_f1 (candidates {(id, prediction): logits}, gold (id, each
+    reference))."""
     refs: dict[str, list[str]] = {}
     for sid, tid in gold:
         refs.setdefault(sid, []).append(tid)

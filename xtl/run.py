@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,21 +25,27 @@ import yaml
 from xtl import config, executors, kernels, tracking
 from xtl import plan as planning
 from xtl.check import require_hub
-from xtl.errors import ConfigError, ModelError
+from xtl.errors import ConfigError
 from xtl.faults import fault
 from xtl.lock import RunLock
-from xtl.models import verify_checkpoint
 from xtl.progress import HEADLESS_ENV
+from xtl.rundir import (
+    RunDir,
+    changed_cells,
+    dependants,
+    is_done,
+    not_needed,
+    now,
+    outputs_complete,
+    read_plan,
+    state_of,
+)
 from xtl.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from xtl.tables import table
 from xtl.transferability import TRANSFERABILITY
 
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
 NOTEBOOKS = resources.files("xtl.notebooks")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def output_dir(exp: config.Experiment, out: str | Path | None) -> Path:
@@ -71,136 +76,6 @@ def kernel_name() -> str:
 
     install(kernel_name=name, display_name=f"Python (xtl, {sys.prefix})", prefix=sys.prefix)
     return name
-
-
-@dataclass
-class RunDir:
-    root: Path
-    # called before every status write: `RunLock.check` while `xtl run` holds the lock
-    guard: Any = None
-
-    def cell(self, cell_id: str) -> Path:
-        return self.root / "cells" / cell_id
-
-    def checkpoint(self, cell_id: str) -> Path:
-        return self.root / "checkpoints" / cell_id
-
-    def status(self, cell_id: str) -> dict:
-        return read_status(self.cell(cell_id) / "status.json")
-
-    def set_status(self, cell_id: str, **status: Any) -> None:
-        if self.guard is not None:
-            self.guard()
-        atomic_write_json(self.cell(cell_id) / "status.json",
-                          {"cell": cell_id, "host": socket.gethostname(), "pid": os.getpid(),
-                           "updated": _now(), **status}, fault_point="status_update")
-
-
-STATES = ("pending", "running", "done", "failed", "skipped", "interrupted")
-
-
-def read_status(path: Path) -> dict:
-    """A cell's status.json; anything unreadable, of another shape or with an unknown state
-    (truncated, foreign, from another version) reads as never run."""
-    try:
-        doc = read_json(path) if path.is_file() else None
-    except (OSError, ValueError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("state") not in STATES:
-        return {"state": "pending"}
-    return doc
-
-
-def outputs_complete(run_dir: RunDir, cell: planning.Cell) -> bool:
-    """metrics.json present (and covering the requested evaluation for a target)."""
-    metrics = run_dir.cell(cell.id) / "metrics.json"
-    try:
-        records = read_json(metrics)["records"] if metrics.is_file() else None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            return False  # absent, truncated or of another shape: not done
-        have = {(r.get("language"), r.get("split")) for r in records}
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if cell.kind == "stage":
-        return True
-    if cell.kind == "transferability":  # its numbers are estimates, not records
-        try:
-            return isinstance(read_json(metrics).get("estimates"), list)
-        except (OSError, ValueError, AttributeError):
-            return False
-    return {(lang, cell.evaluation["split"]) for lang in cell.evaluation["languages"]} <= have
-
-
-def checkpoint_ok(run_dir: RunDir, cell: planning.Cell) -> bool:
-    try:
-        return verify_checkpoint(run_dir.checkpoint(cell.id) / "best").get("cell") == cell.id
-    except ModelError:
-        return False
-
-
-def is_done(run_dir: RunDir, cell: planning.Cell) -> bool:
-    """Done = status done AND complete outputs (never trust the status file alone)."""
-    if run_dir.status(cell.id).get("state") != "done" or not outputs_complete(run_dir, cell):
-        return False
-    return cell.kind != "stage" or checkpoint_ok(run_dir, cell)
-
-
-def dependants(plan: planning.Plan, cell_id: str) -> list[planning.Cell]:
-    return [c for c in plan.cells if c.parent == cell_id]
-
-
-def not_needed(run_dir: RunDir, plan: planning.Plan, cell: planning.Cell) -> bool:
-    """A finished stage whose checkpoint retention removed, while every dependant is done."""
-    deps = dependants(plan, cell.id)
-    return (cell.kind == "stage" and run_dir.status(cell.id).get("state") == "done"
-            and outputs_complete(run_dir, cell) and bool(deps)
-            and all(is_done(run_dir, d) or not_needed(run_dir, plan, d) for d in deps))
-
-
-def state_of(run_dir: RunDir, plan: planning.Plan, cell: planning.Cell) -> tuple[str, str]:
-    """(state, note) for `xtl status` and `xtl plan`."""
-    if is_done(run_dir, cell):
-        return "done", ""
-    if not_needed(run_dir, plan, cell):
-        return "done", "checkpoint removed (keep_checkpoints); dependants are done"
-    status = run_dir.status(cell.id)
-    state = status.get("state", "pending")
-    if state == "done" and outputs_complete(run_dir, cell):
-        return "pending", ("checkpoint removed (keep_checkpoints) or invalid: the stage is "
-                           "retrained for the cells that need it")
-    if state == "done":
-        return "pending", "outputs missing or incomplete: will be recomputed"
-    if state == "failed":
-        return "failed", status.get("error", "")
-    if state == "skipped":
-        return "skipped", status.get("reason", "")
-    if state == "interrupted":
-        return "pending", f"interrupted {status.get('finished', '')}; the next run resumes it"
-    if state == "running":
-        return "running", f"pid {status.get('pid')} on {status.get('host')} since " \
-                          f"{status.get('started')} (stale if that process is gone)"
-    return "pending", ""
-
-
-def changed_cells(run_dir: RunDir, plan: planning.Plan) -> list[str]:
-    """Cells whose label exists in the directory's previous plan under another id."""
-    path = run_dir.root / "plan.json"
-    if not path.is_file():
-        return []
-    old = {c.label: c.id for c in read_plan(run_dir.root).cells}
-    return [f"{c.label}: {old[c.label]} -> {c.id}" for c in plan.cells
-            if c.label in old and old[c.label] != c.id]
-
-
-def read_plan(root: Path) -> planning.Plan:
-    """The run directory's plan.json; a damaged or foreign one is one clear error."""
-    path = Path(root) / "plan.json"
-    try:
-        return planning.Plan.from_json(read_json(path))
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ConfigError(
-            f"{path} is damaged or not an xtl plan ({type(err).__name__}: {str(err)[:200]}); "
-            "move it away (xtl run writes it again from the experiment file)") from None
 
 
 def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Plan,
@@ -446,7 +321,7 @@ def _outcome(run_dir: RunDir, cell: planning.Cell, job: executors.Job, log, pref
         return ok
     why = job.died() or "the worker stopped without finishing the cell"
     run_dir.set_status(cell.id, state="failed", label=cell.label, where=job.where,
-                       started=status.get("started"), finished=_now(),
+                       started=status.get("started"), finished=now(),
                        error=f"worker died: {why}")
     log(f"{prefix}: failed on {job.where}: worker died: {why}")
     return False
@@ -458,7 +333,7 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
     from papermill.exceptions import PapermillExecutionError
 
     cell_dir = run_dir.cell(cell.id)
-    started, t0 = _now(), time.perf_counter()
+    started, t0 = now(), time.perf_counter()
     where = os.environ.get("XTL_WHERE") or f"local ({socket.gethostname()})"
     os.environ["XTL_CELL"] = cell.id  # per-cell fault points (xtl.faults) in workers and kernels
     run_dir.set_status(cell.id, state="running", label=cell.label, started=started, where=where)
@@ -487,7 +362,7 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
         error = "the notebook finished without writing complete metrics.json"
     state = "failed" if error else "done"
     run_dir.set_status(cell.id, state=state, label=cell.label, started=started,
-                       finished=_now(), seconds=seconds, error=error, where=where)
+                       finished=now(), seconds=seconds, error=error, where=where)
     log(f"{prefix}: {state} in {seconds:.1f}s" + (f": {error}" if error else ""))
     return error is None
 
@@ -495,7 +370,7 @@ def execute_cell(run_dir: RunDir, cell: planning.Cell, plan: planning.Plan,
 def _interrupted(run_dir: RunDir, cell: planning.Cell, started: str, where: str) -> None:
     """Ctrl-C: the cell is left `interrupted` (pending for the next run), never `running`."""
     run_dir.set_status(cell.id, state="interrupted", label=cell.label, started=started,
-                       finished=_now(), where=where)
+                       finished=now(), where=where)
 
 
 def mark_interrupted(run_dir: RunDir, plan: planning.Plan) -> None:
@@ -532,6 +407,8 @@ def apply_retention(run_dir: RunDir, plan: planning.Plan, keep: str, log) -> Non
 
 def report(root: Path, kernel: str | None = None, log=print) -> None:
     """Re-render the analysis notebook and the index page from what is in the run directory."""
+    from xtl.index import write_index  # lazy: pandas
+
     analysis = root / "analysis"
     try:
         execute_notebook("analysis", analysis / "analysis.ipynb", {"run_dir": str(root)},
@@ -553,15 +430,6 @@ def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool
     exp = config.load(Path(root) / "experiment.yaml")
     return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel_name(), print,
                         f"{cell.kind} {cell.label}")
-
-
-def write_index(root: Path) -> None:
-    """index.html (the analysis on top, then every cell): see xtl.reports.write_index."""
-    from xtl.reports import write_index as _write  # lazy: matplotlib and pandas
-
-    plan = read_plan(root)
-    run_dir = RunDir(root)
-    _write(root, plan, {cell.id: state_of(run_dir, plan, cell) for cell in plan.cells})
 
 
 def status_table(root: Path) -> str:

@@ -190,7 +190,7 @@ def for_split(task: Task, train: Any, split: Any) -> list[Baseline]:
     if train is None:
         return []
     if task.format == "tagging":
-        from xtl.tasks.tagging import references
+        from xtl.tasks.tagging_rows import references
 
         gold, fit = references(rows), references(train.rows)
         guesses = {"lookup": lookup_tags(train.rows["tokens"], fit, rows["tokens"]),

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from xtl import results
+from xtl.sections import Section
 
 BOOTSTRAP = 2000
 LEVEL = 0.95
@@ -211,10 +212,8 @@ def per_language(estimates: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
             .drop(columns="base").sort_values([*keys, "intermediate"]).reset_index(drop=True))
 
 
-def section(run_dir: str | Path):
-    """The report's section (xtl.reports.Section), or None when the run has no estimates."""
-    from xtl.reports import Section
-
+def section(run_dir: str | Path) -> Section | None:
+    """The report's section (xtl.sections.Section), or None when the run has no estimates."""
     estimates = load_estimates(run_dir)
     if estimates.empty:
         return None

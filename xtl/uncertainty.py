@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xtl import metrics
+from xtl import metrics, tagging_metrics
 from xtl.errors import DataError
 from xtl.results import condition_keys, task_for
 
@@ -118,7 +118,7 @@ def _seqeval_chunks(sentence: list[str]) -> set:
 
 
 def _legacy_chunks(sentence: list[str]) -> set:
-    return metrics.legacy_chunks([sentence])
+    return tagging_metrics.legacy_chunks([sentence])
 
 
 def _chunk_counts(task: Any, ex: Mapping, chunks: Callable[[list[str]], set]) -> list[float]:

@@ -9,7 +9,7 @@ cross-entropy of each query against all B candidates (in-batch negatives) on cos
 `TEMPERATURE`; a batch-mate whose candidate IS the query's own (two questions answered by one
 sentence) is masked out, not counted as a negative. The head has no parameters. With several
 processes (`gpus_per_cell` > 1) each process embeds its share of the global batch and the
-candidates of every process are gathered with their gradient (`gather_candidates`), so each
+candidates of every process are gathered with their gradient (`dual_encoder_gather`), so each
 query meets the whole global batch's negatives and the loss and gradients are those of one
 process running the whole batch.
 
@@ -26,7 +26,7 @@ pairs); evaluation splits must give every query a relevant candidate that is in 
 Evaluation (`predict`): queries and the pool are embedded (`xtl.embeddings.embed`), the pool
 once per encoder state (`xtl.embeddings.POOL_CACHE`: every language of a cell shares it), and
 each query ranks the pool by exact chunked top-k; the prediction is the top 20 candidate ids.
-Metric `map@20` (`xtl.metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
+Metric `map@20` (`xtl.retrieval_metrics.map_at_k`, XTREME's AP@k: divided by min(|relevant|, 20)).
 
 Recipes: XTREME-R's scripts/train_lareqa.sh and train_mewslix.sh for XLM-R Large (below;
 docs/protocol.md, which also lists where this module differs from XTREME-R's dual encoders:
@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import datasets
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from xtl import chance as chance_levels
@@ -51,6 +50,7 @@ from xtl.errors import ConfigError, DataError
 from xtl.readers import lareqa as lareqa_json
 from xtl.readers import mewslix, squad_sentences
 from xtl.tasks import Format, Task, register, register_format
+from xtl.tasks.dual_encoder_gather import Gathered, gather_candidates
 
 if TYPE_CHECKING:
     from xtl.sources import Split
@@ -252,53 +252,6 @@ def make_head(task: Task, hidden_size: int) -> nn.Module:
 # What `xtl.train_data.micro_batches` adds to a process's stand-in batch (its share of a global
 # batch was empty, so it runs one row with loss weight 0): those rows are no one's negatives.
 STAND_IN = "stand_in"
-
-Gathered = tuple[torch.Tensor, torch.Tensor, int]
-
-
-class _AllGather(torch.autograd.Function):
-    """Equal-sized row blocks of every process, concatenated in rank order; the backward
-    all-reduces the gradient and keeps this process's block, so each block gets the sum of
-    every process's gradient for it (DDP's mean then gives the whole batch's gradient)."""
-
-    @staticmethod
-    def forward(ctx: Any, block: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(block) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, block.contiguous())
-        ctx.rows, ctx.rank = block.shape[0], dist.get_rank()
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
-
-
-def gather_candidates(candidates: torch.Tensor, keys: torch.Tensor) -> Gathered:
-    """Every process's candidate embeddings (with gradient) and keys, in rank order, and where
-    this process's rows start; on one process (or without torch.distributed) its own.
-
-    Shares may differ in size (an epoch's last batch), so blocks are padded to the largest and
-    cut back after the gather. Every process must call this once per micro-batch (a
-    collective), its stand-in too, with its rows passed as empty (0 rows)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return candidates, keys, 0
-    world, n = dist.get_world_size(), candidates.shape[0]
-    counts = [torch.zeros(1, dtype=torch.long, device=keys.device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor([n], device=keys.device))
-    sizes = [int(c) for c in counts]
-    top = max(max(sizes), 1)  # all empty still gathers a (padding) row: shapes must agree
-
-    def pad(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, x.new_zeros((top - n, *x.shape[1:]))])
-
-    every = _AllGather.apply(pad(candidates))
-    every_keys = [torch.empty(top, dtype=keys.dtype, device=keys.device) for _ in range(world)]
-    dist.all_gather(every_keys, pad(keys))
-    rows = [r * top + i for r, size in enumerate(sizes) for i in range(size)]
-    index = torch.tensor(rows, dtype=torch.long, device=keys.device)
-    return every[index], torch.cat(every_keys)[index], sum(sizes[:dist.get_rank()])
 
 
 def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor],
