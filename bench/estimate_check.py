@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from xtl import calibrate, config, estimate, plan
+from xtl import calibrate, config, estimate, plan, throughput
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     mirror = Path(built.mirror) if built.mirror else None
     raw = Path(built.raw_dir) if built.raw_dir else None
     works = estimate.plan_work(built, exp, mirror, raw)
-    tp = (estimate.load_throughput(args.throughput) if args.throughput else
+    tp = (throughput.load_throughput(args.throughput) if args.throughput else
           calibrate.calibrate(works, mirror, raw))
     est = estimate.estimate(built, works, tp)
     print(f"figures: {tp.source}; load average now {os.getloadavg()[0]:.2f}")

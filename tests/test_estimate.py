@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import calibrate, calibrate_probes, cli, config, errors, estimate, plan
+from xtl import calibrate, calibrate_probes, cli, config, errors, estimate, plan, throughput
 from xtl.errors import ConfigError
 
 EXP = {"xtl": 1, "name": "est", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
@@ -63,7 +63,7 @@ def test_work_counts_rows_epochs_evaluations_and_writes(built):
 
 def test_seconds_match_a_hand_computation(built):
     exp, grid, works = built
-    tp = estimate.parse_throughput(FIGURES, "test")
+    tp = throughput.parse_throughput(FIGURES, "test")
     est = estimate.estimate(grid, works, tp, gpus_per_cell=2)
     seconds = {c.label.split(" | seed")[0]: est.seconds[c.id] for c in grid.cells}
     # stage: 5 + 2 loads x 2 + 3 checkpoints x 1 + 2 snapshots x 0.5 = 13 fixed;
@@ -92,7 +92,7 @@ def test_seconds_match_a_hand_computation(built):
 
 def test_done_cells_cost_nothing_still_to_run(built):
     exp, grid, works = built
-    tp = estimate.parse_throughput(FIGURES, "test")
+    tp = throughput.parse_throughput(FIGURES, "test")
     stage = next(c.id for c in grid.cells if c.kind == "stage")
     est = estimate.estimate(grid, works, tp, pending={c.id for c in grid.cells} - {stage})
     assert est.total(est.pending) == pytest.approx(104.5 - 34.5)
@@ -107,14 +107,14 @@ def test_rate_lookup_task_before_format_before_default(built):
     rates["synth-ner"] = {"train": 25}
     rates["default"] = {"train": 1, "eval": 300}
     del rates["tagging"]
-    tp = estimate.parse_throughput(doc, "test")
+    tp = throughput.parse_throughput(doc, "test")
     ner = target.train[0].task
     assert tp.rate("tiny", ner, "train", target.hp) == 25  # the task's own figure
     assert tp.rate("tiny", ner, "eval", target.hp) == 300  # default: no task or format entry
     del rates["default"]
     with pytest.raises(ConfigError, match=r"no eval rate for model 'tiny', task 'synth-ner' "
                                           r"\(format 'tagging'\); give models.tiny.rates"):
-        estimate.parse_throughput(doc, "test").rate("tiny", ner, "eval", target.hp)
+        throughput.parse_throughput(doc, "test").rate("tiny", ner, "eval", target.hp)
     with pytest.raises(ConfigError, match="no figures for model 'tinny'.*it has: tiny"):
         tp.model("tinny")
 
@@ -137,17 +137,17 @@ def test_bad_throughput_file_names_the_value(tmp_path, text, message):
     path = tmp_path / "tp.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        estimate.load_throughput(path)
+        throughput.load_throughput(path)
 
 
 def test_missing_throughput_file(tmp_path):
     with pytest.raises(ConfigError, match="throughput file .*nope.yaml' does not exist"):
-        estimate.load_throughput(tmp_path / "nope.yaml")
+        throughput.load_throughput(tmp_path / "nope.yaml")
 
 
 def test_cpu_cells_sharing_the_cores_slow_the_compute_not_the_fixed_part(built):
     exp, grid, works = built
-    tp = estimate.parse_throughput(FIGURES | {"device": "cpu"}, "test")
+    tp = throughput.parse_throughput(FIGURES | {"device": "cpu"}, "test")
     est = estimate.estimate(grid, works, tp, slots=2, shared=2)
     # stage 13 fixed + 21.5 compute -> 13 + 43 = 56; targets 14.5 + 10.5 -> 35.5;
     # retrieval 7 + 3 -> 13. Two workers: stage 0-56 | none->ner 0-35.5, none->ret 35.5-48.5,
@@ -155,7 +155,7 @@ def test_cpu_cells_sharing_the_cores_slow_the_compute_not_the_fixed_part(built):
     assert estimate.wall_time(grid, estimate.slowed(est.parts, 2), 2) == pytest.approx(91.5)
     assert "about 1 min 42 s (2 cell(s) at a time, each on 1/2 of the cores, + 10 s" in \
         estimate.summary(est)  # 91.5 + run_s 10
-    on_gpu = estimate.estimate(grid, works, estimate.parse_throughput(FIGURES, "test"),
+    on_gpu = estimate.estimate(grid, works, throughput.parse_throughput(FIGURES, "test"),
                                slots=2, shared=2)
     assert on_gpu.shared == 1  # GPU figures: the CPU's cores are not what is shared
 
@@ -230,7 +230,7 @@ def test_calibration_measures_once_then_reads_its_cache(tmp_path, monkeypatch, o
 def test_the_readme_example_file_is_valid():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start = readme.index("```yaml\ndevice: cuda") + len("```yaml\n")
-    tp = estimate.parse_throughput(yaml.safe_load(readme[start:readme.index("```", start)]),
+    tp = throughput.parse_throughput(yaml.safe_load(readme[start:readme.index("```", start)]),
                                    "README")
     fig = tp.models["xlm-roberta-large"]
     assert (tp.device, tp.overhead_s, fig.load_s, fig.checkpoint_s, fig.snapshot) == (

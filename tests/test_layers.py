@@ -49,7 +49,7 @@ LAYERS = {
     "xtl.explore": "analysis",
     "xtl.config": "grid", "xtl.precedence": "grid", "xtl.plan": "grid", "xtl.run": "grid",
     "xtl.rundir": "grid", "xtl.lock": "grid",
-    "xtl.executors": "grid", "xtl.worker": "grid", "xtl.estimate": "grid",
+    "xtl.executors": "grid", "xtl.worker": "grid", "xtl.estimate": "grid", "xtl.throughput": "grid",
     "xtl.calibrate": "grid", "xtl.calibrate_probes": "grid", "xtl.mirror": "grid",
     "xtl.index": "grid", "xtl.check": "grid",
     "xtl.rerun": "grid", "xtl.smoke": "grid", "xtl.cell_report": "grid",

@@ -9,7 +9,7 @@ import datasets
 import pytest
 import yaml
 
-from xtl import cli, config, plan, provenance, run, smoke, smokecaps, sources, tasks, zoo
+from xtl import cli, config, plan, provenance, run, rundir, smoke, smokecaps, sources, tasks, zoo
 from xtl.errors import ConfigError, ModelError
 
 MISSING_MODEL = "org/not-downloaded-model"
@@ -292,7 +292,7 @@ def test_summarize_reads_an_interrupted_smoke_run(tmp_path):
     exp = config.load(write(tmp_path, "tiny"))
     built = plan.build(exp)
     root = tmp_path / "out-smoke"
-    run_dir = run.RunDir(root)
+    run_dir = rundir.RunDir(root)
     root.mkdir()
     stage, first, *rest = built.cells
     (root / "plan.json").write_text(json.dumps(built.to_json()))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import config, estimate, plan, run, rundir
+from xtl import config, estimate, plan, run, rundir, throughput
 from xtl import transferability as T
 from xtl import transferability_report as R
 from xtl.errors import ConfigError
@@ -188,7 +188,7 @@ def test_runner_injects_the_notebook_parameters_and_estimate_counts_the_rows(tmp
     assert [(i.split, i.rows) for i in work.eval] == \
         [("train", 100)] + [("validation", 10)] * len(cell.evaluation["languages"])
     assert work.train == [] and work.model_loads == 1
-    tp = estimate.parse_throughput({"overhead_s": 5, "models": {"tiny": {
+    tp = throughput.parse_throughput({"overhead_s": 5, "models": {"tiny": {
         "load_s": 1, "rates": {"default": {"train": 10, "eval": 100}}}}}, "test")
     parts = estimate.cell_seconds(work, tp)
     assert parts["eval"] == pytest.approx((100 + 10 * len(cell.evaluation["languages"])) / 100)

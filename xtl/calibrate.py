@@ -35,9 +35,10 @@ from xtl import devices, resume, train, zoo
 from xtl.calibrate_probes import EvalProbe, Stepper, TrainProbe
 from xtl.devices import resolve_device
 from xtl.errors import ModelError
-from xtl.estimate import DEFAULT_RUN_S, Item, ModelFigures, Throughput, Work, speed_key
+from xtl.estimate import Item, Work
 from xtl.models import build, save_checkpoint
 from xtl.store import atomic_write_json
+from xtl.throughput import DEFAULT_RUN_S, ModelFigures, Throughput, speed_key
 
 CALIBRATION_VERSION = 1
 ROUNDS = 3  # each figure is measured this often, spread over the calibration; fastest counts

@@ -85,6 +85,7 @@ def _check(path: str):
 def _estimate(args: argparse.Namespace, exp, built, states):
     """`xtl plan --estimate`: figures from --throughput FILE, else a (cached) calibration."""
     from xtl import estimate
+    from xtl.throughput import load_throughput
 
     slots, shared = args.slots, 1
     if slots is None:
@@ -95,7 +96,7 @@ def _estimate(args: argparse.Namespace, exp, built, states):
     raw = Path(built.raw_dir) if built.raw_dir else None
     works = estimate.plan_work(built, exp, mirror, raw)
     if args.throughput:
-        figures = estimate.load_throughput(args.throughput)
+        figures = load_throughput(args.throughput)
     else:
         from xtl import calibrate
 

@@ -23,6 +23,7 @@ from xtl import run as running
 from xtl.errors import ConfigError, DataError
 from xtl.executors.local import gpu_groups, usable_cores
 from xtl.lock import LOCK_NAME, RunLock
+from xtl.rundir import RunDir, is_done, not_needed
 from xtl.smokecaps import DEFAULT_STEPS, MARKER, SMOKE_ENV, Caps, is_smoke
 from xtl.store import atomic_write_json, atomic_write_text, read_json
 
@@ -186,7 +187,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, rows: int | None = 
         plan = planning.build(exp)  # the (substituted) model must be here: it is trained
         _claim(root)
         os.environ[SMOKE_ENV] = caps.to_env()
-        result = _execute(exp_path, doc, exp, plan, running.RunDir(root), caps, log)
+        result = _execute(exp_path, doc, exp, plan, RunDir(root), caps, log)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -200,7 +201,7 @@ def run(exp_path: str | Path, out: str | Path | None = None, rows: int | None = 
 
 
 def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: planning.Plan,
-             run_dir: running.RunDir, caps: Caps, log) -> SmokeResult:
+             run_dir: RunDir, caps: Caps, log) -> SmokeResult:
     root = run_dir.root
     mirror = Path(plan.mirror) if plan.mirror else None
     raw = Path(plan.raw_dir) if plan.raw_dir else None
@@ -238,7 +239,7 @@ def _execute(exp_path: str | Path, doc: dict, exp: config.Experiment, plan: plan
     return summarize(root)
 
 
-def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, str],
+def outcomes(run_dir: RunDir, plan: planning.Plan, missing: dict[str, str],
              notes: dict[str, str] | None = None) -> list[Outcome]:
     """One outcome per cell; a skipped cell says which failure upstream stopped it."""
     found: dict[str, Outcome] = {}
@@ -247,7 +248,7 @@ def outcomes(run_dir: running.RunDir, plan: planning.Plan, missing: dict[str, st
         state = status.get("state")
         if cell.id in missing:
             out = Outcome(cell.id, cell.kind, cell.label, "missing", missing[cell.id])
-        elif state == "done" and running.is_done(run_dir, cell) or running.not_needed(
+        elif state == "done" and is_done(run_dir, cell) or not_needed(
                 run_dir, plan, cell):
             out = Outcome(cell.id, cell.kind, cell.label, "passed", (notes or {}).get(cell.id, ""))
         elif state == "skipped" and cell.parent in found:
@@ -290,5 +291,5 @@ def summarize(root: Path) -> SmokeResult:
         raise ConfigError(f"{root} is not a smoke run directory (no {MARKER})")
     plan = planning.Plan.from_json(read_json(root / "plan.json"))
     caps = Caps(marker["rows"], marker["steps"], marker.get("substitutions", {}))
-    return SmokeResult(root, caps, outcomes(running.RunDir(root), plan,
+    return SmokeResult(root, caps, outcomes(RunDir(root), plan,
                                             marker.get("missing", {}), marker.get("notes", {})))
