@@ -34,9 +34,12 @@ $(STAMP): $(DEMO_STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/xtl run $(DEMO)
 
-# --durations: the slowest tests are listed at the end of every run (CI's log included)
+# --durations: the slowest tests are listed at the end of every run (CI's log included).
+# TEST_WORKERS pytest-xdist workers (worksteal: a worker that runs dry takes queued tests from
+# the other): the slow tests spend most of their time starting kernels on one core.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q --durations=30
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=30
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

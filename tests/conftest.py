@@ -1,10 +1,13 @@
-"""Shared fixtures: an isolated xtl cache, the offline Hub switch, and the optional test mirror
-of real data samples (SHARED, beside the checkout) when present."""
+"""Shared fixtures: an isolated xtl cache, the offline Hub switch, the optional test mirror of
+real data samples (SHARED, beside the checkout) when present, and the one uninterrupted run of
+the crash-test grid that the runner, robustness and executor tests compare with."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +30,21 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ.pop("XTL_HUB_MIRROR", None)
+    _share_the_cores_between_workers()
     yield
+
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (`make test`: two workers), each worker and the processes it starts
+    get their share of the cores: OpenMP threads spinning on another worker's core slow both."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 @pytest.fixture
@@ -105,3 +122,65 @@ targets: [synth-nli]
 train_sizes: [100]
 eval_languages: [de]
 """
+
+
+# --- the crash-test grid and its uninterrupted run (slow tests) -------------------------------
+
+# A stage, its target and a baseline target: the crash, ENOSPC, concurrency and executor tests
+# run it end to end and compare with one uninterrupted run (`baseline`).
+FAULT_EXP = """\
+xtl: 1
+name: faults
+models: [tiny]
+intermediate: [none, synth-nli]
+targets: [synth-nli]
+train_sizes: [100]
+eval_languages: [de]
+hparams: {epochs: 1, max_length: 64, precision: fp32, save_every: 10}
+"""
+
+# One intra-op thread in every `xtl run` of that grid, whatever the executor (Ray gives its
+# workers one): results and checkpoints are then bit-identical across all of them, so one
+# uninterrupted run serves every comparison.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def results(out: Path) -> dict:
+    """Every cell's metric values and per-example predictions (logits to 5 decimals)."""
+    found = {}
+    for metrics in sorted((out / "cells").glob("*/metrics.json")):
+        doc = json.loads(metrics.read_text())
+        found[metrics.parent.name] = sorted((r["language"], r["split"], r["metric"], r["value"])
+                                            for r in doc["records"])
+        for path in sorted((metrics.parent / "predictions").glob("*.jsonl")):
+            found[f"{metrics.parent.name}/{path.name}"] = path.read_text()
+    return found
+
+
+def xtl_env(**env_vars: str) -> dict[str, str]:
+    """This process's environment without fault switches, one thread, plus `env_vars`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XTL_FAULT")}
+    return env | ONE_THREAD | env_vars
+
+
+def run_xtl(args: list[str], timeout: int = 600, **env_vars: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xtl.cli", *args], env=xtl_env(**env_vars),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory, tiny_dir) -> tuple[Path, dict]:
+    """The uninterrupted in-process run of FAULT_EXP (its run directory's parent and
+    `results`), with a cold feature cache (root / "cache"): later runs given that cache find
+    it warm. One run per session (per worker under xdist), shared by the test modules."""
+    root = tmp_path_factory.mktemp("baseline")
+    (root / "cache").mkdir()
+    (root / "cache" / "models").symlink_to(tiny_dir.parent)  # the built model, not its features
+    (root / "exp.yaml").write_text(FAULT_EXP)
+    proc = run_xtl(["run", str(root / "exp.yaml"), "--out", str(root / "out")],
+                   XTL_CACHE=str(root / "cache"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "cache" / "features").is_dir()
+    found = results(root / "out")
+    assert len([k for k in found if "/" not in k]) == 3
+    return root, found

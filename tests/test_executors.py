@@ -2,20 +2,21 @@
 
 The fast tier drives the scheduler with a fake executor (no notebooks). The slow tier runs the
 tiny grid of test_runner through worker processes (one per fake GPU), a private Ray instance
-and submitit's local executor, compares every metric and prediction with the in-process run,
+and submitit's local executor, compares every metric and prediction with the in-process run
+(conftest's `baseline`, one thread like every run here),
 and kills one worker mid-cell to show the grid stays resumable.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_runner import FAULT_EXP, _fake_cell, _plan, _results
+from conftest import FAULT_EXP, run_xtl
+from conftest import results as _results
+from test_runner import _fake_cell, _plan
 
 from xtl import config, executors, run, rundir
 from xtl.errors import ConfigError
@@ -182,24 +183,14 @@ def test_a_job_an_earlier_driver_submitted_is_waited_for_not_resubmitted(tmp_pat
 # --- the same grid on every executor (slow) ----------------------------------------------------
 
 def _xtl(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    # one thread everywhere: Ray gives its workers one, and results must match bit for bit
-    base = {k: v for k, v in os.environ.items() if not k.startswith("XTL_FAULT")}
-    return subprocess.run([sys.executable, "-m", "xtl.cli", *args],
-                          env=base | {"OMP_NUM_THREADS": "1"} | env,
-                          capture_output=True, text=True, timeout=900)
+    # one thread everywhere (conftest.ONE_THREAD): Ray gives its workers one, and results must
+    # match bit for bit
+    return run_xtl(args, timeout=900, **env)
 
 
 def _grid(root: Path, executor: str = "") -> list[str]:
     (root / "exp.yaml").write_text(FAULT_EXP + executor)
     return ["run", str(root / "exp.yaml"), "--out", str(root / "out")]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reference")
-    proc = _xtl(_grid(root))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return _results(root / "out")
 
 
 RAY = "executor: {kind: ray, address: local, num_cpus: 2, object_store_mb: 100}\n"
@@ -212,7 +203,7 @@ TWO_GPUS = "executor: {kind: local, gpus: [0, 1]}\n"
 # test_cpu_cells_share_the_cores_between_worker_processes; the demo runs on them)
 @pytest.mark.parametrize("executor, where", [(TWO_GPUS, "local gpu"), (RAY, "ray node"),
                                              (SLURM_LOCAL, "slurm job")])
-def test_a_killed_worker_then_retry_gives_the_in_process_results(reference, tmp_path, executor,
+def test_a_killed_worker_then_retry_gives_the_in_process_results(baseline, tmp_path, executor,
                                                                   where):
     """The stage's worker dies after its notebook ran (outputs written, status not): the cell is
     failed, its target skipped, the baseline target done; --retry-failed completes the grid
@@ -230,6 +221,6 @@ def test_a_killed_worker_then_retry_gives_the_in_process_results(reference, tmp_
     again = _xtl(args + ["--retry-failed"])
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 ran, 1 already done" in again.stdout
-    assert _results(tmp_path / "out") == reference
+    assert _results(tmp_path / "out") == baseline[1]
     status = _xtl(["status", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")])
     assert "3 done" in status.stdout and status.stdout.count(where) == 3, status.stdout

@@ -4,7 +4,7 @@ ENOSPC is injected where every file of the kit is written (`xtl.store.atomic_wri
 in-process for the unit tests, and through a `sitecustomize` on PYTHONPATH for real `xtl run`
 processes and the notebook kernels they start (each counts its own writes). After a failed
 write, a rerun must give the results of an uninterrupted run (the `baseline` of
-tests/test_runner.py), every result exactly once, and no temp file left behind.
+tests/conftest.py), every result exactly once, and no temp file left behind.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner import FAULT_EXP, _results, _xtl, baseline  # noqa: F401  (baseline: fixture)
+from conftest import FAULT_EXP, xtl_env
+from conftest import results as _results
+from test_runner import _xtl
 
 from xtl import atomicdir, lock, store
 
@@ -126,9 +128,8 @@ if _spec:
 
 
 def _run_with_enospc(args: list[str], spec: str, hooks: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XTL_TEST_ENOSPC": spec,
-           "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
-    env.pop("XTL_FAULT", None)
+    env = xtl_env(XTL_TEST_ENOSPC=spec,
+                  PYTHONPATH=os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-m", "xtl.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -153,7 +154,7 @@ def assert_complete(out: Path, expected: dict) -> None:
     ("kernel:metrics.json:1", 1),   # every cell's kernel: results computed, not recorded
     ("kernel:checkpoint.json:1", 1),  # every trained checkpoint's marker
 ])
-def test_enospc_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path, spec,  # noqa: F811
+def test_enospc_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path, spec,
                                                            first_rc):
     _, expected = baseline
     hooks = tmp_path / "hooks"
@@ -196,15 +197,14 @@ def test_a_second_run_refuses_naming_the_holder_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_runs_and_a_report_at_once(baseline, tmp_path):  # noqa: F811
+def test_two_runs_and_a_report_at_once(baseline, tmp_path):
     """While one `xtl run` works: a second refuses naming it, `xtl report` and `xtl status`
     succeed and corrupt nothing, and the first finishes with the uninterrupted results."""
     _, expected = baseline
     (tmp_path / "exp.yaml").write_text(FAULT_EXP)
     out = tmp_path / "out"
     args = ["run", str(tmp_path / "exp.yaml"), "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if k != "XTL_FAULT"}
-    first = subprocess.Popen([sys.executable, "-m", "xtl.cli", *args], env=env,
+    first = subprocess.Popen([sys.executable, "-m", "xtl.cli", *args], env=xtl_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
