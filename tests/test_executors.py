@@ -117,7 +117,7 @@ class FakeExecutor:
 
 def _schedule(tmp_path, monkeypatch, capacity, outcomes=None, text=FAULT_EXP):
     _, exp, built = _plan(tmp_path, text)
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     atomic_write_json(run_dir.root / "plan.json", built.to_json())
     monkeypatch.setattr(rundir, "checkpoint_ok", lambda run_dir, cell: True)
     ids = {c.label.split(" | ")[1]: c.id for c in built.cells}
@@ -168,7 +168,7 @@ def test_a_worker_that_dies_silently_is_a_failed_cell(tmp_path, monkeypatch):
 
 def test_a_job_an_earlier_driver_submitted_is_waited_for_not_resubmitted(tmp_path, monkeypatch):
     _, exp, built = _plan(tmp_path)
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     monkeypatch.setattr(rundir, "checkpoint_ok", lambda run_dir, cell: True)
     stage = built.cells[0]
     run_dir.set_status(stage.id, state="running", label=stage.label)

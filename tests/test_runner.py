@@ -13,7 +13,7 @@ import pytest
 from conftest import FAULT_EXP, assert_same_checkpoint, run_xtl, xtl_env
 from conftest import results as _results
 
-from xtl import config, lock, plan, run
+from xtl import config, lock, plan, run, rundir
 from xtl.errors import ConfigError
 from xtl.store import atomic_write_json, read_json
 
@@ -78,7 +78,7 @@ def test_fault_point_kills_at_the_named_occurrence(spec, calls, dies):
 
 # --- plans and run directories ---------------------------------------------------------------
 
-def _fake_cell(run_dir: run.RunDir, cell: plan.Cell, state: str, metrics: bool = True) -> None:
+def _fake_cell(run_dir: rundir.RunDir, cell: plan.Cell, state: str, metrics: bool = True) -> None:
     run_dir.set_status(cell.id, state=state, label=cell.label)
     if metrics:
         records = [{"task": "synth-nli", "language": lang, "split": "validation",
@@ -103,7 +103,7 @@ def test_changed_parameters_are_refused_then_forced(tmp_path):
 
 def test_status_names_every_state_and_why(tmp_path):
     _, exp, built = _plan(tmp_path)
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     atomic_write_json(run_dir.root / "plan.json", built.to_json())
     stage, *targets = built.cells
     _fake_cell(run_dir, stage, "failed", metrics=False)
@@ -117,21 +117,21 @@ def test_status_names_every_state_and_why(tmp_path):
 
 def test_done_needs_complete_outputs_not_just_status(tmp_path):
     _, exp, built = _plan(tmp_path)
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     stage, *targets = built.cells
     target = targets[0]
     _fake_cell(run_dir, target, "done")
-    assert run.is_done(run_dir, target)
+    assert rundir.is_done(run_dir, target)
     (run_dir.cell(target.id) / "metrics.json").write_text('{"records": [')  # truncated
-    assert not run.is_done(run_dir, target)
-    assert run.state_of(run_dir, built, target)[0] == "pending"
+    assert not rundir.is_done(run_dir, target)
+    assert rundir.state_of(run_dir, built, target)[0] == "pending"
     _fake_cell(run_dir, stage, "done")
-    assert not run.is_done(run_dir, stage)  # no verified checkpoint
+    assert not rundir.is_done(run_dir, stage)  # no verified checkpoint
 
 
 def test_retention_none_drops_a_stage_once_its_dependants_are_done(tmp_path):
     _, exp, built = _plan(tmp_path)
-    run_dir = run.RunDir(tmp_path / "out")
+    run_dir = rundir.RunDir(tmp_path / "out")
     stage = built.cells[0]
     dependant = next(c for c in built.cells if c.parent == stage.id)
     for which in ("best", "last"):
@@ -145,8 +145,8 @@ def test_retention_none_drops_a_stage_once_its_dependants_are_done(tmp_path):
     _fake_cell(run_dir, dependant, "done")
     run.apply_retention(run_dir, built, "none", print)
     assert not run_dir.checkpoint(stage.id).exists()
-    assert run.not_needed(run_dir, built, stage)
-    assert run.state_of(run_dir, built, stage)[1].startswith("checkpoint removed")
+    assert rundir.not_needed(run_dir, built, stage)
+    assert rundir.state_of(run_dir, built, stage)[1].startswith("checkpoint removed")
 
 
 def test_keep_checkpoints_is_validated(tmp_path):
