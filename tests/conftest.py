@@ -42,7 +42,9 @@ def _share_the_cores_between_workers() -> None:
         return
     import torch
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    from xtl.executors.local import usable_cores  # the cores this process may run on
+
+    threads = max(1, usable_cores() // workers)
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
