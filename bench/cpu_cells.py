@@ -24,7 +24,7 @@ import time
 STEP_SCRIPT = """
 import sys, time, torch
 from transformers import AutoModel
-from xtl import zoo
+from xtl.model import zoo
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 location, _ = zoo.materialize(sys.argv[3])

@@ -2,10 +2,10 @@
 
 Usage: python bench/demo_precision.py [--rows 64] [--eval-rows 100] [--rounds 2]
 
-What the demo does, timed per precision: `xtl.train.fit` for one epoch on English synth-qa
+What the demo does, timed per precision: `xtl.training.train.fit` for one epoch on English synth-qa
 and synth-ner rows (frozen word embeddings, batch 16, the demo's max lengths; features
-tokenised beforehand), then `xtl.evaluate.predict` on one language's dev rows. Each arm is
-timed in CPU seconds of this process (with 2 intra-op threads, about 2x its wall time on an
+tokenised beforehand), then `xtl.evaluation.evaluate.predict` on one language's dev rows. Each arm
+is timed in CPU seconds of this process (with 2 intra-op threads, about 2x its wall time on an
 idle machine) as well as wall time: on a shared machine wall time follows the other jobs,
 CPU time much less. The arms take turns over rounds; the best round of each is kept. Prints
 examples per CPU second and per wall second per arm, and the bf16/fp32 ratios.
@@ -21,10 +21,13 @@ from pathlib import Path
 
 import torch
 
-from xtl import evaluate, sources, tasks, train, zoo
-from xtl.features import features
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
+from xtl.data import sources, tasks
+from xtl.data.features import features
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.evaluation import evaluate
+from xtl.model import zoo
+from xtl.model.models import build
+from xtl.training import train
 
 ARMS = ("fp32", "bf16")
 # task -> max_length as in parameters/demo.yaml

@@ -4,9 +4,9 @@
 
 Prints (markdown): per target and intermediate task, the score per language (PAN-X and
 synth-qa F1, Tatoeba top-1 accuracy) with each shortcut baseline's score on the same rows
-(xtl.shortcuts, read from the cells' metrics.json), the stages' English dev scores beside
+(xtl.evaluation.shortcuts, read from the cells' metrics.json), the stages' English dev scores beside
 theirs, and every gain over no intermediate task with its 95% paired-bootstrap interval
-(xtl.uncertainty, as the analysis report computes it).
+(xtl.analysis.uncertainty, as the analysis report computes it).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import argparse
 
 import pandas as pd
 
-from xtl import reports, sections, shortcuts
+from xtl.analysis import reports, sections
+from xtl.evaluation import shortcuts
 
 METRIC = {"panx-sample": "f1", "synth-qa": "f1", "tatoeba-sample": "accuracy"}
 

@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from xtl import calibrate, config, estimate, plan, throughput
+from xtl.grid import calibrate, config, estimate, plan, throughput
 
 
 def main() -> None:

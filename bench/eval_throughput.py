@@ -5,7 +5,7 @@ Usage: python bench/eval_throughput.py [--models tiny multilingual-e5-small] [--
 
 Data: the real Tatoeba samples of the test mirror beside the checkout (`RAW`: deu, cmn, hin,
 both sides of the first N pairs of each; synth-nli premises where it is absent). Each
-setting embeds the whole set with `xtl.embeddings.embed` (length-sorted batches of 64, masked
+setting embeds the whole set with `xtl.data.embeddings.embed` (length-sorted batches of 64, masked
 mean, the model's retrieval recipe: e5 with "query: " and its last layer, tiny at 14/24 of
 depth); settings are interleaved over rounds and the best round kept (the machine may be
 shared). Also printed: how far bf16 moves the vectors (min cosine to fp32), whether it changes
@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import embeddings, search, sources, tasks, zoo
-from xtl.readers import tatoeba
+from xtl.data import embeddings, search, sources, tasks
+from xtl.data.readers import tatoeba
+from xtl.model import zoo
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "tatoeba" / "v1"
 LANGUAGES = ("de", "zh", "hi")

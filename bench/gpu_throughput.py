@@ -5,7 +5,7 @@ Usage: python bench/gpu_throughput.py [--config bench/configs/xlm-roberta-large.
            [--peak-tflops T] [--out FILE.json]
 
 The model is built from the config alone (random weights: nothing is downloaded) with a
-sequence-classification head (3 labels, as MNLI/XNLI), and trained with `xtl.train`'s own
+sequence-classification head (3 labels, as MNLI/XNLI), and trained with `xtl.training.train`'s own
 pieces: `make_accelerator` (bf16 autocast), `make_optimizer` (fused AdamW, the kit's weight
 decay groups) and `train_step` (forward, backward, clip, step). Every batch is full length
 (`--seq` real tokens, no padding), so tokens/s is the model's, not the data's.
@@ -29,9 +29,10 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel
 
-from xtl import devices, tasks, train
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import XtlModel
+from xtl.data import tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model.models import XtlModel
+from xtl.training import devices, train
 
 TASK = tasks.get("synth-nli")  # a 3-label classification head
 CONFIG = Path(__file__).parent / "configs" / "xlm-roberta-large.json"

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from xtl import results, sources, tasks, zoo
-from xtl.plan import Plan
-from xtl.tasks import tagging_windows as tag_windows
+from xtl.analysis import results
+from xtl.data import sources, tasks
+from xtl.data.tasks import tagging_windows as tag_windows
+from xtl.grid.plan import Plan
+from xtl.model import zoo
 
 
 def scores(run_dir: Path) -> pd.DataFrame:

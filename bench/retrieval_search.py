@@ -8,7 +8,7 @@ real candidates with e5-small on this CPU would take hours). Three arms, each in
 process so that its peak memory is its own (ru_maxrss minus the resident size just before the
 search):
 - naive: `queries @ pool.T` in one [queries x candidates] float32 matrix, then `topk`;
-- chunked: `xtl.search.knn` (the dual-encoder and Tatoeba/BUCC search): the pool streamed
+- chunked: `xtl.data.search.knn` (the dual-encoder and Tatoeba/BUCC search): the pool streamed
   INDEX_CHUNK rows at a time, queries QUERY_CHUNK at a time, a running top-k merged;
 - chunked, cached pool: the same over the pool saved with `save_embeddings` and memory-mapped
   with `load_embeddings` (what a pool too large for RAM would use; pages read from the file
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from xtl import embeddings, search
+from xtl.data import embeddings, search
 
 
 def _rss_mib() -> float:

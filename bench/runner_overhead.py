@@ -5,7 +5,7 @@ One target cell (tiny, synth-nli, 100 training rows, German evaluation) is run t
 interleaved: (a) the xtl calls of notebooks/target.ipynb in this process, (b) the notebook
 through papermill (kernel start + imports + the same calls), (c) an empty notebook through
 papermill (kernel start and shutdown alone); then the HTML rendering of (b)'s output, and the
-start-up of a worker process (`python -m xtl.worker` imports) that parallel executors add.
+start-up of a worker process (`python -m xtl.grid.worker` imports) that parallel executors add.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 
-from xtl import phases, run
+from xtl.cells import phases
+from xtl.grid import run
 
 PARAMS = {"model": "tiny", "task": "synth-nli", "train_task": "synth-nli", "seed": 0,
           "train_size": 100, "subsample_seed": 0, "init_checkpoint": None,
@@ -69,12 +70,14 @@ def main() -> None:
         rows["html"].append(timed(run.render_html, out, out.with_suffix(".html")))
         # what a parallel executor's worker process adds before its cell starts
         rows["worker"].append(timed(subprocess.run, [sys.executable, "-c",
-                                                     "import xtl.worker, xtl.run, papermill"]))
+                                                     "import xtl.grid.worker, xtl.grid.run, "
+                                                     "papermill"]))
         rows["kernel"].append(timed(pm.execute_notebook, str(empty),
                                     str(root / "empty-out.ipynb"), None, None, True, False,
                                     kernel))
     imports = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                              "import xtl.phases, xtl.plots"], capture_output=True, text=True)
+                              "import xtl.cells.phases, xtl.evaluation.plots"],
+                              capture_output=True, text=True)
     # "import time: <self us> | <cumulative us> | <module>": the self times add up to the total
     self_us = [line.removeprefix("import time:").split("|")[0].strip()
                for line in imports.stderr.splitlines() if line.startswith("import time:")]
@@ -87,7 +90,8 @@ def main() -> None:
           f"(overhead {med['papermill'] - med['direct']:+.2f} s, "
           f"ratio {med['papermill'] / med['direct']:.2f}x)")
     print(f"  empty-kernel run     {med['kernel']:6.2f} s  (kernel start + shutdown)")
-    print(f"  imports (self time)  {total_import:6.2f} s  (xtl.phases + xtl.plots, fresh process)")
+    print(f"  imports (self time)  {total_import:6.2f} s  (cells.phases + evaluation.plots, "
+          "fresh process)")
     print(f"HTML rendering         {med['html']:6.2f} s")
     print(f"runner overhead/cell   {med['papermill'] - med['direct'] + med['html']:6.2f} s")
     print(f"worker process start   {med['worker']:6.2f} s  (local multi-GPU, Ray and SLURM "

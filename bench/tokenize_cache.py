@@ -25,9 +25,10 @@ def main() -> None:
     try:
         from transformers import AutoTokenizer
 
-        from xtl import sources, tasks, zoo
-        from xtl.features import features
-        from xtl.hparams import HPARAM_DEFAULTS
+        from xtl.data import sources, tasks
+        from xtl.data.features import features
+        from xtl.data.hparams import HPARAM_DEFAULTS
+        from xtl.model import zoo
 
         if models:  # reuse built/converted models, but not their feature cache
             os.environ["XTL_CACHE"] = models

@@ -8,9 +8,9 @@ Data: a pool of sentence pairs whose token lengths are drawn from a log-normal d
 tokenizer), random token ids, 3 labels. Each setting builds its epoch plan over the whole pool
 (grouping as in training: mega-batches of 50 batches) and is timed on N batches, one from the
 middle of each of N equal quantile bins of that epoch's padded batch length, so the figure
-stands for the full epoch;
-settings are interleaved over rounds and the best round kept (the machine may be shared).
-Timing uses `xtl.train.train_step`, the loop's own step (forward, backward, clip, AdamW).
+stands for the full epoch; settings are interleaved over rounds and the best round kept (the machine
+may be shared). Timing uses `xtl.training.train.train_step`, the loop's own step (forward, backward,
+clip, AdamW).
 
 Embedding arms (bf16, grouped): `full` (every weight, dense AdamW: the default), `frozen`
 (`freeze_embeddings: true`: no gradient or optimizer state for the word-embedding matrix) and
@@ -33,10 +33,12 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import devices, sampling, sources, tasks, train, train_data, zoo
-from xtl.features import features
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import XtlModel
+from xtl.data import sources, tasks
+from xtl.data.features import features
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model import zoo
+from xtl.model.models import XtlModel
+from xtl.training import devices, sampling, train, train_data
 
 TASK = tasks.get("synth-nli")
 POOL = 16_000

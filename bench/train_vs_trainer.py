@@ -3,7 +3,7 @@
 Usage: python bench/train_vs_trainer.py [--pool 960] [--turn 6] [--threads N]
 
 Three arms, the same everything but the loop:
-  kit      xtl.train: length-grouped batches (xtl.sampling.BatchPlan), the loop's own
+  kit      xtl.training.train: length-grouped batches (sampling.BatchPlan), the loop's own
            `micro_batches` + `train_step` (accelerate bf16 autocast, clip, AdamW, schedule)
   trainer  transformers.Trainer with its defaults (random batches)
   grouped  transformers.Trainer with train_sampling_strategy="group_by_length" (transformers
@@ -63,9 +63,11 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from xtl import devices, sampling, tasks, train, train_data, zoo
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import XtlModel
+from xtl.data import tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model import zoo
+from xtl.model.models import XtlModel
+from xtl.training import devices, sampling, train, train_data
 
 TASK = tasks.get("synth-nli")  # a 3-way pair-classification head; the rows are synthetic
 BATCH = 32
@@ -190,7 +192,7 @@ def fresh_model(location: str) -> XtlModel:
 
 
 class KitArm:
-    """The kit's loop body, exactly as `xtl.train.fit_tasks` runs it for one task."""
+    """The kit's loop body, exactly as `xtl.training.train.fit_tasks` runs it for one task."""
 
     name = "kit"
 

@@ -4,7 +4,7 @@ Usage: python bench/transferability_cost.py RUN_DIR
 
 Sums each cell's `status.json` seconds (kernel start to the end of its HTML) by cell kind, so
 the share of the transferability cells in the run is read off one run (no second run without
-them); prints the report section's tables (xtl/transferability_report.py) as text.
+them); prints the report section's tables (xtl/analysis/transferability_report.py) as text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xtl import transferability_report
+from xtl.analysis import transferability_report
 
 
 def main() -> None:

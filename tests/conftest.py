@@ -42,7 +42,7 @@ def _share_the_cores_between_workers() -> None:
         return
     import torch
 
-    from xtl.executors.local import usable_cores  # the cores this process may run on
+    from xtl.grid.executors.local import usable_cores  # the cores this process may run on
 
     threads = max(1, usable_cores() // workers)
     torch.set_num_threads(threads)
@@ -60,7 +60,7 @@ def hub_mirror() -> Path:
 @pytest.fixture
 def formats() -> Iterator[dict]:
     """The format registry, restored after the test (which may register toy formats)."""
-    from xtl import tasks
+    from xtl.data import tasks
 
     saved = dict(tasks.FORMATS)
     yield tasks.FORMATS
@@ -70,7 +70,7 @@ def formats() -> Iterator[dict]:
 
 @pytest.fixture(scope="session")
 def tiny_dir() -> Path:
-    from xtl import zoo
+    from xtl.model import zoo
 
     path, _ = zoo.materialize("tiny")
     return Path(path)

@@ -1,11 +1,11 @@
-"""Hand-computed checks of XTREME / XTREME-R aggregation (xtl.aggregate)."""
+"""Hand-computed checks of XTREME / XTREME-R aggregation (xtl.evaluation.aggregate)."""
 
 from __future__ import annotations
 
 import pytest
 
-from xtl import aggregate as agg
-from xtl.errors import ConfigError, DataError
+from xtl.core.errors import ConfigError, DataError
+from xtl.evaluation import aggregate as agg
 
 # Hand-made task numbers: categories classification 85, tagging 65, qa 60, retrieval 35.
 NINE = {"pawsx": 90.0, "xnli": 80.0, "udpos": 70.0, "panx": 60.0, "xquad": 70.0, "mlqa": 60.0,

@@ -22,12 +22,17 @@ from pathlib import Path
 import pytest
 from conftest import TINY_GRID, write_hub
 
-from xtl import cli, config, phases, plan, resume, retrieval, rundir, sources, tasks, zoo
-from xtl import run as runner
-from xtl.errors import ConfigError, DataError, ModelError, XtlError
-from xtl.models import verify_checkpoint
-from xtl.readers import bucc, ccg, conllu, panx
-from xtl.tasks import multiple_choice
+from xtl import cli
+from xtl.cells import phases, retrieval
+from xtl.core.errors import ConfigError, DataError, ModelError, XtlError
+from xtl.data import sources, tasks
+from xtl.data.readers import bucc, ccg, conllu, panx
+from xtl.data.tasks import multiple_choice
+from xtl.grid import config, plan, rundir
+from xtl.grid import run as runner
+from xtl.model import zoo
+from xtl.model.models import verify_checkpoint
+from xtl.training import resume
 
 GOOD = TINY_GRID
 
@@ -363,7 +368,7 @@ CALL_ROWS = [
     call("resume marker truncated", lambda t: resume.ResumeStore(_write(
         t / "resume" / "resume.json", "[").parent.parent, {}).load(), ModelError,
         r"resume state '.*resume' is corrupt: resume\.json is not a JSON object"),
-    # notebook parameters (xtl.phases.start: the first call of every phase notebook)
+    # notebook parameters (xtl.cells.phases.start: the first call of every phase notebook)
     call("notebook hparams not a mapping", lambda t: _start(t, hparams=[1]), ConfigError,
          r"notebook parameter hparams must be a mapping, got \[1\]"),
     call("notebook hparam typo", lambda t: _start(t, hparams={"epochz": 1}), ConfigError,

@@ -8,9 +8,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from xtl import phases, plots, retrieval, run
-from xtl.cell_report import readable
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.cells import phases, retrieval
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.evaluation import plots
+from xtl.grid import run
+from xtl.grid.cell_report import readable
 
 matplotlib.use("Agg")
 

@@ -10,9 +10,11 @@ import sys
 import pytest
 
 import xtl
-from xtl import cli, run, rundir, tasks
-from xtl.store import atomic_write_json
-from xtl.tables import plural, table
+from xtl import cli
+from xtl.core.store import atomic_write_json
+from xtl.core.tables import plural, table
+from xtl.data import tasks
+from xtl.grid import run, rundir
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -71,7 +73,7 @@ def test_status_table_has_headers_and_aligned_columns(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("xtl: 1\nmodels: [tiny]\nintermediate: [none, synth-nli]\n"
                     "targets: [synth-nli]\neval_languages: [de]\n")
-    from xtl import config, plan
+    from xtl.grid import config, plan
 
     built = plan.build(config.load(path))
     run_dir = rundir.RunDir(tmp_path / "out")

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from xtl import config, plan
-from xtl.errors import DataError
+from xtl.core.errors import DataError
+from xtl.grid import config, plan
 
 GOOD = """\
 xtl: 1

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 from test_multitask import HP, NLI, SIZE, _split
 
-from xtl import train
-from xtl.models import build, verify_checkpoint
+from xtl.model.models import build, verify_checkpoint
+from xtl.training import train
 
 # two fresh processes importing torch: ~30 s on 2 cores
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]

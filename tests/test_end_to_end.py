@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from xtl import run
-from xtl.models import verify_checkpoint
-from xtl.store import read_json
+from xtl.core.store import read_json
+from xtl.grid import run
+from xtl.model.models import verify_checkpoint
 
 GOLDEN = Path(__file__).parent / "golden"
 CELL_FILES = {"notebook.ipynb", "report.html", "metrics.json", "params.yaml", "history.jsonl",
@@ -127,7 +127,7 @@ def test_failing_cell_is_isolated(tmp_path, monkeypatch):
     switched off here so the cell reaches its kernel and fails there."""
     from conftest import HUB
 
-    from xtl import plan as planning
+    from xtl.grid import plan as planning
 
     if not HUB.is_dir():
         pytest.skip("../shared/data/hub is not present (fresh clone)")

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import calibrate, calibrate_probes, cli, config, errors, estimate, plan, throughput
-from xtl.errors import ConfigError
+from xtl import cli
+from xtl.core import errors
+from xtl.core.errors import ConfigError
+from xtl.grid import calibrate, calibrate_probes, config, estimate, plan, throughput
 
 EXP = {"xtl": 1, "name": "est", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
        "targets": ["synth-ner", "synth-retrieval"], "train_sizes": [100],
@@ -161,7 +163,7 @@ def test_cpu_cells_sharing_the_cores_slow_the_compute_not_the_fixed_part(built):
 
 
 def test_cli_takes_the_cells_at_a_time_from_the_executor(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("xtl.executors.local.visible_gpus", lambda: [])
+    monkeypatch.setattr("xtl.grid.executors.local.visible_gpus", lambda: [])
     exp_path = tmp_path / "est.yaml"
     exp_path.write_text(json.dumps(EXP | {"executor": {"kind": "local", "cpu_cells": 2}}))
     tp_path = tmp_path / "tp.json"
@@ -171,7 +173,7 @@ def test_cli_takes_the_cells_at_a_time_from_the_executor(tmp_path, capsys, monke
     exp_path.write_text(json.dumps(EXP | {"executor": "local"}))
     cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
     assert "(1 cell(s) at a time, +" in capsys.readouterr().out
-    monkeypatch.setattr("xtl.executors.local.visible_gpus", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr("xtl.grid.executors.local.visible_gpus", lambda: [0, 1, 2, 3])
     exp_path.write_text(json.dumps(EXP | {"executor": {"kind": "local", "cpu_cells": 2}}))
     tp_path.write_text(json.dumps(FIGURES))
     cli.main(["plan", str(exp_path), "--throughput", str(tp_path), "--out", str(tmp_path / "r")])
@@ -239,12 +241,12 @@ def test_the_readme_example_file_is_valid():
 
 
 def test_the_driver_and_workers_start_without_transformers():
-    """Issue 14's lazy imports: the registry, `xtl.mlm` and `xtl.models` import transformers
+    """Issue 14's lazy imports: the registry, `data.mlm` and `model.models` import transformers
     only where a collator, head or model is made, so `xtl plan` and each worker skip ~1-2 s."""
     import subprocess
     import sys
 
-    code = ("import sys, xtl.worker, xtl.run, xtl.estimate; "
+    code = ("import sys, xtl.grid.worker, xtl.grid.run, xtl.grid.estimate; "
             "print(sorted(m for m in ('transformers', 'accelerate') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
@@ -259,7 +261,7 @@ def test_estimate_without_the_weights_says_so_in_one_line(tmp_path, monkeypatch,
     """A login node: the model is not downloaded. `--estimate` refuses before measuring
     anything, in one line naming the model and the commands that fix it; `--throughput`
     needs no weights."""
-    from xtl import zoo
+    from xtl.model import zoo
 
     monkeypatch.setattr(zoo, "_hub_available", lambda hub_id: False)
     monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
@@ -287,7 +289,7 @@ def test_estimate_without_the_weights_says_so_in_one_line(tmp_path, monkeypatch,
 def test_cached_calibration_figures_need_no_weights(tmp_path, monkeypatch):
     """Figures measured earlier on this machine (the cache) estimate a grid whose model is no
     longer here: only figures still to measure need the weights."""
-    from xtl import zoo
+    from xtl.model import zoo
 
     monkeypatch.setattr(zoo, "_hub_available", lambda hub_id: False)
     monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))

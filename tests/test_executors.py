@@ -18,10 +18,10 @@ from conftest import FAULT_EXP, run_xtl
 from conftest import results as _results
 from test_runner import _fake_cell, _plan
 
-from xtl import config, executors, run, rundir
-from xtl.errors import ConfigError
-from xtl.executors.local import InProcess, Workers, cpu_slots, gpu_groups, make_local
-from xtl.store import atomic_write_json
+from xtl.core.errors import ConfigError
+from xtl.core.store import atomic_write_json
+from xtl.grid import config, executors, run, rundir
+from xtl.grid.executors.local import InProcess, Workers, cpu_slots, gpu_groups, make_local
 
 # --- settings --------------------------------------------------------------------------------
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xtl import sources, tasks
-from xtl.features import cache_key, features
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
+from xtl.data import sources, tasks
+from xtl.data.features import cache_key, features
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model.models import build
 
 HP = HPARAM_DEFAULTS | {"max_length": 32}
 NLI = tasks.get("synth-nli")
@@ -51,8 +51,8 @@ def test_key_ignores_what_earlier_calls_left_on_the_tokenizer(tiny_dir):
 def test_a_stale_damage_verdict_never_deletes_a_good_entry(tokenizer, monkeypatch):
     """Two processes share a cache: one judged the old entry damaged, the other rebuilt it in
     the meantime; discarding must keep the good entry the other is about to read."""
-    from xtl.features import _discard, damage
-    from xtl.store import cache_dir
+    from xtl.core.store import cache_dir
+    from xtl.data.features import _discard, damage
 
     split = sources.load(NLI, "validation", "de", size=24)
     first = features(NLI, split, tokenizer, HP)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from xtl import rundir
-from xtl.atomicdir import replace_dir
-from xtl.store import atomic_write_json, atomic_write_text, current_umask
+from xtl.core.atomicdir import replace_dir
+from xtl.core.store import atomic_write_json, atomic_write_text, current_umask
+from xtl.grid import rundir
 
 
 def _mode(path: Path) -> int:

@@ -1,4 +1,4 @@
-"""The task-format interface (`xtl.tasks.Format`): every registered format implements it, and
+"""The task-format interface (`xtl.data.tasks.Format`): every registered format implements it, and
 registration refuses a format that does not."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from xtl import mlm, tasks
-from xtl.errors import ConfigError
-from xtl.tasks import dual_encoder
+from xtl.core.errors import ConfigError
+from xtl.data import mlm, tasks
+from xtl.data.tasks import dual_encoder
 
 REQUIRED = ("featurize", "collator", "make_head", "loss", "decode")
 # optional, with a default in the base class
@@ -99,7 +99,7 @@ def test_a_format_without_a_name_or_fields_or_twice_is_refused(formats, attrs, m
 
 
 def test_only_format_classes_register(formats):
-    with pytest.raises(ConfigError, match="must subclass xtl.tasks.Format"):
+    with pytest.raises(ConfigError, match="must subclass xtl.data.tasks.Format"):
         tasks.register_format(type("Loose", (), _hooks(*REQUIRED)))
 
 

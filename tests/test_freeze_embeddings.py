@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xtl import config, plan, sources, tasks, train
-from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
+from xtl.core.errors import ConfigError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.grid import config, plan
+from xtl.model.models import build
+from xtl.training import train
 
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,
                         "precision": "fp32"}

@@ -32,7 +32,7 @@ def test_flops_per_token_counts_matmul_weights_and_attention():
     bench = _throughput()
     from transformers import AutoConfig, AutoModel
 
-    from xtl.models import XtlModel
+    from xtl.model.models import XtlModel
 
     cfg = AutoConfig.for_model("xlm-roberta", hidden_size=32, num_hidden_layers=2,
                                num_attention_heads=2, intermediate_size=64, vocab_size=100,

@@ -1,4 +1,5 @@
-"""Headless kernels (xtl.kernels): no TCP-without-encryption warning, no interrupt at shutdown."""
+"""Headless kernels (xtl.core.kernels): no TCP-without-encryption warning, no interrupt at
+shutdown."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import os
 import nbformat
 import pytest
 
-from xtl import kernels, run
+from xtl.core import kernels
+from xtl.grid import run
 
 
 def test_shutdown_sends_no_interrupt_but_a_timeout_still_can():

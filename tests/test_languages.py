@@ -6,14 +6,16 @@ import re
 
 import pytest
 
-from xtl import aggregate, languages, tasks
-from xtl.errors import ConfigError
+from xtl.core.errors import ConfigError
+from xtl.data import languages, tasks
+from xtl.evaluation import aggregate
 
 
 def test_every_registered_task_language_has_an_entry():
     used = {lang: name for name, task in tasks.REGISTRY.items() for lang in task.languages}
     missing = sorted(set(used) - set(languages.LANGUAGES))
-    assert not missing, f"no entry in xtl/languages.py for {missing} (task {used[missing[0]]!r})"
+    assert not missing, (f"no entry in xtl/data/languages.py for {missing} "
+                         f"(task {used[missing[0]]!r})")
 
 
 def test_every_xtreme_and_xtreme_r_language_has_an_entry():

@@ -11,15 +11,17 @@ import datasets
 import pytest
 import torch
 
-from xtl import chance as chance_levels
-from xtl import embeddings, evaluate, metrics, models, retrieval_metrics, sources, zoo
-from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.readers import lareqa as reader
-from xtl.readers import squad as squad_json
-from xtl.readers.squad_sentences import merge_across, pairs, split_sentences
-from xtl.tasks import dual_encoder as de
-from xtl.tasks import get
+from xtl.core import chance as chance_levels
+from xtl.core.errors import DataError
+from xtl.data import embeddings, sources
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.readers import lareqa as reader
+from xtl.data.readers import squad as squad_json
+from xtl.data.readers.squad_sentences import merge_across, pairs, split_sentences
+from xtl.data.tasks import dual_encoder as de
+from xtl.data.tasks import get
+from xtl.evaluation import evaluate, metrics, retrieval_metrics
+from xtl.model import models, zoo
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 XQUAD_R = RAW / "lareqa" / "xquad-r"

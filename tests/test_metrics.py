@@ -1,4 +1,4 @@
-"""Hand-computed checks of xtl.metrics against the official XTREME scorers' behaviour."""
+"""Hand-computed checks of xtl.evaluation.metrics against the official XTREME scorers' behaviour."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from xtl import metrics, qa_metrics, retrieval_metrics, tagging_metrics
-from xtl.aggregate import official_languages
-from xtl.errors import ConfigError, DataError
+from xtl.core.errors import ConfigError, DataError
+from xtl.evaluation import metrics, qa_metrics, retrieval_metrics, tagging_metrics
+from xtl.evaluation.aggregate import official_languages
 
 
 @dataclass(frozen=True)
 class _Task:
-    """The three fields of xtl.tasks.Task that `score` reads (importing the registry loads torch,
+    """The three fields of tasks.Task that `score` reads (importing the registry loads torch,
     which would dominate this file's run time)."""
 
     name: str
@@ -154,8 +154,8 @@ en: PRON AUX PRON PUNCT | PRON AUX PRON PUNCT
 es: ADP ADV VERB NOUN ADP DET ADJ NOUN ADP DET NOUN ADJ ADP NOUN ADJ PUNCT DET NOUN ADP NOUN ADJ
     AUX ADJ PUNCT VERB DET NOUN ADP DET NOUN ADP NOUN PROPN PROPN PUNCT NOUN ADJ ADP NOUN PROPN
     PUNCT | ADP DET PRON VERB DET NOUN ADP DET NOUN ADJ ADP PROPN NOUN PUNCT DET AUX NOUN ADJ PUNCT
-et: NOUN | NOUN
-eu: NOUN PUNCT CCONJ PUNCT PART AUX ADJ NOUN VERB NOUN NOUN PUNCT NOUN ADJ NOUN ADJ AUX ADV PUNCT |
+et: NOUN | NOUN eu: NOUN PUNCT CCONJ PUNCT PART AUX ADJ NOUN VERB NOUN NOUN PUNCT NOUN ADJ NOUN ADJ
+AUX ADV PUNCT |
     PROPN NOUN ADJ VERB AUX NOUN DET VERB ADJ VERB CCONJ NOUN ADJ NUM ADV VERB PROPN NOUN PUNCT
 fa: NOUN VERB SCONJ ADP NOUN NUM NOUN PRON PART NOUN VERB PUNCT | NOUN PRON VERB SCONJ NOUN ADP DET
     NOUN NOUN VERB PUNCT DET NOUN VERB SCONJ ADP NOUN SCONJ ADP NOUN PRON VERB PUNCT NOUN AUX PUNCT

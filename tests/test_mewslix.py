@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from xtl import evaluate, metrics, models, sources, train
-from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.readers import mewslix
-from xtl.tasks import dual_encoder as de
-from xtl.tasks import get
+from xtl.core.errors import DataError
+from xtl.data import sources
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.readers import mewslix
+from xtl.data.tasks import dual_encoder as de
+from xtl.data.tasks import get
+from xtl.evaluation import evaluate, metrics
+from xtl.model import models
+from xtl.training import train
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "mewslix"
 EXAMPLE = RAW / "google_research_testdata" / "example_mentions.jsonl"

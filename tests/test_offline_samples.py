@@ -8,7 +8,7 @@ import fnmatch
 import pytest
 from conftest import REPO
 
-from xtl import sources, tasks
+from xtl.data import sources, tasks
 from xtl.offline import samples
 
 ROOT = REPO / "xtl" / "offline" / "samples"

@@ -32,7 +32,7 @@ def test_every_package_data_pattern_matches_files():
 
 
 def test_the_runner_reads_the_packaged_notebooks():
-    from xtl import run
+    from xtl.grid import run
 
     for name in ("intermediate", "target", "retrieval", "analysis"):
         assert (run.NOTEBOOKS / f"{name}.ipynb").is_file()
@@ -78,8 +78,8 @@ def test_a_wheel_runs_a_grid_outside_the_repository(tmp_path, tiny_dir):
     (work / "exp.yaml").write_text(EXP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XTL_", "PYTHON"))}
     env |= {"XTL_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    where = subprocess.run([python, "-c", "import xtl, xtl.run; print(xtl.__file__); "
-                            "print(xtl.run.NOTEBOOKS)"], cwd=work, env=env, check=True,
+    where = subprocess.run([python, "-c", "import xtl, xtl.grid.run; print(xtl.__file__); "
+                            "print(xtl.grid.run.NOTEBOOKS)"], cwd=work, env=env, check=True,
                            capture_output=True, text=True).stdout.split()
     assert all(p.startswith(site) for p in where), where  # the wheel's xtl, not the checkout
     proc = subprocess.run([venv / "bin" / "xtl", "run", "exp.yaml", "--out", "out"], cwd=work,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xtl import config, hparams, plan
+from xtl.data import hparams
+from xtl.grid import config, plan
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
         "targets": ["synth-nli"], "seeds": [0]}

@@ -8,7 +8,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xtl import check, config, plan
+from xtl.grid import check, config, plan
 
 HUB_EXP = """\
 xtl: 1

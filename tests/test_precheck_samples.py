@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 from conftest import REPO, SHARED
 
-from xtl import config, plan, sources
-from xtl.errors import DataError
+from xtl.core.errors import DataError
+from xtl.data import sources
+from xtl.grid import config, plan
 
 RAW = SHARED / "data" / "raw"
 

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from xtl import config, hparams, plan, sources, tasks
-from xtl.errors import XtlError
+from xtl.core.errors import XtlError
+from xtl.data import hparams, sources, tasks
+from xtl.grid import config, plan
 
 EXAMPLES = int(os.environ.get("XTL_HYPOTHESIS_EXAMPLES", "80"))
 settings.register_profile("xtl", derandomize=True, database=None, deadline=None,
@@ -249,7 +250,7 @@ XQUAD_R = st.fixed_dictionaries({"data": st.lists(st.fixed_dictionaries({"paragr
     [0, 3], [4, 7]], "qas": [{"id": "q1", "question": "?", "answers": [
         {"text": "cd.", "answer_start": 4}]}]}]}]})] * 2)
 def test_lareqa_reader(english, german):
-    from xtl.tasks.dual_encoder import lareqa_task
+    from xtl.data.tasks.dual_encoder import lareqa_task
 
     _load_raw(lareqa_task(("de", "en"), name="lareqa-pair"), "validation", "de",
               {"en.json": english, "de.json": german})

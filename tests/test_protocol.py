@@ -14,22 +14,13 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from xtl import (
-    config,
-    phases,
-    plan,
-    precedence,
-    run,
-    rundir,
-    sampling,
-    sources,
-    tasks,
-    train,
-    train_data,
-)
-from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
-from xtl.tasks import tagging_windows as tag_windows
+from xtl.cells import phases
+from xtl.core.errors import ConfigError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
+from xtl.data.tasks import tagging_windows as tag_windows
+from xtl.grid import config, plan, precedence, run, rundir
+from xtl.training import sampling, train, train_data
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none"],
@@ -91,7 +82,7 @@ def test_label_positions_by_rule():
 
 
 def test_the_rule_is_part_of_the_feature_cache_key(tiny_dir):
-    from xtl.features import cache_key
+    from xtl.data.features import cache_key
 
     split = sources.Split("panx", "train", "en", None, "mirror", "x", "fp")
     tok = sentencepiece_like()
@@ -171,7 +162,7 @@ def test_scoped_key_beats_plain_key_whatever_the_order():
 
 
 def test_e5_preset_no_longer_cuts_a_tasks_own_length():
-    from xtl import zoo
+    from xtl.model import zoo
 
     e5 = zoo.PRESETS["multilingual-e5-small"].hparams
     assert resolve("max_length", task="tatoeba", preset=e5) == (512, "task")
@@ -296,8 +287,9 @@ def test_multi_task_notebook_parameters_carry_per_task_values(tmp_path):
 @pytest.mark.usefixtures("one_thread")
 def test_multi_task_stage_featurises_and_decodes_each_task_with_its_own_values(
         tiny_dir, tmp_path, monkeypatch):
-    from xtl import evaluate, features
-    from xtl.models import build
+    from xtl.data import features
+    from xtl.evaluation import evaluate
+    from xtl.model.models import build
 
     nli, qa = tasks.get("synth-nli"), tasks.get("synth-qa")
     trains = [sources.load(nli, "train", "en", size=32), sources.load(qa, "train", "en", size=16)]
@@ -390,7 +382,7 @@ def test_dev_subset_takes_the_first_rows_and_names_them():
 
 @pytest.mark.usefixtures("one_thread")
 def test_the_report_states_the_selection_rule(tiny_dir, tmp_path):
-    from xtl.models import build
+    from xtl.model.models import build
 
     nli = tasks.get("synth-nli")
     model, tok, _ = build(tiny_dir, [nli], seed=0)
@@ -456,7 +448,7 @@ def test_tatoeba_r_retrieves_after_a_squad_stage():
 
 
 def test_xtreme_r_score_counts_tatoeba_after_squad_only():
-    from xtl import results
+    from xtl.analysis import results
 
     assert results.BENCHMARK_TASKS["xtreme-r"]["tatoeba_r"] == "tatoeba"
     assert results.BENCHMARK_TASKS["xtreme-r"]["tatoeba"] is None
@@ -483,7 +475,7 @@ def test_a_plan_without_recipes_still_loads(tmp_path):
 
 def test_the_generators_revision_renames_generated_cells_only(monkeypatch):
     """Contract v1 revision 5: what a generator produces is part of a generated task's identity."""
-    from xtl import synth
+    from xtl.offline import synth
 
     def ids() -> dict[str, str]:
         return {c.axes["target"]: c.id for c in cells(False, targets=["synth-nli", "xnli"])}

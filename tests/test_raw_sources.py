@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from conftest import SHARED
 
-from xtl import sources, tasks
+from xtl.data import sources, tasks
 
 RAW = SHARED / "data" / "raw"
 

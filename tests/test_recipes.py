@@ -7,9 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xtl import config, evaluate, features, metrics, models, sources, tasks, zoo
-from xtl.errors import ModelError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.core.errors import ModelError
+from xtl.data import features, sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.evaluation import evaluate, metrics
+from xtl.grid import config
+from xtl.model import models, zoo
 
 ROWS = [("the cat sleeps", "a cat sleeps", 0), ("the cat sleeps", "no animal sleeps", 1),
         ("it rains", "water falls", 0), ("it rains", "the sun is out", 1)]

@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from conftest import TINY_GRID
 
-from xtl import cli, config, lock, plan, precedence, rundir, sources, tasks
-from xtl import run as runner
-from xtl.readers import bucc, conllu, text_lines
-from xtl.store import atomic_write_json
+from xtl import cli
+from xtl.core.store import atomic_write_json
+from xtl.data import sources, tasks
+from xtl.data.readers import bucc, conllu, text_lines
+from xtl.grid import config, lock, plan, precedence, rundir
+from xtl.grid import run as runner
 
 EXP = TINY_GRID
 
@@ -262,10 +264,10 @@ def test_a_damaged_lock_in_the_run_directory_is_taken_over(run_dir, capsys):
 # --- 3. the feature cache verifies itself -----------------------------------------------------
 
 def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny_dir):
-    from xtl.features import cache_key, features
-    from xtl.hparams import HPARAM_DEFAULTS
-    from xtl.models import build
-    from xtl.zoo import cache_dir
+    from xtl.data.features import cache_key, features
+    from xtl.data.hparams import HPARAM_DEFAULTS
+    from xtl.model.models import build
+    from xtl.model.zoo import cache_dir
 
     nli = tasks.get("synth-nli")
     tokenizer = build(tiny_dir, [nli])[1]

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from test_results import run_dir  # noqa: F401  (the hand-written run directory fixture)
 
-from xtl import config, plan, questions, reports
+from xtl.analysis import questions, reports
+from xtl.grid import config, plan
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = ("rq_scale", "rq_translated", "rq_lowresource", "rq_scale_lowresource",
@@ -46,7 +47,7 @@ def test_paper_file_has_the_nine_tasks_and_all_nine() -> None:
 
 
 def test_translated_preview_tasks_train_in_their_language() -> None:
-    from xtl.tasks import get
+    from xtl.data.tasks import get
 
     task = get("synth-nli_mt_de")
     assert task.train_language == "de" and task.label_names == get("synth-nli").label_names
@@ -75,7 +76,7 @@ def test_analysis_and_explorer_notebooks_render(run_dir: Path, tmp_path: Path) -
     results.parquet written); the explorer executes headless."""
     import papermill as pm
 
-    from xtl.run import kernel_name, render_html
+    from xtl.grid.run import kernel_name, render_html
 
     kernel = kernel_name()
     out = run_dir / "analysis" / "analysis.ipynb"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xtl import config, plan, rerun, run, rundir
-from xtl.errors import XtlError
-from xtl.store import atomic_write_json
+from xtl.core.errors import XtlError
+from xtl.core.store import atomic_write_json
+from xtl.grid import config, plan, rerun, run, rundir
 
 EXP = ("xtl: 1\nmodels: [tiny]\nintermediate: [none, synth-nli]\ntargets: [synth-nli]\n"
        "eval_languages: [de]\n")

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import explore, index, parameter_counts, reports, results, sections, uncertainty
-from xtl.errors import DataError
+from xtl.analysis import explore, parameter_counts, reports, results, sections, uncertainty
+from xtl.core.errors import DataError
+from xtl.grid import index
 
 HP = {"epochs": 2}
 
@@ -206,7 +207,7 @@ def test_stale_predictions_are_refused(run_dir: Path) -> None:
 
 
 def test_accuracy_and_qa_counts() -> None:
-    from xtl.tasks import get
+    from xtl.data.tasks import get
 
     lines = [{"id": "1", "prediction": "neutral", "reference": "neutral"},
              {"id": "2", "prediction": "neutral", "reference": "entailment"}]

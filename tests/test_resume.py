@@ -14,10 +14,12 @@ import torch
 from conftest import assert_same_checkpoint
 from safetensors.torch import load_file
 
-from xtl import atomicdir, faults, resume, sources, tasks, train
-from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build, verify_checkpoint
+from xtl.core import atomicdir, faults
+from xtl.core.errors import ConfigError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model.models import build, verify_checkpoint
+from xtl.training import resume, train
 
 TASK = tasks.get("synth-nli")
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
@@ -158,9 +160,10 @@ def test_a_swap_interrupted_between_its_renames_is_recovered(tmp_path):
 CHILD = """
 import json, sys
 from pathlib import Path
-from xtl import sources, tasks, train
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
+from xtl.data import sources, tasks
+from xtl.training import train
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model.models import build
 tiny, out, hp = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 task = tasks.get("synth-nli")
 data = sources.load(task, "train", "en", size=96), sources.load(task, "validation", "en", size=48)

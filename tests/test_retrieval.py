@@ -12,9 +12,11 @@ import torch
 from conftest import SHARED
 from transformers import AutoModel, AutoTokenizer
 
-from xtl import bitext, embeddings, retrieval, retrieval_metrics, search
-from xtl.bitext import Bitext, Side
-from xtl.errors import ConfigError, DataError
+from xtl.cells import retrieval
+from xtl.core.errors import ConfigError, DataError
+from xtl.data import embeddings, search
+from xtl.evaluation import bitext, retrieval_metrics
+from xtl.evaluation.bitext import Bitext, Side
 
 RAW = SHARED / "data" / "raw"
 
@@ -234,7 +236,7 @@ def test_margin_mine_threshold_still_uses_up_sentences():
 
 
 def oracle_mine(x: np.ndarray, y: np.ndarray, k: int) -> list[tuple[int, int, float]]:
-    """XTREME's BUCC mining (the module docstring of xtl.retrieval), written out with plain
+    """XTREME's BUCC mining (the module docstring of xtl.cells.retrieval), written out with plain
     loops: the reference for margin_mine."""
     sims = x @ y.T
     kx, ky = min(k, len(y)), min(k, len(x))

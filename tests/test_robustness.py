@@ -1,6 +1,6 @@
 """A full disk and concurrent commands: nothing lost, nothing corrupted, a rerun completes.
 
-ENOSPC is injected where every file of the kit is written (`xtl.store.atomic_write_bytes`):
+ENOSPC is injected where every file of the kit is written (`xtl.core.store.atomic_write_bytes`):
 in-process for the unit tests, and through a `sitecustomize` on PYTHONPATH for real `xtl run`
 processes and the notebook kernels they start (each counts its own writes). After a failed
 write, a rerun must give the results of an uninterrupted run (the `baseline` of
@@ -22,7 +22,8 @@ from conftest import FAULT_EXP, xtl_env
 from conftest import results as _results
 from test_runner import _xtl
 
-from xtl import atomicdir, lock, store
+from xtl.core import atomicdir, store
+from xtl.grid import lock
 
 
 def _enospc(path) -> OSError:
@@ -113,7 +114,7 @@ if _spec:
     _who, _name, _n = _spec.split(":")
     _role = "kernel" if "ipykernel" in " ".join(sys.orig_argv) else "runner"
     if _role == _who:
-        import xtl.store as _store
+        import xtl.core.store as _store
         _real, _seen = _store.atomic_write_bytes, [0]
 
         def _full(path, data, fault_point=None):

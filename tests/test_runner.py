@@ -13,9 +13,9 @@ import pytest
 from conftest import FAULT_EXP, assert_same_checkpoint, run_xtl, xtl_env
 from conftest import results as _results
 
-from xtl import config, lock, plan, run, rundir
-from xtl.errors import ConfigError
-from xtl.store import atomic_write_json, read_json
+from xtl.core.errors import ConfigError
+from xtl.core.store import atomic_write_json, read_json
+from xtl.grid import config, lock, plan, run, rundir
 
 
 def _plan(tmp_path, text=FAULT_EXP):
@@ -71,7 +71,7 @@ def test_fresh_lock_on_another_host_is_respected(tmp_path):
 @pytest.mark.parametrize("spec, calls, dies", [("here", 1, True), ("here:2", 1, False),
                                                ("here:2", 2, True), ("elsewhere", 3, False)])
 def test_fault_point_kills_at_the_named_occurrence(spec, calls, dies):
-    code = "from xtl.faults import fault\n" + "fault('here')\n" * calls
+    code = "from xtl.core.faults import fault\n" + "fault('here')\n" * calls
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "XTL_FAULT": spec})
     assert (proc.returncode == -9) == dies
 

@@ -15,10 +15,12 @@ import pytest
 import torch
 import yaml
 
-from xtl import config, index, plan, resume, rundir, tasks
-from xtl import run as runner
-from xtl.errors import ConfigError
-from xtl.store import sha256_file
+from xtl.core.errors import ConfigError
+from xtl.core.store import sha256_file
+from xtl.data import tasks
+from xtl.grid import config, index, plan, rundir
+from xtl.grid import run as runner
+from xtl.training import resume
 
 GOOD = "xtl: 1\nmodels: [tiny]\nintermediate: [none, synth-nli]\ntargets: [synth-nli]\n"
 
@@ -92,7 +94,7 @@ def test_resume_state_is_loaded_without_running_pickled_code(tmp_path):
 
 def test_a_multi_gpu_job_file_is_unpickled_only_from_a_private_launch_directory(tmp_path):
     """job.pt is a full pickle: a rank refuses one in a directory others could have written."""
-    from xtl import launch
+    from xtl.training import launch
 
     shared = tmp_path / ".launch-shared"
     shared.mkdir()

@@ -1,4 +1,4 @@
-"""Shortcut baselines (xtl.shortcuts): what each computes, on hand-made rows and on the real
+"""Shortcut baselines (evaluation.shortcuts): what each computes, on hand-made rows and on the real
 samples, how a cell stores them, and how the reports compare them with the model."""
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from xtl import chance, phases, sections, shortcuts, sources, tasks
+from xtl.analysis import sections
+from xtl.cells import phases
+from xtl.core import chance
+from xtl.data import sources, tasks
+from xtl.evaluation import shortcuts
 
 
 def test_lookup_tags_memorises_the_most_frequent_tag():

@@ -9,8 +9,12 @@ import datasets
 import pytest
 import yaml
 
-from xtl import cli, config, plan, provenance, run, rundir, smoke, smokecaps, sources, tasks, zoo
-from xtl.errors import ConfigError, ModelError
+from xtl import cli
+from xtl.core import provenance, smokecaps
+from xtl.core.errors import ConfigError, ModelError
+from xtl.data import sources, tasks
+from xtl.grid import config, plan, run, rundir, smoke
+from xtl.model import zoo
 
 MISSING_MODEL = "org/not-downloaded-model"
 

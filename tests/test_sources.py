@@ -8,8 +8,9 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtl import hub, sources, tasks
-from xtl.errors import DataError
+from xtl.core import hub
+from xtl.core.errors import DataError
+from xtl.data import sources, tasks
 
 HUB_TASKS = sorted(name for name, t in tasks.REGISTRY.items() if t.hub_id)
 

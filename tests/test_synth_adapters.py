@@ -2,7 +2,7 @@
 
 For each synthetic task and a real counterpart with a sample in the test mirror (conftest.HUB): the
 generator's rows, written as a Hub-layout Parquet file where the real task expects it, load
-through the REAL task's adapter (xtl.sources.load over a mirror) into exactly the rows the
+through the REAL task's adapter (xtl.data.sources.load over a mirror) into exactly the rows the
 synthetic task gives, and the real sample loads through that adapter into the same columns
 and types.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 from conftest import HUB, write_hub
 
-from xtl import sources, tasks
-from xtl.synth import ner, nli, qa, retrieval
+from xtl.data import sources, tasks
+from xtl.offline.synth import ner, nli, qa, retrieval
 
 # (synthetic task, its generator module, real task, language, split)
 PAIRS = [

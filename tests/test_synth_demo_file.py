@@ -1,7 +1,7 @@
 """parameters/demo.yaml (`make demo`): e5-small, real PAN-X and Tatoeba samples and the
 synthetic benchmark, set out in full; and the synthetic tasks stay out of reach of their
-shortcut baselines (xtl.shortcuts), against the model's English scores of the demo run pinned
-in tests/golden/demo_reference.json."""
+shortcut baselines (xtl.evaluation.shortcuts), against the model's English scores of the demo run
+pinned in tests/golden/demo_reference.json."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from collections import Counter
 import pytest
 from conftest import REPO
 
-from xtl import config, plan, shortcuts, sources, tasks
-from xtl.languages import LANGUAGES
+from xtl.data import sources, tasks
+from xtl.data.languages import LANGUAGES
+from xtl.evaluation import shortcuts
+from xtl.grid import config, plan
 
 DEMO = REPO / "parameters" / "demo.yaml"
 REFERENCE = json.loads((REPO / "tests" / "golden" / "demo_reference.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for the synthetic parallel NER task in the PAN-X schema (xtl.synth.ner)."""
+"""Tests for the synthetic parallel NER task in the PAN-X schema (xtl.offline.synth.ner)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtl.synth import ner
+from xtl.offline.synth import ner
 
 HUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "hub"
 PANX_SAMPLES = [HUB / f"google/xtreme/PAN-X.{lang}/validation-00000-of-00001.parquet"

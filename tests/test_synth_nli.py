@@ -1,4 +1,4 @@
-"""Tests for the synthetic parallel NLI task (xtl.synth.nli)."""
+"""Tests for the synthetic parallel NLI task (xtl.offline.synth.nli)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtl.synth import nli
+from xtl.offline.synth import nli
 
 XNLI_SAMPLE = (
     Path(__file__).resolve().parents[2]

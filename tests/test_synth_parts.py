@@ -1,7 +1,7 @@
 """The synthetic benchmark measures transfer, not memory: disjoint parts of the meaning space
 (an intermediate stage never trains on what its targets train or evaluate on), an open NER
 vocabulary (no evaluation name is ever trained on, in any language) and NLI labels that
-length/overlap features cannot predict (xtl/synth/common.py, ner.py, nli.py)."""
+length/overlap features cannot predict (xtl/offline/synth/common.py, ner.py, nli.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections import Counter
 
 import pytest
 
-from xtl import shortcuts, sources, tasks
-from xtl.synth import common, ner, nli, qa, retrieval
+from xtl.data import sources, tasks
+from xtl.evaluation import shortcuts
+from xtl.offline.synth import common, ner, nli, qa, retrieval
 
 STAGE_TASKS = ("synth-nli", "synth-qa", "synth-ner")  # the offline intermediate tasks
 CHANCE = 100 / 3

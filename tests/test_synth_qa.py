@@ -1,4 +1,4 @@
-"""Tests for the synthetic parallel extractive QA task in the SQuAD schema (xtl.synth.qa)."""
+"""Tests for the synthetic parallel extractive QA task (xtl.offline.synth.qa)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtl.synth import nli, qa
+from xtl.offline.synth import nli, qa
 
 HUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "hub"
 SQUAD_SAMPLE = HUB / "rajpurkar/squad_v2/squad_v2/validation-00000-of-00001.parquet"

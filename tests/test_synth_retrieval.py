@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtl.synth import nli, retrieval
+from xtl.offline.synth import nli, retrieval
 
 HUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "hub"
 TATOEBA_SAMPLES = [HUB / f"google/xtreme/tatoeba.{iso3}/validation-00000-of-00001.parquet"

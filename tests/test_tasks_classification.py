@@ -13,10 +13,10 @@ import pytest
 from conftest import write_hub
 from transformers import AutoTokenizer
 
-from xtl import sources, tasks
-from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.tasks import pair_classification as pc
+from xtl.core.errors import DataError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.tasks import pair_classification as pc
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
 PAWSX_RAW = RAW / ("pawsx/hf_dummy/paws-x/{language}__1.1.0/dummy_data/x-final.tar.gz/"

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from xtl import embeddings, search
-from xtl.tasks import dual_encoder as de
-from xtl.tasks import get
+from xtl.data import embeddings, search
+from xtl.data.tasks import dual_encoder as de
+from xtl.data.tasks import get
 
 # task -> [(canonical split, language, the (repo id, config, split) the kit must request)]
 HUB_REQUESTS = {
@@ -85,7 +85,7 @@ def test_streaming_knn_equals_brute_force_on_chunks_and_memmaps(monkeypatch, tmp
 
 @pytest.mark.usefixtures("one_thread")
 def test_pool_cache_hits_until_the_weights_or_the_encoder_change(tiny_dir):
-    from xtl import models
+    from xtl.model import models
 
     model, _, _ = models.build(tiny_dir, [get("lareqa")])
     cache, calls = embeddings.EmbeddingCache(), []
@@ -119,7 +119,7 @@ def test_xtreme_r_parameters_make_lareqa_and_mewslix_ordinary_target_cells():
     that start from each intermediate stage and train on their English data."""
     from pathlib import Path
 
-    from xtl import config, plan
+    from xtl.grid import config, plan
 
     exp = config.load(Path(__file__).resolve().parents[1] / "parameters" / "xtreme_r.yaml")
     cells = plan.build(exp, check_models=False).cells
@@ -148,10 +148,10 @@ def _gather_cases() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
 
 
 def _rank(rank: int, world: int, init: str, out: str) -> None:
-    """One gloo process: its strided share of each case, loss weighted as `xtl.train` does."""
+    """One gloo process: its strided share of each case, loss weighted as `training.train` does."""
     import torch.distributed as dist
 
-    from xtl import sampling
+    from xtl.training import sampling
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
@@ -174,7 +174,7 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
 def test_two_processes_see_every_candidate_as_one_process_does(tmp_path):
     """2 gloo processes x their share give the loss and the gradients of 1 process x all rows:
     the negatives are gathered with their gradient
-    (xtl.tasks.dual_encoder_gather.gather_candidates)."""
+    (xtl.data.tasks.dual_encoder_gather.gather_candidates)."""
     import torch.multiprocessing as mp
 
     mp.spawn(_rank, args=(2, f"file://{tmp_path}/init", str(tmp_path)), nprocs=2)

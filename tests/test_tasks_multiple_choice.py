@@ -12,11 +12,14 @@ import pytest
 import torch
 from conftest import write_hub
 
-from xtl import evaluate, phases, sources, tasks, train
-from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
-from xtl.tasks import multiple_choice as mc
+from xtl.cells import phases
+from xtl.core.errors import DataError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.tasks import multiple_choice as mc
+from xtl.evaluation import evaluate
+from xtl.model.models import build
+from xtl.training import train
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
 XCOPA_SAMPLED = ("et", "ht", "id", "qu", "sw", "zh")  # languages with a real sample (MANIFEST)

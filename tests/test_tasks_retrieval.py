@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from conftest import HUB, SHARED
 
-from xtl import bitext, config, plan, retrieval, run, rundir, sources, tasks
-from xtl.errors import ConfigError, DataError
-from xtl.readers import bucc as bucc_reader
-from xtl.readers import tatoeba as tatoeba_reader
-from xtl.store import read_json
-from xtl.tasks import retrieval as fmt
+from xtl.cells import retrieval
+from xtl.core.errors import ConfigError, DataError
+from xtl.core.store import read_json
+from xtl.data import sources, tasks
+from xtl.data.readers import bucc as bucc_reader
+from xtl.data.readers import tatoeba as tatoeba_reader
+from xtl.data.tasks import retrieval as fmt
+from xtl.evaluation import bitext
+from xtl.grid import config, plan, run, rundir
 
 RAW = SHARED / "data" / "raw"
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "retrieval.ipynb"

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from xtl import evaluate, models, sources, tasks, train
-from xtl import hub as xtl_hub
-from xtl.errors import ConfigError, DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.tasks import Task, span_qa
-from xtl.tasks import span_qa_rows as qa_rows
-from xtl.tasks import span_qa_windows as qa_windows
+from xtl.core import hub as xtl_hub
+from xtl.core.errors import ConfigError, DataError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.tasks import Task, span_qa
+from xtl.data.tasks import span_qa_rows as qa_rows
+from xtl.data.tasks import span_qa_windows as qa_windows
+from xtl.evaluation import evaluate
+from xtl.model import models
+from xtl.training import train
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 TYDI = "google-research-datasets/tydiqa"

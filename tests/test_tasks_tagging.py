@@ -15,14 +15,16 @@ from conftest import SHARED
 from test_translated import HUB_REQUESTS as TRANSLATED_REQUESTS
 from test_translated import write_missing_hub_samples as write_translated_samples
 
-from xtl import aggregate, evaluate, sources, tasks, train
-from xtl.errors import ConfigError, DataError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
-from xtl.readers import conllu, panx
-from xtl.tasks import tagging
-from xtl.tasks import tagging_rows as tag_rows
-from xtl.tasks import tagging_windows as tag_windows
+from xtl.core.errors import ConfigError, DataError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.data.readers import conllu, panx
+from xtl.data.tasks import tagging
+from xtl.data.tasks import tagging_rows as tag_rows
+from xtl.data.tasks import tagging_windows as tag_windows
+from xtl.evaluation import aggregate, evaluate
+from xtl.model.models import build
+from xtl.training import train
 
 RAW = SHARED / "data" / "raw"
 UD25 = RAW / "udpos" / "ud-treebanks-v2.5"
@@ -474,7 +476,7 @@ def test_tiny_model_learns_toy_tags_and_evaluates(tiny_dir, toy_mirror, tmp_path
 def test_label_goes_past_a_bare_word_start_marker_under_the_content_rule():
     """e5/XLM-R split a CJK character into "▁" + the character: v1's rule labels the character
     (tests/test_protocol.py has both rules on a real SentencePiece-style tokenizer)."""
-    from xtl.tasks.tagging_windows import _label_positions
+    from xtl.data.tasks.tagging_windows import _label_positions
 
     bare = 6
     # word 0 = ["▁", "微"], word 1 = ["▁软"] (content first), word 2 = ["▁"] only

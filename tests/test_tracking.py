@@ -1,4 +1,4 @@
-"""Experiment tracking (xtl.tracking): off by default, one key, cell id as run name, loud when
+"""Experiment tracking (xtl.core.tracking): off by default, one key, cell id as run name, loud when
 a tracker's package is missing, and no change to any cell id."""
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ import pytest
 import torch
 from accelerate.tracking import GeneralTracker
 
-from xtl import config, plan, run, sources, tasks, tracking, train
-from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import build
+from xtl.core import tracking
+from xtl.core.errors import ConfigError
+from xtl.data import sources, tasks
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.grid import config, plan, run
+from xtl.model.models import build
+from xtl.training import train
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
         "targets": ["synth-nli"]}

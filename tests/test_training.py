@@ -8,11 +8,13 @@ import pytest
 import torch
 from conftest import assert_same_checkpoint
 
-from xtl import devices, phases, resume, sampling, selection, sources, tasks, train, train_data
-from xtl.errors import ConfigError, DataError, ModelError
-from xtl.features import features
-from xtl.hparams import HPARAM_DEFAULTS
-from xtl.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
+from xtl.cells import phases
+from xtl.core.errors import ConfigError, DataError, ModelError
+from xtl.data import sources, tasks
+from xtl.data.features import features
+from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.model.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
+from xtl.training import devices, resume, sampling, selection, train, train_data
 
 HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
                         "precision": "fp32"}

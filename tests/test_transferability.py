@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import config, estimate, plan, run, rundir, throughput
-from xtl import transferability as T
-from xtl import transferability_report as R
-from xtl.errors import ConfigError
+from xtl.analysis import transferability_report as R
+from xtl.core.errors import ConfigError
+from xtl.evaluation import transferability as T
+from xtl.grid import config, estimate, plan, run, rundir, throughput
 
 # The worked example (two well-separated classes in 2-D), its values computed by hand from
 # the definitions with numpy (and checked against the reference LogME code's copy in
@@ -312,7 +312,8 @@ def test_cell_embeds_each_format_and_writes_its_estimates(tmp_path, tiny_dir, on
                                                           task, unit):
     import torch
 
-    from xtl import tasks, transferability_cell
+    from xtl.cells import transferability_cell
+    from xtl.data import tasks
 
     target = tasks.get(task)
     train_task = target.train_task or task
@@ -345,8 +346,9 @@ def test_cell_embeds_each_format_and_writes_its_estimates(tmp_path, tiny_dir, on
 
 
 def test_qa_units_mark_one_start_per_answer_window(tiny_dir):
-    from xtl import features, sources, tasks, transferability_cell
-    from xtl.models import build
+    from xtl.cells import transferability_cell
+    from xtl.data import features, sources, tasks
+    from xtl.model.models import build
 
     task = tasks.get("synth-qa")
     net, tok, _ = build(tiny_dir, [])

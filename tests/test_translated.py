@@ -10,9 +10,9 @@ import datasets
 import pytest
 from conftest import SHARED
 
-from xtl import sources, tasks
-from xtl.tasks import pair_classification as pc
-from xtl.tasks import span_qa
+from xtl.data import sources, tasks
+from xtl.data.tasks import pair_classification as pc
+from xtl.data.tasks import span_qa
 
 RAW = SHARED / "data" / "raw"
 MLQA = "facebook/mlqa"

@@ -13,11 +13,13 @@ import pytest
 from conftest import write_hub
 from test_mewslix import _jsonl, entity, pair
 
-from xtl import aggregate, results, run
-from xtl.readers import mewslix
-from xtl.readers import squad as squad_json
-from xtl.store import read_json
-from xtl.tasks.dual_encoder import LAREQA_LANGUAGES
+from xtl.analysis import results
+from xtl.core.store import read_json
+from xtl.data.readers import mewslix
+from xtl.data.readers import squad as squad_json
+from xtl.data.tasks.dual_encoder import LAREQA_LANGUAGES
+from xtl.evaluation import aggregate
+from xtl.grid import run
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 XQUAD_R = RAW / "lareqa" / "xquad-r"

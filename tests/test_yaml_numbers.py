@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from xtl import config, plan
-from xtl.errors import ConfigError
+from xtl.core.errors import ConfigError
+from xtl.grid import config, plan
 
 EXP = """\
 xtl: 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xtl import sources, tasks, zoo
-from xtl.errors import ModelError
-from xtl.models import build
+from xtl.core.errors import ModelError
+from xtl.data import sources, tasks
+from xtl.model import zoo
+from xtl.model.models import build
 
 
 def test_preset_path_and_unknown(tiny_dir):

@@ -10,13 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
-from xtl.errors import ConfigError, XtlError
-from xtl.tables import plural
+from xtl.core.errors import ConfigError, XtlError
+from xtl.core.tables import plural
 
 
 def _tasks(args: argparse.Namespace) -> None:
-    from xtl import mlm, tasks  # noqa: F401  (mlm registers its task, as loading a file does)
-    from xtl.tables import table
+    from xtl.core.tables import table
+    from xtl.data import mlm, tasks  # noqa: F401  (mlm registers its task, as loading a file does)
 
     rows = [(name, task.format, plural(len(task.languages), "language"),
              _source(task) + (f" (trains on {task.train_task})" if task.train_task else ""))
@@ -29,7 +29,7 @@ def _source(task) -> str:
     if task.combine:
         return "combines " + " + ".join(task.combine)
     if task.generator is not None:
-        return "generated (xtl.synth)"
+        return "generated (xtl.offline.synth)"
     if task.bundled:
         return f"bundled real sample (xtl/offline/samples/{task.raw_path}/)"
     raw = f"raw files <raw_dir>/{task.raw_path}/"
@@ -40,7 +40,7 @@ def _source(task) -> str:
 
 
 def _plan(args: argparse.Namespace) -> None:
-    from xtl import estimate, plan, run, rundir
+    from xtl.grid import estimate, plan, run, rundir
 
     exp, built, run_dir = run.prepare(args.file, args.out, force=True, require_local=False)
     missing = plan.unavailable(built, exp)
@@ -72,7 +72,7 @@ def _plan(args: argparse.Namespace) -> None:
 
 def _check(path: str):
     """`xtl plan --check`: every gap at once and NOT OK (exit 1), or the result to print last."""
-    from xtl import check, config, plan
+    from xtl.grid import check, config, plan
 
     exp = config.load(path)
     result = check.run_check(plan.build(exp, require_models=False), exp)
@@ -84,8 +84,8 @@ def _check(path: str):
 
 def _estimate(args: argparse.Namespace, exp, built, states):
     """`xtl plan --estimate`: figures from --throughput FILE, else a (cached) calibration."""
-    from xtl import estimate
-    from xtl.throughput import load_throughput
+    from xtl.grid import estimate
+    from xtl.grid.throughput import load_throughput
 
     slots, shared = args.slots, 1
     if slots is None:
@@ -98,7 +98,7 @@ def _estimate(args: argparse.Namespace, exp, built, states):
     if args.throughput:
         figures = load_throughput(args.throughput)
     else:
-        from xtl import calibrate
+        from xtl.grid import calibrate
 
         figures = calibrate.calibrate(works, mirror, raw, refresh=args.recalibrate)
     pending = {cid for cid, (state, _) in states.items() if state != "done"}
@@ -108,7 +108,7 @@ def _estimate(args: argparse.Namespace, exp, built, states):
 def _executor_slots(exp) -> tuple[int, int]:
     """(cells at a time, CPU cells sharing the cores) of the file's executor: the local one runs
     a cell per GPU group, or `cpu_cells` on the CPU; a cluster's is unknown here (--slots)."""
-    from xtl.executors.local import gpu_groups
+    from xtl.grid.executors.local import gpu_groups
 
     spec = exp["executor"]
     if spec["kind"] != "local":
@@ -118,10 +118,10 @@ def _executor_slots(exp) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from xtl import run
+    from xtl.grid import run
 
     if args.smoke is not None:
-        from xtl import smoke
+        from xtl.grid import smoke
 
         result = smoke.run(args.file, args.out, args.smoke, args.steps, args.model, args.mirror,
                            args.raw_dir)
@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from xtl import config, run
+    from xtl.grid import config, run
 
     root = run.output_dir(config.load(args.file), args.out)
     if not (root / "plan.json").is_file():
@@ -145,13 +145,13 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from xtl import run
+    from xtl.grid import run
 
     print(run.status_table(_root(args)))
 
 
 def _report(args: argparse.Namespace) -> None:
-    from xtl import run, rundir
+    from xtl.grid import run, rundir
 
     root = _root(args)
     rundir.read_plan(root)  # a damaged plan.json: one clear error before any rendering
@@ -160,7 +160,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _data_show(args: argparse.Namespace) -> None:
-    from xtl import sources, tasks
+    from xtl.data import sources, tasks
 
     task = tasks.get(args.task)
     language = args.lang or task.train_language
@@ -172,14 +172,14 @@ def _data_show(args: argparse.Namespace) -> None:
 
 
 def _data_download(args: argparse.Namespace) -> None:
-    from xtl import mirror
+    from xtl.grid import mirror
 
     written = mirror.download(args.file, Path(args.to))
     print(f"wrote {len(written)} split files under {args.to}")
 
 
 def _rerun(args: argparse.Namespace) -> None:
-    from xtl import rerun
+    from xtl.grid import rerun
 
     job = rerun.prepare(Path(args.run_dir), args.cell, Path(args.to) if args.to else None)
     if args.params_only:

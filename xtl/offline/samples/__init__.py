@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from xtl.errors import DataError
+from xtl.core.errors import DataError
 
 
 def root() -> Path:
@@ -23,7 +23,7 @@ def root() -> Path:
     return found
 
 
-# What the real samples can and cannot show, for the reports (xtl.reports).
+# What the real samples can and cannot show, for the reports (xtl.analysis.reports).
 CAN_SHOW = (
     "panx-sample and tatoeba-sample are REAL text (PAN-X / WikiANN, Tatoeba; README.md here): "
     "zero-shot NER F1 and sentence-retrieval accuracy on them are real cross-lingual transfer, "

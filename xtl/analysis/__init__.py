@@ -1,0 +1,1 @@
+"""xtl's analysis layer (docs/architecture.md)."""

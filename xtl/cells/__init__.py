@@ -1,0 +1,1 @@
+"""xtl's cells layer (docs/architecture.md)."""

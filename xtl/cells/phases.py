@@ -1,0 +1,410 @@
+"""What the phase notebooks call: one object per executed cell that knows its directories,
+loads data, builds and trains the model, evaluates and writes metrics.json.
+
+The notebooks hold the narrative and display; the logic lives here so it is testable without
+a kernel (tests call these functions directly).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from xtl.core.errors import ConfigError, DataError, ModelError, unknown
+from xtl.core.progress import headless
+from xtl.core.provenance import collect
+from xtl.core.store import atomic_write_json, atomic_write_text
+from xtl.data import sources
+from xtl.data.hparams import (
+    HPARAM_DEFAULTS,
+    MULTITASK_KEYS,
+    SPLITS,
+    TASK_KEYS,
+    check_hparam,
+    reads,
+)
+from xtl.data.tasks import Task
+from xtl.data.tasks import resolve as resolve_task
+from xtl.evaluation import evaluate
+from xtl.model import zoo
+from xtl.model.models import build, load_heads, verify_checkpoint
+from xtl.training import devices, resume, train
+
+METRICS_SCHEMA = "xtl.metrics/1"
+
+
+@dataclass
+class CellRun:
+    """The running cell: parameters, directories and the provenance gathered on the way."""
+
+    cell_id: str
+    kind: str
+    cell_dir: Path
+    checkpoint_dir: Path
+    params: dict[str, Any]
+    hparams: dict[str, Any]
+    mirror: Path | None
+    raw: Path | None
+    declared: dict[str, dict]
+    data: dict[str, dict] = field(default_factory=dict)
+    model_source: str = ""
+    parent: dict | None = None
+    precision: str = "fp32"
+    flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
+    training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
+    started: float = field(default_factory=time.time)
+    # a multi-task stage: each task's own TASK values over `hparams` (xtl.data.hparams.TASK_KEYS)
+    task_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # where each value came from: {"*": {key: layer}, "<task>": {key: layer}} (xtl.grid.plan.Recipe)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def task(self, name: str) -> Task:
+        return resolve_task(name, self.declared)
+
+    def hparams_for(self, task: Task) -> dict[str, Any]:
+        """What `task` runs with: the cell's values, its own TASK values over them."""
+        return self.hparams | self.task_hparams.get(task.name, {})
+
+    def load(self, task: Task, split: str, language: str | None = None, size: int | None = None,
+             subsample_seed: int = 0) -> sources.Split:
+        """Canonical rows; `size` takes a fixed random subset (nested across sizes)."""
+        language = language or task.train_language
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ConfigError(f"train size {size!r} must be a positive integer or None")
+        loaded = sources.load(task, split, language, self.mirror, raw=self.raw)
+        if size is not None:
+            if size > len(loaded.rows):
+                raise DataError(f"train size {size} is larger than {task.name}/{language}/{split}"
+                                f" ({len(loaded.rows)} usable rows); not capping silently")
+            # Shuffle once with the subsample seed, then take a prefix: smaller sizes nest.
+            loaded.rows = loaded.rows.shuffle(seed=subsample_seed).select(range(size))
+            loaded.fingerprint = f"{loaded.fingerprint}|n={size}|seed={subsample_seed}"
+        self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
+        return loaded
+
+    def build_model(self, name: str, tasks: list[Task], init_checkpoint: str | None = None):
+        location, self.model_source = zoo.materialize(name)
+        init = Path(init_checkpoint) if init_checkpoint else None
+        model, tokenizer, report = build(location, tasks, init, seed=self.params["seed"],
+                                         expect_like=location if init else None)
+        if report.parent is not None:
+            self.model_source = (f"checkpoint {init_checkpoint} of cell "
+                                 f"{report.parent.get('cell')} (base model: {self.model_source})")
+            self.parent = {"cell": report.parent.get("cell"),
+                           "checksum": report.parent.get("checksum"),
+                           "path": str(init_checkpoint)}
+        return model, tokenizer, report
+
+    def fit(self, model, tokenizer, task: Task, train_split, dev_split) -> train.FitResult:
+        meta = {"cell": self.cell_id, "kind": self.kind, "task": task.name,
+                "parent": self.parent}
+        result = train.fit(model, tokenizer, task, train_split, dev_split, self.hparams,
+                           self.params["seed"], self.checkpoint_dir, self.cell_dir /
+                           "history.jsonl", meta)
+        self.precision = result.precision
+        self.flags |= set(result.flags)
+        self.training = fit_summary(result)
+        return result
+
+    def finished_checkpoint(self) -> Path | None:
+        """This cell's own best checkpoint if a previous run completed its training.
+
+        A run killed mid-training leaves a valid `best` too; its pending resume state says the
+        training is not finished, so the cell trains (resuming) instead of evaluating it.
+        """
+        if resume.pending(self.checkpoint_dir):
+            return None
+        best = self.checkpoint_dir / "best"
+        try:
+            record = verify_checkpoint(best)
+        except ModelError:
+            return None
+        if record.get("cell") != self.cell_id:
+            return None
+        # metrics.json keeps the training summary (and its selection rule) of that run
+        self.training = self.training or _earlier_training(self.cell_dir / "metrics.json")
+        return best
+
+    def load_trained(self, tasks: list[Task], checkpoint: Path):
+        """The encoder AND heads of a finished checkpoint of this cell, ready to evaluate."""
+        record = verify_checkpoint(checkpoint)
+        self.parent = self.parent or record.get("parent")
+        model, tokenizer, _ = build(checkpoint / "encoder", tasks)
+        load_heads(model, checkpoint)
+        return model, tokenizer
+
+    def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
+        """All languages in one process, on the training device, in the training precision."""
+        device = devices.resolve_device(self.hparams["device"])
+        self.precision = devices.resolve_precision(self.hparams["precision"], device)
+        return evaluate.evaluate(model.to(device), tokenizer, task, splits, self.hparams,
+                                 self.precision)
+
+    def finish(self, records: list[dict], examples: list[dict] | None = None,
+               extra: dict | None = None, baselines: list[dict] | None = None,
+               estimates: list[dict] | None = None) -> dict:
+        """Write predictions, then metrics.json (last: its presence means the cell is done);
+        `baselines`: the shortcut scores on the same rows (`xtl.evaluation.shortcuts.for_cell`);
+        `estimates`: a transferability cell's records (`xtl.cells.transferability_cell`)."""
+        if examples:
+            by_file: dict[str, list[str]] = {}
+            for ex in examples:
+                name = f"{ex['task']}.{ex['language']}.{ex['split']}.jsonl"
+                by_file.setdefault(name, []).append(json.dumps(ex, ensure_ascii=False))
+            for name, lines in by_file.items():
+                atomic_write_text(self.cell_dir / "predictions" / name, "\n".join(lines) + "\n")
+        previous = self.cell_dir / "metrics.json"
+        baselines = _merge(previous, baselines or [], "baselines")
+        records = _merge(previous, records)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        doc = {
+            "schema": METRICS_SCHEMA,
+            "cell": self.cell_id,
+            "kind": self.kind,
+            "params": self.params,
+            "records": records,
+            "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
+            **({"baselines": baselines} if baselines else {}),
+            **({"estimates": estimates} if estimates is not None else {}),
+            "provenance": collect(data=self.data, hparams=self.hparams,
+                                  precision=self.precision, model_source=self.model_source,
+                                  parent=self.parent, training=self.training, finished=now,
+                                  wall_seconds=round(time.time() - self.started, 2),
+                                  **(extra or {})),
+        }
+        atomic_write_json(self.cell_dir / "metrics.json", doc, fault_point="metrics_write")
+        return doc
+
+
+METRIC_NOTES = {
+    "udpos_f1": "UD-POS F1 uses seqeval 0.0.12's chunking of UPOS tags, which reproduces the "
+                "official XTREME numbers (seqeval >= 0.0.19 reads 'NOUN' as prefix 'N' + type "
+                "'OUN' and scores differently); token accuracy is reported beside it.",
+    "seqeval_f1": "Entity F1 as seqeval computes it (micro, lenient), per language; token "
+                  "accuracy beside it.",
+    "mlqa": "MLQA EM/F1 use the official per-language answer normaliser.",
+    "squad": "EM/F1 with the SQuAD v1.1 (English) normaliser for every language, as XTREME does.",
+}
+
+
+def metric_note(task: Task) -> str:
+    """How the task's scores are computed, for the report (empty when there is nothing to say)."""
+    return METRIC_NOTES.get(task.metric, "")
+
+
+def fit_summary(result: train.FitResult) -> dict:
+    """What metrics.json keeps of a training run."""
+    return {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_score,
+            "precision": result.precision, "device": result.device,
+            "padded_fraction": round(result.padded_fraction, 4), "collapsed": result.collapsed,
+            "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2),
+            "selection": result.selection}
+
+
+def describe_fit(result: train.FitResult, task: Task) -> None:
+    """One paragraph on a finished fit, for the notebook."""
+    resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+    print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} "
+          f"({result.precision}{resumed}); padded tokens {result.padded_fraction:.1%}; "
+          f"best dev {task.metric} {result.best_score:.2f} at step {result.best_step}")
+    print(f"checkpoint: {result.selection}")
+    if result.collapsed:
+        print("WARNING: collapsed: the dev score never rose above the majority class; this run "
+              "is flagged in metrics.json")
+
+
+def _earlier_training(path: Path) -> dict | None:
+    """The training summary an earlier run of this cell wrote to metrics.json, if any."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("provenance", {}).get("training")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _merge(path: Path, records: list[dict], key: str = "records") -> list[dict]:
+    """Keep earlier records (or baselines) of (task, language, split) this run did not
+    evaluate again."""
+    if not path.is_file():
+        return records
+    fresh = {(r["task"], r["language"], r["split"]) for r in records}
+    old = json.loads(path.read_text(encoding="utf-8")).get(key, [])
+    return [r for r in old if (r["task"], r["language"], r["split"]) not in fresh] + records
+
+
+def check_compatible(target: Task, source: Task) -> None:
+    """A target trained on another task's rows (XNLI on MNLI) needs the same format and labels."""
+    if (target.format, tuple(target.label_names)) != (source.format, tuple(source.label_names)):
+        raise ConfigError(f"target {target.name!r} ({target.format}, {list(target.label_names)}) "
+                          f"cannot train on {source.name!r} ({source.format}, "
+                          f"{list(source.label_names)})")
+
+
+def records_table(records: list[dict]):
+    """Records as a language x metric table (pandas), for display."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
+    return frame.pivot_table(index="language", columns="metric", values="value").round(2)
+
+
+def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: dict,
+          mirror: str | None = None, declared_tasks: dict | None = None,
+          raw_dir: str | None = None, *, task_hparams: dict | None = None,
+          hparam_sources: dict | None = None, **params: Any) -> CellRun:
+    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter).
+
+    `task_hparams` (a multi-task stage): {task: its TASK values}; `hparam_sources`: where the
+    plan resolved each value from ({"*": {key: layer}, task: {key: layer}}), for the report.
+    """
+    for key, value in (("hparams", hparams), ("declared_tasks", declared_tasks or {}),
+                       ("task_hparams", task_hparams or {}),
+                       ("hparam_sources", hparam_sources or {})):
+        if not isinstance(value, dict):
+            raise ConfigError(f"notebook parameter {key} must be a mapping, got {value!r}")
+    for key, value in (("cell_id", cell_id), ("cell_dir", cell_dir),
+                       ("checkpoint_dir", checkpoint_dir)):
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"notebook parameter {key} must be a non-empty string, got "
+                              f"{value!r}")
+    resolved = dict(HPARAM_DEFAULTS)
+    for key, value in hparams.items():
+        check_hparam(key, value, "notebook parameter hparams")
+        resolved[key] = value
+    if kind not in ("stage", "target", "retrieval", "transferability"):
+        raise ConfigError(f"kind must be 'stage', 'target', 'retrieval' or 'transferability', "
+                          f"got {kind!r}")
+    run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
+                  {"cell_id": cell_id, "kind": kind, **params}, resolved,
+                  sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),
+                  dict(declared_tasks or {}), task_hparams=_task_values(task_hparams or {}),
+                  sources=_sources(hparam_sources, hparams, task_hparams or {}))
+    _check_names(run, params)
+    stage_tasks = params.get("tasks") or []
+    for name in run.task_hparams:
+        if name not in stage_tasks:
+            raise ConfigError(f"notebook parameter task_hparams names {name!r}, which is not a "
+                              f"task of this cell ({stage_tasks})")
+    run.cell_dir.mkdir(parents=True, exist_ok=True)
+    if headless():
+        datasets.disable_progress_bars()
+    return run
+
+
+def _sources(given: dict | None, hparams: dict, task_hparams: dict) -> dict[str, dict[str, str]]:
+    """The plan's sources; an ad-hoc run (none given): `notebook` for what its parameters
+    set, `kit` for the defaults."""
+    if given:
+        return {scope: dict(keys) for scope, keys in given.items()}
+    out = {"*": {k: "notebook" if k in hparams else "kit" for k in HPARAM_DEFAULTS}}
+    for name, values in task_hparams.items():
+        out[name] = {k: "notebook" if k in values else out["*"][k] for k in TASK_KEYS}
+    return out
+
+
+def _task_values(task_hparams: dict) -> dict[str, dict[str, Any]]:
+    """Per-task TASK values, checked: a LOOP value (one per cell) cannot be given per task."""
+    out = {}
+    for name, values in task_hparams.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"notebook parameter task_hparams.{name} must be a mapping, got "
+                              f"{values!r}")
+        for key, value in values.items():
+            if key not in TASK_KEYS:
+                raise ConfigError(f"notebook parameter task_hparams.{name}: {key!r} is one value "
+                                  f"per cell, not per task; per-task keys: {', '.join(TASK_KEYS)}")
+            check_hparam(key, value, f"notebook parameter task_hparams.{name}")
+        out[name] = dict(values)
+    return out
+
+
+# What a retrieval cell reads (no training).
+RETRIEVAL_KEYS = ("max_length", "input_prefix", "pooling", "layer", "batch_size", "precision",
+                  "device")
+
+
+def recipe_table(run: CellRun, tasks: list[Task]):
+    """The values this cell runs with and where each came from (`kit`, `preset`, `task`,
+    `file`, `model`, `tasks.<name>`, `grid`; `notebook` for an ad-hoc run), keys the cell's
+    tasks do not read left out. A multi-task stage: the stage's values, then each task's own
+    TASK values (featurisation, decoding, epochs)."""
+    import pandas as pd
+
+    formats = {t.format for t in tasks}
+    if run.kind == "retrieval":
+        keys = list(RETRIEVAL_KEYS)
+    else:
+        keys = [k for k in HPARAM_DEFAULTS if reads(k, formats)
+                and (len(tasks) > 1 or k not in MULTITASK_KEYS)]
+    own = run.sources.get("*", {})
+    rows = []
+    per_task = bool(run.task_hparams)
+    for key in keys:
+        if per_task and key in TASK_KEYS:
+            continue
+        rows.append({"scope": "stage" if per_task else "cell", "key": key,
+                     "value": repr(run.hparams[key]) if isinstance(run.hparams[key], str)
+                     else run.hparams[key], "from": own.get(key, "kit")})
+    for task in tasks if per_task else []:
+        values, where = run.hparams_for(task), run.sources.get(task.name, {})
+        for key in TASK_KEYS:
+            if reads(key, {task.format}):
+                value = values[key]
+                rows.append({"scope": task.name, "key": key,
+                             "value": repr(value) if isinstance(value, str) else value,
+                             "from": where.get(key, "kit")})
+    frame = pd.DataFrame(rows).set_index(["scope", "key"] if per_task else "key")
+    frame["value"] = [_shown_value(v) for v in frame["value"]]
+    return frame.drop(columns="scope", errors="ignore")
+
+
+def _check_names(run: CellRun, params: dict[str, Any]) -> None:
+    """Tasks, evaluation split and languages named by the parameters, before any data is read
+    (a bad evaluation language would otherwise fail only after training)."""
+    names = params.get("tasks") or [params[k] for k in ("task", "train_task") if params.get(k)]
+    for name in names if isinstance(names, list) else [names]:
+        if not isinstance(name, str):
+            raise ConfigError(f"notebook parameters name tasks by strings, got {name!r}")
+        run.task(name)
+    split = params.get("eval_split")
+    if split is not None and split not in SPLITS:
+        raise unknown("notebook parameter eval_split", split, SPLITS)
+    languages = params.get("eval_languages")
+    if languages is not None and params.get("task"):
+        task = run.task(params["task"])
+        for lang in languages if isinstance(languages, list) else [languages]:
+            if lang not in task.languages:
+                raise unknown(f"language of task {task.name!r} in notebook parameter "
+                              "eval_languages", lang, task.languages)
+
+
+def _shown_value(value: Any) -> str:
+    """A recipe value as text: floats as written (1e-08, 0.0005), a long one to 4 significant
+    digits (a layer fraction 14/24 = 0.5833)."""
+    if isinstance(value, float) and not isinstance(value, bool) and len(repr(value)) > 8:
+        return f"{value:.4g}"
+    return str(value)
+
+
+def data_table(run: CellRun, columns: list[str] | None = None):
+    """The data the cell read, one row per task/language/split (`columns` of its provenance,
+    default all). Unusable rows (reason: count) only when some split has them: otherwise the
+    column would be empty in every row."""
+    import pandas as pd
+
+    frame = pd.DataFrame(run.data).T
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame]]
+    if "unusable" in frame:
+        if not any(frame["unusable"]):
+            return frame.drop(columns="unusable")
+        frame["unusable"] = ["; ".join(f"{why}: {n}" for why, n in v.items()) if v else "-"
+                             for v in frame["unusable"]]
+    return frame

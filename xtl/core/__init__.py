@@ -1,0 +1,1 @@
+"""xtl's core layer (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""xtl's data layer (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""xtl's evaluation layer (docs/architecture.md)."""

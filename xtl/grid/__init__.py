@@ -1,0 +1,1 @@
+"""xtl's grid layer (docs/architecture.md)."""

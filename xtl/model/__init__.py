@@ -1,0 +1,1 @@
+"""xtl's model layer (docs/architecture.md)."""

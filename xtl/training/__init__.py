@@ -1,0 +1,1 @@
+"""xtl's training layer (docs/architecture.md)."""
