@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from xtl.analysis import explore, parameter_counts, reports, results, sections, uncertainty
+from xtl.core import chance
 from xtl.core.errors import DataError
 from xtl.grid import index
 
@@ -252,6 +253,16 @@ def test_chance_levels(run_dir: Path) -> None:
     assert level.loc[("xquad", "en"), "chance"] == 30  # QA shown by F1: the F1 bar
 
 
+def test_one_chance_level_for_cells_and_report() -> None:
+    """A target cell's figure and the report ask `xtl.core.chance.level`; a level that depends on
+    the rows (a random ranking's mAP@20, the format's `chance` hook) is averaged there."""
+    ranking = type("Task", (), {"format": "dual_encoder", "label_names": None})()
+    level, kind, _ = chance.level(ranking, "map@20", 0, [0.4, 0.6])
+    assert (level, kind) == (pytest.approx(0.5), "ranking")
+    assert np.isnan(chance.level(ranking, "map@20", 0, [0.4, None])[0])  # a split without one
+    assert chance.level(ranking, "f1", 0)[:2] == (chance.F1_BAR, "bar")
+
+
 def test_report_sections_and_index(run_dir: Path) -> None:
     import matplotlib
 
@@ -260,6 +271,7 @@ def test_report_sections_and_index(run_dir: Path) -> None:
     sections = analysis.sections()
     titles = [s.title for s in sections]
     assert "Zero-shot scores per language, against chance" in titles
+    assert analysis.zero_shot().text == "" and analysis.uncertainty().text == ""  # markdown
     scale = next(s for s in sections if s.title.startswith("(a)"))  # asked by the name
     assert scale.figure is None and "Not shown: 1 model" in scale.text
     assert all(s.caption and "From" in s.caption for s in sections if s.figure is not None)

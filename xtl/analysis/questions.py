@@ -33,7 +33,6 @@ def asked_question(name: str) -> str | None:
     return keys[0] if keys else None
 
 
-
 class Questions:
     """The question sections of an `xtl.analysis.reports.Analysis`, read from its frames."""
 
@@ -152,12 +151,11 @@ class Questions:
 
     def _q_lowresource(self, head: str, missing: str = "") -> Section:
         gains = self._tier_gains()
-        text = "English is left out (the training language)."
-        if missing:
-            text = (f"**Not shown: the tier contrast ({missing}).** The figure gives the gain "
-                    "against target training size for the tier band(s) present only; "
-                    f"`parameters/rq_lowresource.yaml` adds low-resource languages. {text}")
-        return Section(head, text + caution(self.language_gains, self.stages), [],
+        text = (f"**Not shown: the tier contrast ({missing}).** The figure gives the gain "
+                "against target training size for the tier band(s) present only; "
+                "`parameters/rq_lowresource.yaml` adds low-resource languages."
+                if missing else "")
+        return Section(head, (text + caution(self.language_gains, self.stages)).strip(), [],
                        plots.gain_vs_train_size(gains), caption(
                            "Gain over no intermediate task against target training size, mean "
                            "over the zero-shot languages of each tier band (high: Joshi "
@@ -171,9 +169,7 @@ class Questions:
                  .unstack("tier_group"))
         gaps = (tiers["high"] - tiers["low"]).rename("gap").reset_index().dropna(
             subset=["gap"])
-        return Section(head, "Gap = mean zero-shot score of high-tier languages minus that of "
-                       "low-tier languages (English left out).", [("gap per seed",
-                                                                  gaps.round(2))],
+        return Section(head, "", [("gap per seed", gaps.round(2))],
                        plots.tier_gap_vs_size(gaps), caption(
                            "High-minus-low tier gap against encoder parameters, per target and "
                            "intermediate task; error bars: std over seeds.", scores),

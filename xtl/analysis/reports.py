@@ -1,10 +1,12 @@
-"""The analysis report: `Analysis`, its sections, and how a notebook shows them.
+"""The analysis report's numbers: `Analysis`, its sections, and how a notebook shows them.
 
 `Analysis.load(run_dir)` computes every frame once (xtl.analysis.results,
 xtl.analysis.uncertainty); each
-section method returns a `Section` (xtl.analysis.sections: markdown, tables, at most one figure with
-its caption) that notebooks/analysis.ipynb shows with `display`. The research-question
-sections come from xtl.analysis.questions.
+section method returns a `Section` (xtl.analysis.sections: tables, at most one figure with its
+caption, and only the sentences that depend on the run). What each section measures and how to read
+it is the markdown of notebooks/analysis.ipynb, which shows a section with `display_body`
+under its own heading, or with `display` (heading included) where the run decides how many
+there are. The research-question sections come from xtl.analysis.questions.
 """
 
 from __future__ import annotations
@@ -114,15 +116,9 @@ class Analysis(Questions):
                 table = table.drop(columns="note")
             sections.append(Section(
                 f"Gain over no intermediate task ({label})",
-                "Each target's number is the mean over its languages (official XTREME lists "
-                "for XTREME tasks; every evaluated language otherwise) of the headline metric "
-                "(QA: (EM+F1)/2); the gain is the intermediate cell's number minus the "
-                "baseline's, per seed, then averaged over seeds."
-                + (" The last column averages the targets (the XTREME column when all nine "
-                   "XTREME tasks were run)." if average else "")
-                + ("" if fig else " One intermediate task and one target: the table's gain "
-                   "is the whole matrix, so no heatmap is drawn.")
-                + caution(part, self.stages),
+                (("" if fig else "One intermediate task and one target: the table's gain is "
+                  "the whole matrix, so no heatmap is drawn.")
+                 + caution(part, self.stages)).strip(),
                 [("gain over seeds, and the paired-bootstrap interval of the seed-mean gain",
                   table.round(2))],
                 fig, caption(f"Intermediate x target gain (points) for {label}, mean over "
@@ -151,8 +147,7 @@ class Analysis(Questions):
             scores = scores.drop(columns=["hparams"], errors="ignore")
             stats = results.seed_stats(scores.assign(collapsed=scores["collapsed"]), "overall",
                                        ["model", "intermediate", "train_size"])
-            parts.append((f"{bench.upper()} score over seeds (overall = mean over the tasks "
-                          "present; `missing` lists the others)", stats.round(2)))
+            parts.append((f"{bench.upper()} score over seeds", stats.round(2)))
             categories = [c for c in aggregate.GROUPS[bench] if c in scores]
             parts.append((f"{bench.upper()} per category and overall, per seed",
                           scores[["model", "intermediate", "seed", "train_size", *categories,
@@ -166,9 +161,7 @@ class Analysis(Questions):
             return Section("XTREME and XTREME-R scores", "No XTREME or XTREME-R task in this "
                            "run (synthetic or declared targets only): the targets' own means "
                            "are in the table above.")
-        return Section("XTREME and XTREME-R scores", "Task numbers are averaged over each "
-                       "task's official languages (xtl.evaluation.aggregate); a task missing "
-                       "some of them is `partial`.", parts)
+        return Section("XTREME and XTREME-R scores", "", parts)
 
     # ---- per language
 
@@ -183,10 +176,7 @@ class Analysis(Questions):
         levels = (chance.set_index(["target", "language"])["chance"].unstack("language")
                   .reindex(index=list(dict.fromkeys(shown["target"])), columns=mean.columns))
         return Section(
-            "Zero-shot scores per language, against chance",
-            "English is the training language; every other language is zero-shot. Chance: "
-            "1/labels (classification), 1/choices (multiple choice), 1/pool size (retrieval "
-            "top-1); F1 (NER, POS, QA) has no chance level, so the bar F1 30 is marked.",
+            "Zero-shot scores per language, against chance", "",
             [("mean score over seeds", mean.round(1)),
              ("chance level (or F1 bar) per language", levels.round(1)),
              ("how each level is set", chance.drop_duplicates(["target", "note"])[
@@ -220,12 +210,8 @@ class Analysis(Questions):
                            "baselines (they exist for tagging, NLI-style pairs, extractive QA "
                            "and Tatoeba-style retrieval).")
         names = [n for n in shortcuts.DESCRIPTIONS if n in targets or n in stages]
-        text = ("Each cell also scored cheap shortcuts on its own evaluation rows, fit on its "
-                "own English training rows (`xtl.evaluation.shortcuts`): "
-                + "; ".join(f"**{n}**: {shortcuts.DESCRIPTIONS[n]}" for n in names)
-                + ". A zero-shot score shows transfer only where it beats them: `beats` is "
-                "`all`, or names the shortcuts that the lowest of the intermediate tasks' "
-                "scores does not beat.")
+        text = ("Shortcuts in this run: "
+                + "; ".join(f"**{n}**: {shortcuts.DESCRIPTIONS[n]}" for n in names) + ".")
         if self.baselines["model"].nunique() == 1:  # one model: its name says nothing
             targets, stages = (f.drop(columns="model", errors="ignore") for f in (targets, stages))
         tables = []
@@ -254,17 +240,11 @@ class Analysis(Questions):
             return Section("Uncertainty", "No target cell finished.")
         stats = results.seed_stats(self.tasks)
         stats = stats.drop(columns=["hparams"])
-        tables = [("task score over seeds: mean, std, min, max; `collapsed` counts seeds whose "
-                   "training collapsed, `mean_ok` is the mean without them", stats.round(2))]
+        tables = [("task score over seeds", stats.round(2))]
         if len(self.intervals):
-            tables.append((f"paired bootstrap ({uncertainty.SAMPLES} resamples, 95%) of each "
-                           "gain: `gain [low, high]` in points; `all` = the task (languages "
-                           "resampled independently, their gains averaged)",
-                           interval_table(self.intervals)))
-        return Section("Uncertainty: seeds, collapsed runs and bootstrap intervals",
-                       "Intervals resample the evaluation examples (baseline and intermediate "
-                       "on the same resample); seed variation is the std column. Corpus-level "
-                       "metrics (seqeval F1, QA) are recomputed on every resample.", tables)
+            tables.append((f"paired bootstrap of each gain ({uncertainty.SAMPLES} resamples, "
+                           "95%), in points", interval_table(self.intervals)))
+        return Section("Uncertainty: seeds, collapsed runs and bootstrap intervals", "", tables)
 
     # ---- research questions
 
@@ -298,20 +278,6 @@ def _size_groups(gains: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
-
-
-REPORT_STYLE = """<style>
-/* papermill's injected parameters cell: the run directory is in the overview instead */
-.celltag_injected-parameters { display: none; }
-</style>"""
-
-
-def report_style() -> Any:
-    """The analysis report's style (shown by the notebook's first cell): hides the injected
-    parameters cell, the one input cell nbconvert would still show."""
-    from IPython.display import HTML
-
-    return HTML(REPORT_STYLE)
 
 
 def html_table(table: pd.DataFrame) -> str:
@@ -362,12 +328,23 @@ def _decimals(frame: pd.DataFrame) -> int:
 
 
 def display(section: Section, figures: Path | None = None) -> None:
-    """Show a section in a notebook: heading, text, tables, then the figure and its caption
-    (the figure is also saved as <figures>/<name>.png)."""
+    """Show a section under its own heading (sections the run decides the number of)."""
+    from IPython.display import Markdown
+    from IPython.display import display as show
+
+    show(Markdown(f"### {section.title}"))
+    display_body(section, figures)
+
+
+def display_body(section: Section, figures: Path | None = None) -> None:
+    """Show a section whose heading and explanation are the notebook's markdown: its
+    run-dependent sentences, tables, then the figure and its caption (the figure is also
+    saved as <figures>/<name>.png)."""
     from IPython.display import HTML, Markdown
     from IPython.display import display as show
 
-    show(Markdown(f"### {section.title}\n\n{section.text}"))
+    if section.text:
+        show(Markdown(section.text))
     for label, table in section.tables:
         if label:
             show(Markdown(f"*{label}*"))

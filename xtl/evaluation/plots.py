@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from xtl.core import chance as chance_levels
+
 
 def save(fig: plt.Figure, directory: str | Path, name: str) -> Path:
     """`<directory>/<name>.png` at 120 dpi (the README and docs copy these files)."""
@@ -59,15 +61,19 @@ def score_ceiling(*groups: Any) -> float:
     return 100.0
 
 
-def language_scores(table: pd.DataFrame, metric: str, chance: float | None = None) -> plt.Figure:
-    """Zero-shot score per language, English highlighted, chance level as a line."""
+def language_scores(table: pd.DataFrame, metric: str, chance: float | None = None,
+                    kind: str = "chance") -> plt.Figure:
+    """Zero-shot score per language, English highlighted, the chance level (`xtl.core.chance.level`:
+    value and kind; kind "bar" is the F1 bar, dotted) as a line."""
     frame = table[metric].reset_index()
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(frame)), 3.2))
     colors = ["C3" if lang == "en" else "C0" for lang in frame["language"]]
     sns.barplot(data=frame, x="language", y=metric, hue="language", palette=colors,
                 legend=False, ax=ax)
-    if chance is not None:
-        ax.axhline(chance, ls="--", color="grey", label=f"chance ({chance:.1f})")
+    if chance is not None and pd.notna(chance):
+        bar = kind == "bar"
+        ax.axhline(chance, ls=":" if bar else "--", color="grey",
+                   label=f"{'F1 bar' if bar else 'chance'} ({chance:.1f})")
         ax.legend(loc="lower right")
     for bars in ax.containers:  # the value on each bar: near 1 % (or 0) the axis alone is vague
         ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
@@ -194,7 +200,8 @@ def zero_shot_scores(scores: pd.DataFrame, chance: pd.DataFrame) -> plt.Figure:
                 ax.hlines(marks.loc[lang, "chance"], x - 0.45, x + 0.45, colors="black",
                           linestyles=":" if kind == "bar" else "--", lw=1.5)
         kinds = set(marks["kind"]) - {""} if len(marks) else set()
-        note = ("dotted: the F1 bar 30; F1 has no chance level" if kinds == {"bar"}
+        note = (f"dotted: the F1 bar {chance_levels.F1_BAR:g}; F1 has no chance level"
+                if kinds == {"bar"}
                 else "dashed: chance" if kinds else "no chance level known")
         ax.set_title(f"{title}: {frame['metric'].iloc[0]} per language ({note})",
                      fontsize="medium", loc="left")

@@ -5,7 +5,9 @@ injects, so a report would show two conflicting `task = ...` lines: the defaults
 out. The injected cell lists every resolved hyperparameter (about 30, most of which a
 retrieval cell never reads); the report shows the other parameters there, and the values the
 phase uses come right below, in the recipe table (`xtl.cells.phases.recipe_table`, with where each
-came from). Every value stays in the cell's params.yaml and notebook.ipynb.
+came from). Every value stays in the cell's params.yaml and notebook.ipynb. A notebook whose
+own parameters cell hides its source (`transient.remove_source`: the analysis report, which
+names its run directory in the overview) gets the injected cell hidden the same way.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ def readable(nb: Any) -> Any:
     nb = copy.deepcopy(nb)
     if not any(INJECTED in _tags(c) for c in nb.cells):
         return nb  # run by hand with its defaults: they are what ran
+    hidden = any(DEFAULTS in _tags(c) and c.get("metadata", {}).get("transient", {})
+                 .get("remove_source") for c in nb.cells)
     nb.cells = [c for c in nb.cells if DEFAULTS not in _tags(c) or INJECTED in _tags(c)]
     for cell in nb.cells:
-        if INJECTED in _tags(cell):
+        if INJECTED in _tags(cell) and hidden:
+            cell.metadata["transient"] = {"remove_source": True}
+        elif INJECTED in _tags(cell):
             lines = cell.source.splitlines()
             kept = [ln for ln in lines if ln.split(" = ", 1)[0] not in SUMMARISED]
             if len(kept) < len(lines):
