@@ -1,4 +1,5 @@
-"""Static seaborn figures for the reports (widgets only in the interactive explorer).
+"""Static figures for the reports (widgets only in the interactive explorer): matplotlib for the
+two the phase notebooks draw, seaborn (imported where it draws) for the analysis.
 
 Every function takes tidy frames from `xtl.analysis.results` / `xtl.analysis.uncertainty` and
 returns a matplotlib Figure; `save` writes it as PNG beside the report (analysis/figures/).
@@ -14,7 +15,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from xtl.core import chance as chance_levels
 
@@ -28,18 +28,23 @@ def save(fig: plt.Figure, directory: str | Path, name: str) -> Path:
 
 
 def training_curve(history: list[dict]) -> plt.Figure:
-    """Training loss per step and the dev score at each evaluation."""
+    """Training loss per step and the dev score at each evaluation. Plain matplotlib, like
+    `language_scores`: the phase notebooks draw only these two, and their kernels then never
+    import seaborn (about 0.8 s of every cell's start; BENCHMARKS.md, runner overhead)."""
     frame = pd.DataFrame(history)
     fig, ax = plt.subplots(figsize=(7, 3.2))
     if "loss" in frame:
         steps = frame.dropna(subset=["loss"])
-        sns.lineplot(data=steps, x="step", y="loss", ax=ax, label="train loss")
+        ax.plot(steps["step"], steps["loss"], color="C0", label="train loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(loc="upper left")
     if "dev_score" in frame:
         dev = frame.dropna(subset=["dev_score"])
         twin = ax.twinx()
-        sns.lineplot(data=dev, x="step", y="dev_score", ax=twin, color="C1", marker="o",
-                     label="dev score")
+        twin.plot(dev["step"], dev["dev_score"], color="C1", marker="o", label="dev score")
         twin.set_ylabel("dev score (0-100)")
+        twin.legend(loc="upper right")
     ax.set_title("Training curve")
     fig.tight_layout()
     return fig
@@ -68,8 +73,9 @@ def language_scores(table: pd.DataFrame, metric: str, chance: float | None = Non
     frame = table[metric].reset_index()
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(frame)), 3.2))
     colors = ["C3" if lang == "en" else "C0" for lang in frame["language"]]
-    sns.barplot(data=frame, x="language", y=metric, hue="language", palette=colors,
-                legend=False, ax=ax)
+    ax.bar(frame["language"], frame[metric], color=colors)
+    ax.set_xlabel("language")
+    ax.set_ylabel(metric)
     if chance is not None and pd.notna(chance):
         bar = kind == "bar"
         ax.axhline(chance, ls=":" if bar else "--", color="grey",
@@ -108,6 +114,7 @@ def gain_heatmap(gains: pd.DataFrame, title: str, average: str | None = None) ->
 
     Row labels are horizontal (long multi-task names wrapped), column labels wrapped, and the
     figure sized to them, so the title never meets a tick label."""
+    import seaborn as sns  # the analysis' figures only: phase kernels skip it
     rows = [wrap_label(i) for i in gains.index]
     cols = [wrap_label(c, 14) for c in gains.columns]
     lines = max((r.count("\n") + 1 for r in rows), default=1)
@@ -182,6 +189,7 @@ def zero_shot_scores(scores: pd.DataFrame, chance: pd.DataFrame) -> plt.Figure:
     `chance`: rows of (target, language, chance, kind) from `xtl.analysis.sections.chance_levels`;
     kind "bar" draws the F1 bar, a missing chance draws nothing.
     """
+    import seaborn as sns
     found = panels(scores)
     legend = _text_width([wrap_label(i) for i in scores["intermediate"].unique()]) + 1.0
     fig, axes = plt.subplots(len(found), 1, squeeze=False, layout="constrained",
@@ -267,6 +275,7 @@ def _series(frame: pd.DataFrame) -> pd.DataFrame:
 def _against_size(ax: plt.Axes, frame: pd.DataFrame, y: str, label: str) -> None:
     """`y` against parameter count (log), a line per (target, intermediate); error bars: std
     over the rows of a point (seeds)."""
+    import seaborn as sns
     sns.lineplot(data=frame, x="parameters", y=y, hue="series", marker="o", errorbar="sd",
                  err_style="bars", ax=ax)
     ax.set_xscale("log")
@@ -347,6 +356,7 @@ def _size_axis(frame: pd.DataFrame) -> pd.DataFrame:
 def gain_vs_train_size(gains: pd.DataFrame) -> plt.Figure:
     """Question (c): gain against the target training-set size, one line per language tier
     band and intermediate task, one panel per target (mean over the band's languages)."""
+    import seaborn as sns
     frame = _size_axis(gains)
     targets = list(dict.fromkeys(frame["target"]))
     fig, axes = plt.subplots(1, len(targets), squeeze=False, layout="constrained",
