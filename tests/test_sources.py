@@ -148,3 +148,25 @@ def test_unknown_language_and_split():
         sources.load(tasks.get("xnli"), "validation", "xx")
     with pytest.raises(Exception, match="split"):
         sources.load(tasks.get("xnli"), "dev", "de")
+
+
+def test_loading_never_fingerprints_a_task_or_its_generator(monkeypatch):
+    """`datasets` fingerprints every `map` function by pickling what it closes over. A Task
+    carries its synthetic generator, and pickling that drags in every row the process has
+    generated so far: megabytes and seconds per split, more with each load (BENCHMARKS.md)."""
+    from datasets import fingerprint
+
+    sizes: list[int] = []
+    original = fingerprint.dumps
+
+    def recording(value):
+        out = original(value)
+        sizes.append(len(out))
+        return out
+
+    monkeypatch.setattr(fingerprint, "dumps", recording)
+    nli = tasks.get("synth-nli")
+    for language in ("en", "de"):
+        split = sources.load(nli, "validation", language, size=30)
+        assert len(split.rows) == 30
+    assert sizes and max(sizes) < 50_000, sorted(sizes)[-3:]

@@ -319,11 +319,14 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
     id_col = task.fields.get("id")
     keep = {canon: col for canon, col in task.fields.items() if canon not in ("id", "label")}
     prefix = f"{language}-{split}-"
+    label_col = task.fields["label"]
 
+    # `map` fingerprints this function by pickling what it closes over: not the Task, whose
+    # synthetic generator would drag in every row generated so far (seconds per split)
     def convert(row: dict, i: int) -> dict:
         out = {canon: row[col] for canon, col in keep.items()}
         out["id"] = str(row[id_col]) if id_col else f"{prefix}{i:07d}"
-        out["label"] = to_int(row[task.fields["label"]], i)
+        out["label"] = to_int(row[label_col], i)
         return out
 
     # explicit types: `map` would otherwise keep a same-named source column's type (PAWS-X's
