@@ -41,6 +41,7 @@ from torch import nn
 from xtl import tasks as registry
 from xtl.errors import DataError
 from xtl.features import features
+from xtl.hparams import Spec, within
 from xtl.precision import autocast
 from xtl.readers import text_lines
 from xtl.store import cache_dir
@@ -290,11 +291,16 @@ def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dic
 
 # --- registration --------------------------------------------------------------------------
 
+MLM_PROBABILITY = Spec("mlm_probability", 0.15, (float,), "share of tokens masked",
+                       within(0, 1, closed_low=False), per_task=True)
+
+
 @register_format
 class MaskedLM(Format):
     """Masked-token prediction on plain text, mixed into a multi-task stage."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (MLM_PROBABILITY,)
     canonicalize = staticmethod(canonicalize)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)

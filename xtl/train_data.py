@@ -17,7 +17,7 @@ import torch
 from xtl import mlm, sampling
 from xtl.errors import ConfigError, DataError, ModelError, unknown
 from xtl.features import features
-from xtl.hparams import HPARAM_TYPES, TASK_KEYS, check_hparam
+from xtl.hparams import SPECS, TASK_KEYS, check_hparam
 from xtl.models import XtlModel
 from xtl.sources import Split
 from xtl.tasks import Task, get_format
@@ -52,7 +52,7 @@ def check_inputs(model: XtlModel, tasks: list[Task], trains: list[Split], devs: 
                  hp: dict, task_hps: list[dict] | None = None) -> None:
     """Raise for every bad input before any work, naming the offending value."""
     for key, value in hp.items():
-        if key in HPARAM_TYPES:
+        if key in SPECS:
             check_hparam(key, value, "fit")
     names = [t.name for t in tasks]
     if task_hps is not None:

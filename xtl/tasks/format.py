@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import xtl  # annotations only: `xtl.tasks.Task` (xtl.tasks imports this module)
 from xtl.errors import ConfigError, unknown
+from xtl.hparams import Spec, declare
 
 
 class Format(ABC):
@@ -32,6 +33,9 @@ class Format(ABC):
     """(task, files, split, language) -> None, raising DataError: a plan-time look into a
     mirror's files beyond their presence (span QA: a mixed-language config holds this
     language); None: presence is enough."""
+    hparams: ClassVar[tuple[Spec, ...]] = ()
+    """The hyperparameters only this format's tasks read (`xtl.hparams.Spec`; QA's doc
+    stride, retrieval's pooling); registration declares them into the schema."""
     predict: ClassVar[Callable[..., list] | None] = None
     """(model, tokenizer, task, split, hp, precision) -> one prediction per row, where the
     generic path (`xtl.evaluate`, the default: None; the head's logits on every row, then
@@ -107,6 +111,8 @@ def register_format(cls: type[Format]) -> type[Format]:
     if name in FORMATS:
         raise ConfigError(f"format {name!r} is registered twice "
                           f"({type(FORMATS[name]).__qualname__} and {cls.__qualname__})")
+    for spec in cls.hparams:
+        declare(spec, name)
     FORMATS[name] = cls()
     return cls
 

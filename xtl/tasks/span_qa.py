@@ -15,7 +15,13 @@ from xtl.readers import squad as squad_json
 from xtl.synth import dataset_generator, target_train
 from xtl.tasks import Format, Task, register, register_format
 from xtl.tasks.span_qa_rows import CANONICAL_FIELDS, canonicalize, check_source, references
-from xtl.tasks.span_qa_windows import collator, featurize, predict
+from xtl.tasks.span_qa_windows import (
+    DOC_STRIDE,
+    MAX_ANSWER_LENGTH,
+    collator,
+    featurize,
+    predict,
+)
 
 FORMAT = "span_qa"
 
@@ -59,6 +65,7 @@ class SpanQA(Format):
     """An answer span in the context (or none), decoded over overlapping windows."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (DOC_STRIDE, MAX_ANSWER_LENGTH)
     canonicalize = staticmethod(canonicalize)
     check_source = staticmethod(check_source)
     featurize = staticmethod(featurize)

@@ -20,9 +20,16 @@ import pyarrow.compute as pc
 import torch
 
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import Spec, above
 from xtl.precision import autocast
 from xtl.tasks import Task
 from xtl.tasks.span_qa_rows import allows_no_answer
+
+# The format's hyperparameters (xtl.hparams; tagging's windows use the stride too).
+DOC_STRIDE = Spec("doc_stride", 128, (int,), "overlap between windows of a long context",
+                  above(0), per_task=True)
+MAX_ANSWER_LENGTH = Spec("max_answer_length", 30, (int,),
+                         "longest answer span (tokens) at decoding", above(0), per_task=True)
 
 # The columns the model reads; the collator drops everything else (ids, offsets).
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "start_positions",

@@ -17,8 +17,9 @@ from xtl.readers import conllu
 from xtl.readers import panx as panx_reader
 from xtl.synth import dataset_generator, target_train
 from xtl.tasks import Format, Task, register, register_format
+from xtl.tasks.span_qa_windows import DOC_STRIDE
 from xtl.tasks.tagging_rows import TaggingTask, canonicalize, references
-from xtl.tasks.tagging_windows import IGNORE, collator, featurize, predict
+from xtl.tasks.tagging_windows import IGNORE, TAG_SUBTOKEN, collator, featurize, predict
 
 FORMAT = "tagging"
 CANONICAL_FIELDS = ("tokens", "tags")
@@ -61,6 +62,7 @@ class Tagging(Format):
     """One tag per word, from the word's first (or content) sub-token, over windows."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (DOC_STRIDE, TAG_SUBTOKEN)
     canonicalize = staticmethod(canonicalize)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)

@@ -24,12 +24,17 @@ import datasets
 import torch
 
 from xtl.errors import ConfigError, DataError
+from xtl.hparams import Spec, one_of
 from xtl.precision import autocast
 from xtl.tasks import Task
 from xtl.tasks.tagging_rows import fallback_tag, tag_names
 
 IGNORE = -100  # label of positions that do not carry a word's tag
 TAG_SUBTOKEN_RULES = ("first", "content")  # the `tag_subtoken` hyperparameter
+TAG_SUBTOKEN = Spec("tag_subtoken", "first", (str,),
+                    'the sub-token of a word that carries its tag: "first" (XTREME, jiant) or '
+                    '"content" (v1: the first that is not a bare marker)',
+                    one_of(TAG_SUBTOKEN_RULES), per_task=True, v1_value="content")
 PADS = {"input_ids": None, "attention_mask": 0, "labels": IGNORE}  # None: the tokenizer's pad
 
 
