@@ -3,6 +3,8 @@ declarations (the kit's in xtl/hparams.py, each format's in its module)."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from xtl import hparams, mlm
@@ -70,3 +72,23 @@ def test_a_key_is_declared_once():
 def test_bounds_keep_their_messages(key, value, message):
     with pytest.raises(ConfigError, match=message):
         hparams.check_hparam(key, value, "x")
+
+
+def test_the_resolved_object_is_checked_once_frozen_and_round_trips():
+    hp = hparams.Hparams({"epochs": 2, "doc_stride": 64}, "x")
+    assert hp.epochs == 2 and hp["doc_stride"] == 64 and hp.learning_rate == 1e-5
+    assert hp.to_dict() == hparams.HPARAM_DEFAULTS | {"epochs": 2, "doc_stride": 64}
+    assert hparams.Hparams.from_dict(hp.to_dict()) == hp
+    assert hparams.Hparams.from_dict(hp) is hp
+    assert pickle.loads(pickle.dumps(hp)) == hp  # datasets' map and the DDP launcher pickle it
+    with pytest.raises(AttributeError, match="frozen"):
+        hp.epochs = 3
+    assert (hp | {"epochs": 4}).epochs == 4 and hp.epochs == 2
+    with pytest.raises(ConfigError, match="x: epochs = 0 must be > 0"):
+        hparams.Hparams({"epochs": 0}, "x")
+    with pytest.raises(ConfigError, match="unknown hyperparameter in x 'lr'"):
+        hparams.Hparams({"lr": 0.1}, "x")
+    with pytest.raises(ConfigError, match="unknown pooling in y .max."):
+        hp.replace({"pooling": "max"}, "y")
+    with pytest.raises(AttributeError, match="no hyperparameter 'lr'"):
+        hp.lr  # noqa: B018

@@ -13,13 +13,13 @@ from safetensors.torch import load_file
 
 from xtl import config, devices, faults, mlm, resume, sampling, sources, tasks, train
 from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build, verify_checkpoint
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 48,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 48,
+              "precision": "fp32"})
 COLOURS = ("red", "blue", "green")
 SIZES = ("klein", "gross")
 

@@ -28,7 +28,7 @@ from xtl import (
     train_data,
 )
 from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
+from xtl.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS, Hparams
 from xtl.tasks import tagging_windows as tag_windows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -337,7 +337,7 @@ def test_multi_task_stage_featurises_and_decodes_each_task_with_its_own_values(
 
 # --- 6. the epochs / steps arithmetic -----------------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"batch_size": 8, "grad_accum": 2}
+HP = Hparams({"batch_size": 8, "grad_accum": 2})
 
 
 def test_each_task_contributes_its_epochs_times_its_batches():

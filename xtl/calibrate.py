@@ -36,6 +36,7 @@ from xtl.calibrate_probes import EvalProbe, Stepper, TrainProbe
 from xtl.devices import resolve_device
 from xtl.errors import ModelError
 from xtl.estimate import Item, Work
+from xtl.hparams import Hparams
 from xtl.models import build, save_checkpoint
 from xtl.store import atomic_write_json
 from xtl.throughput import DEFAULT_RUN_S, ModelFigures, Throughput, speed_key
@@ -192,12 +193,12 @@ def _load_average() -> str:
         return "?"
 
 
-def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[Item, dict]]]:
+def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[Item, Hparams]]]:
     """(model identity, name, model settings) -> (speed key, kind) -> (item to sample, hparams).
 
     An evaluation is sampled from a language other than English where the cells have one
     (most evaluated rows are; dev evaluations are English and use the same figure)."""
-    needs: dict[tuple, dict[tuple[str, str], tuple[Item, dict]]] = {}
+    needs: dict[tuple, dict[tuple[str, str], tuple[Item, Hparams]]] = {}
     for work in works.values():
         hp = dict(work.hp)
         hp["device"] = resolve_device(hp["device"]).type
@@ -227,7 +228,7 @@ def kernel_overhead() -> float:
 
 # --- one model: its fixed costs and each task's rates ------------------------------------------
 
-def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[Item, dict]],
+def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[Item, Hparams]],
                    entry: dict, mirror: Path | None, raw: Path | None,
                    log: Callable[[str], None]) -> None:
     """Fixed costs, then every rate: each probe runs once per round, rounds one after another,

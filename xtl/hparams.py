@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -218,3 +218,61 @@ def reads(key: str, formats: set[str] | frozenset[str]) -> bool:
     """Whether a cell whose tasks have `formats` reads hyperparameter `key`."""
     readers = SPECS[key].formats
     return not readers or bool(set(readers) & set(formats))
+
+
+class Hparams(Mapping[str, Any]):
+    """A cell's resolved hyperparameters: every declared key, each value checked once, when
+    built; frozen. Read a named value as an attribute (`hp.learning_rate`); `hp[key]` is for
+    keys chosen at run time (a table of TASK_KEYS). `to_dict` / `from_dict` cross the
+    plan, JSON and notebook boundary (cell ids hash that dict, xtl.precedence)."""
+
+    __slots__ = ("_values",)
+    _values: dict[str, Any]
+
+    def __init__(self, values: Mapping[str, Any] | None = None, where: str = "hparams") -> None:
+        given = dict(values or {})
+        for key, value in given.items():
+            check_hparam(key, value, where)
+            if split_scope(key)[0] is not None:
+                raise ConfigError(f"{where}: {key} is scoped to a phase; a cell's resolved "
+                                  "hyperparameters name plain keys")
+        object.__setattr__(self, "_values", {**HPARAM_DEFAULTS, **given})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "hparams") -> Hparams:
+        """Checked values over the kit's defaults (a partial dict: ad-hoc use)."""
+        return values if isinstance(values, Hparams) else cls(values, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def replace(self, changes: Mapping[str, Any], where: str = "hparams") -> Hparams:
+        """A copy with `changes` (checked) over these values."""
+        return Hparams({**self._values, **changes}, where) if changes else self
+
+    def __or__(self, changes: Mapping[str, Any]) -> Hparams:
+        return self.replace(changes)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no hyperparameter {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Hparams are frozen; use .replace({{{name!r}: ...}})")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Hparams({self._values!r})"
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return Hparams, (self._values,)  # pickles (datasets' map, launch) as a plain dict
