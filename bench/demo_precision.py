@@ -23,7 +23,7 @@ import torch
 
 from xtl import evaluate, sources, tasks, train, zoo
 from xtl.features import features
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 
 ARMS = ("fp32", "bf16")
@@ -31,11 +31,11 @@ ARMS = ("fp32", "bf16")
 DEMO = {"synth-qa": 96, "synth-ner": 64}
 
 
-def hparams(precision: str, max_length: int) -> dict:
-    return HPARAM_DEFAULTS | zoo.PRESETS["multilingual-e5-small"].hparams | {
+def hparams(precision: str, max_length: int) -> Hparams:
+    return Hparams(dict(zoo.PRESETS["multilingual-e5-small"].hparams) | {
         "precision": precision, "max_length": max_length, "batch_size": 16, "epochs": 1,
         "learning_rate": 1e-4, "freeze_embeddings": True, "eval_every": 10_000,
-        "doc_stride": 32}
+        "doc_stride": 32})
 
 
 def _timed(work) -> tuple[float, float]:

@@ -30,7 +30,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from xtl import devices, tasks, train
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import XtlModel
 
 TASK = tasks.get("synth-nli")  # a 3-label classification head
@@ -71,7 +71,7 @@ def measure(config: Path | dict, device: str = "cuda", precision: str = "bf16", 
         raise SystemExit(f"--seq {seq}: the config has {cfg.max_position_embeddings} positions")
     torch.manual_seed(seed)
     model = XtlModel(AutoModel.from_config(cfg), [TASK])
-    hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
+    hp = Hparams({"learning_rate": 1e-5})
     accelerator = devices.make_accelerator(devices.resolve_precision(precision, dev), dev)
     optimizer = train.make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

@@ -27,7 +27,7 @@ def main() -> None:
 
         from xtl import sources, tasks, zoo
         from xtl.features import features
-        from xtl.hparams import HPARAM_DEFAULTS
+        from xtl.hparams import Hparams
 
         if models:  # reuse built/converted models, but not their feature cache
             os.environ["XTL_CACHE"] = models
@@ -35,7 +35,7 @@ def main() -> None:
         os.environ["XTL_CACHE"] = cache
         tokenizer = AutoTokenizer.from_pretrained(str(location))
         task = tasks.get("synth-nli")
-        hp = HPARAM_DEFAULTS | {"max_length": 128}
+        hp = Hparams({"max_length": 128})
         splits = [sources.load(task, "train", lang, size=args.rows) for lang in task.languages]
         n = sum(len(s.rows) for s in splits)
         print(f"$ python bench/tokenize_cache.py --model {args.model} --rows {args.rows}")

@@ -64,7 +64,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from xtl import devices, sampling, tasks, train, train_data, zoo
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import XtlModel
 
 TASK = tasks.get("synth-nli")  # a 3-way pair-classification head; the rows are synthetic
@@ -195,7 +195,7 @@ class KitArm:
     name = "kit"
 
     def __init__(self, location: str, pool: datasets.Dataset, tokenizer, total: int):
-        hp = HPARAM_DEFAULTS | {"learning_rate": LR, "batch_size": BATCH}
+        hp = Hparams({"learning_rate": LR, "batch_size": BATCH})
         model = fresh_model(location)
         self.accelerator = devices.make_accelerator("bf16", torch.device("cpu"))
         optimizer = train.make_optimizer(model, hp)

@@ -6,10 +6,10 @@ import pytest
 
 from xtl import sources, tasks
 from xtl.features import cache_key, features
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 
-HP = HPARAM_DEFAULTS | {"max_length": 32}
+HP = Hparams({"max_length": 32})
 NLI = tasks.get("synth-nli")
 
 

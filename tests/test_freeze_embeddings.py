@@ -7,11 +7,11 @@ import torch
 
 from xtl import config, plan, sources, tasks, train
 from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,7 @@ import pytest
 
 from xtl import evaluate, metrics, models, sources, train
 from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.readers import mewslix
 from xtl.tasks import dual_encoder as de
 from xtl.tasks import get
@@ -174,8 +174,8 @@ def test_a_tiny_dual_encoder_trains_on_pairs_and_ranks_mentions(release, tiny_di
     target, source = get("mewslix"), get("mewslix-wikipedia")
     model, tokenizer, _ = models.build(tiny_dir, [target])
     assert list(model.heads[target.name].parameters()) == []  # pooling only
-    hp = {**HPARAM_DEFAULTS, "max_length": 64, "batch_size": 4, "epochs": 2,
-          "learning_rate": 1e-3, "device": "cpu", "precision": "fp32"}
+    hp = Hparams({"max_length": 64, "batch_size": 4, "epochs": 2,
+          "learning_rate": 1e-3, "device": "cpu", "precision": "fp32"})
     out = Path(tempfile.mkdtemp())
     result = train.fit(model, tokenizer, target, sources.load(source, "train", "en", raw=release),
                        sources.load(source, "validation", "en", raw=release), hp, 0,

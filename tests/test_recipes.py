@@ -9,7 +9,7 @@ import torch
 
 from xtl import config, evaluate, features, metrics, models, sources, tasks, zoo
 from xtl.errors import ModelError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 
 ROWS = [("the cat sleeps", "a cat sleeps", 0), ("the cat sleeps", "no animal sleeps", 1),
         ("it rains", "water falls", 0), ("it rains", "the sun is out", 1)]
@@ -111,7 +111,7 @@ def test_a_format_is_one_registered_class(formats, monkeypatch, tiny_dir):
     monkeypatch.setitem(tasks.REGISTRY, task.name, task)
     split = sources.load(task, "validation", "en")
     model, tokenizer, _ = models.build(tiny_dir, [task], seed=0)
-    hp = HPARAM_DEFAULTS | {"max_length": 16, "batch_size": 4}
+    hp = Hparams({"max_length": 16, "batch_size": 4})
     records, examples = evaluate.evaluate(model, tokenizer, task, [split], hp)
     [record] = records
     assert record["metric"] == "accuracy" and record["n"] == 6 and 0 <= record["value"] <= 100

@@ -16,12 +16,12 @@ from safetensors.torch import load_file
 
 from xtl import atomicdir, faults, resume, sources, tasks, train
 from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build, verify_checkpoint
 
 TASK = tasks.get("synth-nli")
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
-                        "precision": "fp32", "save_every": 3}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
+                        "precision": "fp32", "save_every": 3})
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -159,7 +159,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from xtl import sources, tasks, train
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import HPARAM_DEFAULTS, Hparams
 from xtl.models import build
 tiny, out, hp = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 task = tasks.get("synth-nli")

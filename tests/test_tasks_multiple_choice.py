@@ -14,7 +14,7 @@ from conftest import write_hub
 
 from xtl import evaluate, phases, sources, tasks, train
 from xtl.errors import DataError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 from xtl.tasks import multiple_choice as mc
 
@@ -220,8 +220,8 @@ def test_missing_columns_are_named():
 
 # --- features, batches, head ----------------------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 
 def test_features_batch_and_logits_shapes(tiny_dir):

@@ -17,7 +17,7 @@ from test_translated import write_missing_hub_samples as write_translated_sample
 
 from xtl import aggregate, evaluate, sources, tasks, train
 from xtl.errors import ConfigError, DataError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 from xtl.readers import conllu, panx
 from xtl.tasks import tagging
@@ -352,8 +352,8 @@ def test_ccg_tags_to_id_and_bad_files(tmp_path):
 
 # --- features: first sub-token labels, windows ------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 3e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 3e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 
 def test_first_sub_token_labels_by_hand(tiny_dir):

@@ -11,7 +11,7 @@ from accelerate.tracking import GeneralTracker
 
 from xtl import config, plan, run, sources, tasks, tracking, train
 from xtl.errors import ConfigError
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import build
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
@@ -68,8 +68,8 @@ def _rows(language: str, split: str, n: int, seed: int) -> list[dict]:
 NLI = tasks.Task(name="track-nli", format="pair_classification", languages=("en",),
                  label_names=("entailment", "neutral", "contradiction"), generator=_rows,
                  fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"})
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 32, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 32, "max_length": 32,
+                        "precision": "fp32"})
 
 
 class Recorder(GeneralTracker):

@@ -11,11 +11,11 @@ from conftest import assert_same_checkpoint
 from xtl import devices, phases, resume, sampling, selection, sources, tasks, train, train_data
 from xtl.errors import ConfigError, DataError, ModelError
 from xtl.features import features
-from xtl.hparams import HPARAM_DEFAULTS
+from xtl.hparams import Hparams
 from xtl.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
+                        "precision": "fp32"})
 WORDS = ("red", "blue", "green")
 
 
@@ -268,7 +268,7 @@ def test_bad_hyperparameters_are_refused_before_any_work(tiny_dir, data, tmp_pat
                                                          error, message):
     model, tok, _ = build(tiny_dir, [NLI])
     with pytest.raises(error, match=message):
-        train.fit(model, tok, NLI, *data, HP | change, 0, tmp_path / "ckpt",
+        train.fit(model, tok, NLI, *data, {**HP, **change}, 0, tmp_path / "ckpt",
                   tmp_path / "history.jsonl", {"cell": "test"})
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "history.jsonl").exists()
 

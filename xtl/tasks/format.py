@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import xtl  # annotations only: `xtl.tasks.Task` (xtl.tasks imports this module)
 from xtl.errors import ConfigError, unknown
-from xtl.hparams import Spec, declare
+from xtl.hparams import Hparams, Spec, declare
 
 
 class Format(ABC):
@@ -43,7 +43,7 @@ class Format(ABC):
 
     @staticmethod
     @abstractmethod
-    def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+    def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
         """Tokenise a batch of canonical rows (batched `datasets.map`; `hp` resolved)."""
 
     @staticmethod
