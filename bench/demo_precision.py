@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
 from xtl.data.features import features
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.evaluation import evaluate
 from xtl.model import zoo
 from xtl.model.models import build
@@ -34,11 +34,11 @@ ARMS = ("fp32", "bf16")
 DEMO = {"synth-qa": 96, "synth-ner": 64}
 
 
-def hparams(precision: str, max_length: int) -> dict:
-    return HPARAM_DEFAULTS | zoo.PRESETS["multilingual-e5-small"].hparams | {
+def hparams(precision: str, max_length: int) -> Hparams:
+    return Hparams(dict(zoo.PRESETS["multilingual-e5-small"].hparams) | {
         "precision": precision, "max_length": max_length, "batch_size": 16, "epochs": 1,
         "learning_rate": 1e-4, "freeze_embeddings": True, "eval_every": 10_000,
-        "doc_stride": 32}
+        "doc_stride": 32})
 
 
 def _timed(work) -> tuple[float, float]:

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel
 
+from xtl.core.hparams import Hparams
 from xtl.data import tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model.models import XtlModel
 from xtl.training import devices, train
 
@@ -72,7 +72,7 @@ def measure(config: Path | dict, device: str = "cuda", precision: str = "bf16", 
         raise SystemExit(f"--seq {seq}: the config has {cfg.max_position_embeddings} positions")
     torch.manual_seed(seed)
     model = XtlModel(AutoModel.from_config(cfg), [TASK])
-    hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
+    hp = Hparams({"learning_rate": 1e-5})
     accelerator = devices.make_accelerator(devices.resolve_precision(precision, dev), dev)
     optimizer = train.make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

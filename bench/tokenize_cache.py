@@ -25,9 +25,9 @@ def main() -> None:
     try:
         from transformers import AutoTokenizer
 
+        from xtl.core.hparams import Hparams
         from xtl.data import sources, tasks
         from xtl.data.features import features
-        from xtl.data.hparams import HPARAM_DEFAULTS
         from xtl.model import zoo
 
         if models:  # reuse built/converted models, but not their feature cache
@@ -36,7 +36,7 @@ def main() -> None:
         os.environ["XTL_CACHE"] = cache
         tokenizer = AutoTokenizer.from_pretrained(str(location))
         task = tasks.get("synth-nli")
-        hp = HPARAM_DEFAULTS | {"max_length": 128}
+        hp = Hparams({"max_length": 128})
         splits = [sources.load(task, "train", lang, size=args.rows) for lang in task.languages]
         n = sum(len(s.rows) for s in splits)
         print(f"$ python bench/tokenize_cache.py --model {args.model} --rows {args.rows}")

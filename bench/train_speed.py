@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
 from xtl.data.features import features
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model import zoo
 from xtl.model.models import XtlModel
 from xtl.training import devices, sampling, train, train_data
@@ -70,7 +70,7 @@ def make_batch(indices: list[int], lengths: np.ndarray, vocab: int, pad_id: int)
 
 def time_setting(model: XtlModel, precision: str, batches: list[dict]) -> float:
     """Examples per second of the training step over `batches` (shortest first, as warm-up)."""
-    hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
+    hp = Hparams({"learning_rate": 1e-5})
     accelerator = devices.make_accelerator(precision, torch.device("cpu"))
     optimizer = train.make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -110,7 +110,7 @@ def time_embeddings(model: XtlModel, arm: str, batches: list[dict]) -> float:
     try:
         if arm != "sparse":
             return time_setting(model, "bf16", batches)
-        hp = HPARAM_DEFAULTS | {"learning_rate": 1e-5}
+        hp = Hparams({"learning_rate": 1e-5})
         dense = [p for p in model.parameters() if p is not embedding.weight]
         optimizers = [torch.optim.AdamW(dense, lr=hp["learning_rate"], fused=True),
                       torch.optim.SparseAdam([embedding.weight], lr=hp["learning_rate"])]
@@ -143,7 +143,7 @@ def bench_embeddings(model: XtlModel, batches: list[dict], rounds: int, steps: i
 def synth_padding(tokenizer) -> tuple[float, float]:
     """Full-epoch padded fraction on synth-nli, all 8 languages mixed (batch 32, max 128)."""
     lens = []
-    hp = HPARAM_DEFAULTS | {"max_length": 128}
+    hp = Hparams({"max_length": 128})
     for lang in TASK.languages:
         split = sources.load(TASK, "train", lang)
         feats = features(TASK, split, tokenizer, hp, train=True, cache=False)

@@ -63,8 +63,8 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
+from xtl.core.hparams import Hparams
 from xtl.data import tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model import zoo
 from xtl.model.models import XtlModel
 from xtl.training import devices, sampling, train, train_data
@@ -197,7 +197,7 @@ class KitArm:
     name = "kit"
 
     def __init__(self, location: str, pool: datasets.Dataset, tokenizer, total: int):
-        hp = HPARAM_DEFAULTS | {"learning_rate": LR, "batch_size": BATCH}
+        hp = Hparams({"learning_rate": LR, "batch_size": BATCH})
         model = fresh_model(location)
         self.accelerator = devices.make_accelerator("bf16", torch.device("cpu"))
         optimizer = train.make_optimizer(model, hp)

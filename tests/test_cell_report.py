@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from xtl.cells import phases, retrieval
-from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.core.hparams import HPARAM_DEFAULTS
 from xtl.evaluation import plots
 from xtl.grid import run
 from xtl.grid.cell_report import readable

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
 from xtl.data.features import cache_key, features
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model.models import build
 
-HP = HPARAM_DEFAULTS | {"max_length": 32}
+HP = Hparams({"max_length": 32})
 NLI = tasks.get("synth-nli")
 
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.grid import config, plan
 from xtl.model.models import build
 from xtl.training import train
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 1, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,8 +13,8 @@ import torch
 
 from xtl.core import chance as chance_levels
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams
 from xtl.data import embeddings, sources
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.readers import lareqa as reader
 from xtl.data.readers import squad as squad_json
 from xtl.data.readers.squad_sentences import merge_across, pairs, split_sentences
@@ -228,7 +228,7 @@ def test_squad_rows_become_pairs_and_an_evaluation_pool(raw):
 def test_predictions_are_the_exact_top_20_and_the_pool_is_embedded_once(raw, tiny_dir):
     task = de.lareqa_task(SAMPLE_LANGUAGES)
     model, tokenizer, _ = models.build(tiny_dir, [task])
-    hp = {**HPARAM_DEFAULTS, "max_length": 64, "batch_size": 64, "device": "cpu"}
+    hp = Hparams({"max_length": 64, "batch_size": 64, "device": "cpu"})
     splits = [_split(task, lang, raw) for lang in ("en", "zh")]
     embeddings.POOL_CACHE.clear()
     hits, misses = embeddings.POOL_CACHE.hits, embeddings.POOL_CACHE.misses
@@ -268,8 +268,8 @@ def test_e5_small_retrieves_lareqa_answers_far_above_chance_zero_shot(raw):
     task = de.lareqa_task(SAMPLE_LANGUAGES)
     location, _ = zoo.materialize("multilingual-e5-small")
     model, tokenizer, _ = models.build(location, [task])
-    hp = {**HPARAM_DEFAULTS, "input_prefix": "query: ", "max_length": 256, "batch_size": 32,
-          "device": "cpu"}
+    hp = Hparams({"input_prefix": "query: ", "max_length": 256, "batch_size": 32,
+          "device": "cpu"})
     splits = [_split(task, lang, raw) for lang in SAMPLE_LANGUAGES]
     records, _ = evaluate.evaluate(model, tokenizer, task, splits, hp, precision="bf16")
     chance = chance_levels.map_at_k(768, 5)  # 768 candidates, 5 relevant: ~0.5

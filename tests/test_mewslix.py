@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams
 from xtl.data import sources
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.readers import mewslix
 from xtl.data.tasks import dual_encoder as de
 from xtl.data.tasks import get
@@ -177,8 +177,8 @@ def test_a_tiny_dual_encoder_trains_on_pairs_and_ranks_mentions(release, tiny_di
     target, source = get("mewslix"), get("mewslix-wikipedia")
     model, tokenizer, _ = models.build(tiny_dir, [target])
     assert list(model.heads[target.name].parameters()) == []  # pooling only
-    hp = {**HPARAM_DEFAULTS, "max_length": 64, "batch_size": 4, "epochs": 2,
-          "learning_rate": 1e-3, "device": "cpu", "precision": "fp32"}
+    hp = Hparams({"max_length": 64, "batch_size": 4, "epochs": 2,
+          "learning_rate": 1e-3, "device": "cpu", "precision": "fp32"})
     out = Path(tempfile.mkdtemp())
     result = train.fit(model, tokenizer, target, sources.load(source, "train", "en", raw=release),
                        sources.load(source, "validation", "en", raw=release), hp, 0,

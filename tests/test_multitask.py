@@ -13,16 +13,16 @@ from safetensors.torch import load_file
 
 from xtl.core import faults
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import Hparams
 from xtl.data import mlm, sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.grid import config
 from xtl.model.models import build, verify_checkpoint
 from xtl.training import devices, resume, sampling, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 48,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 48,
+              "precision": "fp32"})
 COLOURS = ("red", "blue", "green")
 SIZES = ("klein", "gross")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xtl.data import hparams
+from xtl.core import hparams
 from xtl.grid import config, plan
 
 BASE = {"xtl": 1, "name": "t", "models": ["tiny"], "intermediate": ["none", "synth-nli"],
@@ -57,8 +57,11 @@ def test_defaults_are_resolved_before_hashing():
 
 def test_a_hyperparameter_added_after_v1_renames_no_cell(monkeypatch):
     base = ids()
+    knob = hparams.Spec("new_knob", False, (bool,), "a knob", v1_value=False)
+    # what `hparams.declare(knob)` adds, undone after the test
+    monkeypatch.setitem(hparams.SPECS, "new_knob", knob)
     monkeypatch.setitem(hparams.HPARAM_DEFAULTS, "new_knob", False)
-    monkeypatch.setitem(hparams.HPARAM_TYPES, "new_knob", (bool,))
+    monkeypatch.setitem(hparams.POST_V1, "new_knob", False)
     assert ids() == base
     assert ids(hparams={"new_knob": False}) == base
     assert ids(hparams={"new_knob": True}).isdisjoint(base)

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from xtl.core import hparams
 from xtl.core.errors import XtlError
-from xtl.data import hparams, sources, tasks
+from xtl.data import sources, tasks
 from xtl.grid import config, plan
 
 EXAMPLES = int(os.environ.get("XTL_HYPOTHESIS_EXAMPLES", "80"))
@@ -50,7 +51,7 @@ ANY = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=3)
                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
 TASK_NAMES = st.sampled_from(["synth-nli", "synth-ner", "mnli", "xnli", "tatoeba", "copa",
                               "xcopa", "mlm", "xnlii"])
-HPARAM = st.sampled_from(sorted(hparams.HPARAM_TYPES) + ["target.epochs", "x.epochs", "lr"])
+HPARAM = st.sampled_from(sorted(hparams.SPECS) + ["target.epochs", "x.epochs", "lr"])
 HPARAMS = st.dictionaries(HPARAM, LEAF, max_size=3)
 DECLARATION = st.fixed_dictionaries(
     {"format": st.sampled_from(["pair_classification", "tagging", "bogus"]) | LEAF,

@@ -16,8 +16,8 @@ from transformers import PreTrainedTokenizerFast
 
 from xtl.cells import phases
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS, Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS, POST_V1, TASK_KEYS, V1_HPARAMS
 from xtl.data.tasks import tagging_windows as tag_windows
 from xtl.grid import config, plan, precedence, run, rundir
 from xtl.training import sampling, train, train_data
@@ -57,7 +57,7 @@ def sentencepiece_like() -> PreTrainedTokenizerFast:
 def test_a_word_starting_with_a_bare_marker_is_labelled_by_the_rule(rule, labelled):
     tok = sentencepiece_like()
     batch = {"id": ["r"], "tokens": [["微软", "Hello", "NewYork"]], "tags": [[5, 0, 1]]}
-    hp = HPARAM_DEFAULTS | {"tag_subtoken": rule}
+    hp = Hparams({"tag_subtoken": rule})
     feats = tag_windows.featurize(batch, tok, hp, train=True)
     pieces = tok.convert_ids_to_tokens(feats["input_ids"][0])
     assert pieces == ["<s>", "\u2581", "微", "软", "\u2581Hello", "\u2581New", "York", "</s>"]
@@ -86,7 +86,7 @@ def test_the_rule_is_part_of_the_feature_cache_key(tiny_dir):
 
     split = sources.Split("panx", "train", "en", None, "mirror", "x", "fp")
     tok = sentencepiece_like()
-    keys = {cache_key(tasks.get("panx"), split, tok, HPARAM_DEFAULTS | {"tag_subtoken": r}, True)
+    keys = {cache_key(tasks.get("panx"), split, tok, Hparams({"tag_subtoken": r}), True)
             for r in ("first", "content")}
     assert len(keys) == 2
 
@@ -240,7 +240,7 @@ def test_every_post_v1_key_has_its_v1_behaviour():
     assert set(HPARAM_DEFAULTS) - V1_HPARAMS == set(POST_V1)
     assert POST_V1 == {"freeze_embeddings": False, "tag_subtoken": "content",
                               "dev_subset": 0}
-    assert precedence.identity_hparams(HPARAM_DEFAULTS | {"dev_subset": 500}, {"x"})["dev_subset"] \
+    assert precedence.identity_hparams(Hparams({"dev_subset": 500}), {"x"})["dev_subset"] \
         == 500
 
 
@@ -312,8 +312,8 @@ def test_multi_task_stage_featurises_and_decodes_each_task_with_its_own_values(
     monkeypatch.setattr(evaluate, "features", spy_features)
     monkeypatch.setattr(evaluate, "predict", spy_predict)
     model, tok, _ = build(tiny_dir, [nli, qa], seed=0)
-    hp = HPARAM_DEFAULTS | {"batch_size": 8, "max_length": 200, "precision": "fp32",
-                            "learning_rate": 1e-4}
+    hp = Hparams({"batch_size": 8, "max_length": 200, "precision": "fp32",
+                            "learning_rate": 1e-4})
     own = [{"epochs": 1, "max_length": 48}, {"epochs": 2, "max_length": 96, "doc_stride": 24,
                                              "max_answer_length": 7}]
     result = train.fit_tasks(model, tok, [nli, qa], trains, devs, hp, 0, tmp_path / "ck",
@@ -329,7 +329,7 @@ def test_multi_task_stage_featurises_and_decodes_each_task_with_its_own_values(
 
 # --- 6. the epochs / steps arithmetic -----------------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"batch_size": 8, "grad_accum": 2}
+HP = Hparams({"batch_size": 8, "grad_accum": 2})
 
 
 def test_each_task_contributes_its_epochs_times_its_batches():

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from xtl.core.errors import ModelError
+from xtl.core.hparams import Hparams
 from xtl.data import features, sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.evaluation import evaluate, metrics
 from xtl.grid import config
 from xtl.model import models, zoo
@@ -114,7 +114,7 @@ def test_a_format_is_one_registered_class(formats, monkeypatch, tiny_dir):
     monkeypatch.setitem(tasks.REGISTRY, task.name, task)
     split = sources.load(task, "validation", "en")
     model, tokenizer, _ = models.build(tiny_dir, [task], seed=0)
-    hp = HPARAM_DEFAULTS | {"max_length": 16, "batch_size": 4}
+    hp = Hparams({"max_length": 16, "batch_size": 4})
     records, examples = evaluate.evaluate(model, tokenizer, task, [split], hp)
     [record] = records
     assert record["metric"] == "accuracy" and record["n"] == 6 and 0 <= record["value"] <= 100

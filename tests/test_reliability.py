@@ -264,14 +264,14 @@ def test_a_damaged_lock_in_the_run_directory_is_taken_over(run_dir, capsys):
 # --- 3. the feature cache verifies itself -----------------------------------------------------
 
 def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny_dir):
+    from xtl.core.hparams import Hparams
     from xtl.data.features import cache_key, features
-    from xtl.data.hparams import HPARAM_DEFAULTS
     from xtl.model.models import build
     from xtl.model.zoo import cache_dir
 
     nli = tasks.get("synth-nli")
     tokenizer = build(tiny_dir, [nli])[1]
-    hp = HPARAM_DEFAULTS | {"max_length": 32}
+    hp = Hparams({"max_length": 32})
     split = sources.load(nli, "validation", "de", size=40)
     first = features(nli, split, tokenizer, hp)["input_ids"]
     entry = cache_dir() / "features" / cache_key(nli, split, tokenizer, hp, False)

@@ -16,14 +16,14 @@ from safetensors.torch import load_file
 
 from xtl.core import atomicdir, faults
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model.models import build, verify_checkpoint
 from xtl.training import resume, train
 
 TASK = tasks.get("synth-nli")
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
-                        "precision": "fp32", "save_every": 3}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
+                        "precision": "fp32", "save_every": 3})
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -162,7 +162,7 @@ import json, sys
 from pathlib import Path
 from xtl.data import sources, tasks
 from xtl.training import train
-from xtl.data.hparams import HPARAM_DEFAULTS
+from xtl.core.hparams import HPARAM_DEFAULTS, Hparams
 from xtl.model.models import build
 tiny, out, hp = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 task = tasks.get("synth-nli")

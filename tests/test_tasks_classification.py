@@ -14,8 +14,8 @@ from conftest import write_hub
 from transformers import AutoTokenizer
 
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.tasks import pair_classification as pc
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
@@ -206,7 +206,7 @@ def test_sst2_single_sentence(tmp_path, tiny_dir):
     with pytest.raises(DataError, match=r"unusable: \{'no label .*': 2\}"):
         load("sst2", "test", tmp_path)
     tok = AutoTokenizer.from_pretrained(str(tiny_dir))
-    hp = HPARAM_DEFAULTS | {"max_length": 16}
+    hp = Hparams({"max_length": 16})
     feats = pc.featurize(train.rows.to_dict(), tok, hp)
     assert feats["input_ids"] == tok(list(train.rows["text_a"]), truncation=True,
                                      max_length=16)["input_ids"]
@@ -216,5 +216,5 @@ def test_sst2_single_sentence(tmp_path, tiny_dir):
 def test_pair_features_unchanged_with_text_b(tiny_dir):
     tok = AutoTokenizer.from_pretrained(str(tiny_dir))
     batch = {"text_a": ["a b"], "text_b": ["c d"], "label": [2]}
-    feats = pc.featurize(batch, tok, HPARAM_DEFAULTS)
+    feats = pc.featurize(batch, tok, Hparams())
     assert feats["input_ids"] == tok(["a b"], ["c d"], truncation=True)["input_ids"]

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from xtl.core.hparams import Hparams
 from xtl.data import embeddings, search
 from xtl.data.tasks import dual_encoder as de
 from xtl.data.tasks import get
@@ -36,7 +37,7 @@ def test_collator_stacks_queries_then_candidates(tiny_dir):
     batch = {"id": ["a", "b"], "query": ["who?", "where is it?"], "query_context": [None, None],
              "candidate": ["x", "y"], "candidate_context": ["ctx one", None],
              "candidate_id": ["c1", "c1"]}
-    feats = de.featurize(batch, tokenizer, {"input_prefix": "", "max_length": 32})
+    feats = de.featurize(batch, tokenizer, Hparams({"input_prefix": "", "max_length": 32}))
     rows = [{k: v[i] for k, v in feats.items()} for i in range(2)]
     out = de.collator(tokenizer)(rows)
     assert out["input_ids"].shape[0] == 4 and out["attention_mask"].shape == out[
@@ -46,7 +47,7 @@ def test_collator_stacks_queries_then_candidates(tiny_dir):
     assert out["input_ids"][0, :len(first)].tolist() == first
     with pytest.raises(Exception, match=r"need \(query, candidate\) pairs; rows \['b'\]"):
         de.featurize({**batch, "candidate": ["x", None]}, tokenizer,
-                     {"input_prefix": "", "max_length": 32})
+                     Hparams({"input_prefix": "", "max_length": 32}))
 
 
 def test_loss_by_hand_and_repeated_candidates_masked():

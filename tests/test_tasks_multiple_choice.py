@@ -14,8 +14,8 @@ from conftest import write_hub
 
 from xtl.cells import phases
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.tasks import multiple_choice as mc
 from xtl.evaluation import evaluate
 from xtl.model.models import build
@@ -223,8 +223,8 @@ def test_missing_columns_are_named():
 
 # --- features, batches, head ----------------------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 
 def test_features_batch_and_logits_shapes(tiny_dir):

@@ -13,8 +13,8 @@ import torch
 
 from xtl.core import hub as xtl_hub
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.tasks import Task, span_qa
 from xtl.data.tasks import span_qa_rows as qa_rows
 from xtl.data.tasks import span_qa_windows as qa_windows
@@ -317,7 +317,7 @@ def tokenizer(tiny_dir):
 
 
 def _hp(**changes) -> dict:
-    return dict(HPARAM_DEFAULTS) | {"max_length": 48, "doc_stride": 16} | changes
+    return Hparams({"max_length": 48, "doc_stride": 16}) | changes
 
 
 def _long_batch() -> dict:
@@ -498,9 +498,9 @@ def test_tiny_model_trains_and_predicts(tiny_dir, tmp_path, monkeypatch):
     task = Task(name="toy-qa", format=span_qa.FORMAT, languages=("en",), metric="squad")
     train_split, dev = _split(task, "train", _toy_rows(16)), _split(task, "validation",
                                                                     _toy_rows(4, 16))
-    hp = dict(HPARAM_DEFAULTS) | {"max_length": 64, "doc_stride": 16, "batch_size": 8,
+    hp = Hparams({"max_length": 64, "doc_stride": 16, "batch_size": 8,
                                   "epochs": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0,
-                                  "precision": "fp32"}
+                                  "precision": "fp32"})
 
     def exact_match(model, tokenizer, task, split, hp, precision="fp32"):
         predictions = qa_windows.predict(model, tokenizer, task, split, hp, precision)

@@ -16,8 +16,8 @@ from test_translated import HUB_REQUESTS as TRANSLATED_REQUESTS
 from test_translated import write_missing_hub_samples as write_translated_samples
 
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.readers import conllu, panx
 from xtl.data.tasks import tagging
 from xtl.data.tasks import tagging_rows as tag_rows
@@ -354,8 +354,8 @@ def test_ccg_tags_to_id_and_bad_files(tmp_path):
 
 # --- features: first sub-token labels, windows ------------------------------------------------
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 3e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 3e-3, "epochs": 3, "batch_size": 16, "max_length": 32,
+                        "precision": "fp32"})
 
 
 def test_first_sub_token_labels_by_hand(tiny_dir):

@@ -11,8 +11,8 @@ from accelerate.tracking import GeneralTracker
 
 from xtl.core import tracking
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.grid import config, plan, run
 from xtl.model.models import build
 from xtl.training import train
@@ -71,8 +71,8 @@ def _rows(language: str, split: str, n: int, seed: int) -> list[dict]:
 NLI = tasks.Task(name="track-nli", format="pair_classification", languages=("en",),
                  label_names=("entailment", "neutral", "contradiction"), generator=_rows,
                  fields={"text_a": "premise", "text_b": "hypothesis", "label": "label"})
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 2, "batch_size": 32, "max_length": 32,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 32, "max_length": 32,
+                        "precision": "fp32"})
 
 
 class Recorder(GeneralTracker):

@@ -10,14 +10,14 @@ from conftest import assert_same_checkpoint
 
 from xtl.cells import phases
 from xtl.core.errors import ConfigError, DataError, ModelError
+from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
 from xtl.data.features import features
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.model.models import XtlModel, build, load_heads, save_checkpoint, verify_checkpoint
 from xtl.training import devices, resume, sampling, selection, train, train_data
 
-HP = HPARAM_DEFAULTS | {"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
-                        "precision": "fp32"}
+HP = Hparams({"learning_rate": 2e-3, "epochs": 3, "batch_size": 32, "max_length": 64,
+                        "precision": "fp32"})
 WORDS = ("red", "blue", "green")
 
 
@@ -270,7 +270,7 @@ def test_bad_hyperparameters_are_refused_before_any_work(tiny_dir, data, tmp_pat
                                                          error, message):
     model, tok, _ = build(tiny_dir, [NLI])
     with pytest.raises(error, match=message):
-        train.fit(model, tok, NLI, *data, HP | change, 0, tmp_path / "ckpt",
+        train.fit(model, tok, NLI, *data, {**HP, **change}, 0, tmp_path / "ckpt",
                   tmp_path / "history.jsonl", {"cell": "test"})
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "history.jsonl").exists()
 

@@ -13,6 +13,7 @@ import pytest
 
 from xtl.analysis import transferability_report as R
 from xtl.core.errors import ConfigError
+from xtl.core.hparams import Hparams
 from xtl.evaluation import transferability as T
 from xtl.grid import config, estimate, plan, run, rundir, throughput
 
@@ -354,7 +355,7 @@ def test_qa_units_mark_one_start_per_answer_window(tiny_dir):
     net, tok, _ = build(tiny_dir, [])
     split = sources.load(tasks.get(task.train_task or task.name), "train", "en")
     split.rows = split.rows.select(range(8))
-    hp = {"max_length": 64, "doc_stride": 32, "input_prefix": ""}
+    hp = Hparams({"max_length": 64, "doc_stride": 32, "input_prefix": ""})
     feats = features.features(task, split, tok, hp, train=True, cache=False)
     units = transferability_cell.embed_units(net.encoder, tok, "span_qa", feats)
     windows = sum(1 for f in feats if f["start_positions"] > 0)

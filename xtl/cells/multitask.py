@@ -16,6 +16,7 @@ from typing import Any
 import datasets
 
 from xtl.cells import phases
+from xtl.core.hparams import Hparams
 from xtl.data import mlm
 from xtl.data.sources import Split
 from xtl.data.tasks import Task
@@ -44,7 +45,7 @@ def load_stage(run: phases.CellRun, tasks: list[Task]) -> tuple[list[Split], lis
             [load_split(run, t, "validation") for t in tasks])
 
 
-def mixture_table(tasks: list[Task], trains: list[Split], hp: dict,
+def mixture_table(tasks: list[Task], trains: list[Split], hp: Hparams,
                   epochs: list[float] | None = None):
     """How the sampler will share the steps (before tokenising: rows, not features), each
     task for its own `epochs` (None: hp's)."""
@@ -108,8 +109,8 @@ def task_curves(history: list[dict]):
 def evaluate_stage(run: phases.CellRun, model: XtlModel, tokenizer: Any, tasks: list[Task],
                    devs: list[Split]) -> tuple[list[dict], list[dict]]:
     """Every task's dev records (its metrics; MLM: masked-token accuracy) and predictions."""
-    device = devices.resolve_device(run.hparams["device"])
-    run.precision = devices.resolve_precision(run.hparams["precision"], device)
+    device = devices.resolve_device(run.hparams.device)
+    run.precision = devices.resolve_precision(run.hparams.precision, device)
     model = model.to(device)
     records, examples = [], []
     for task, dev in zip(tasks, devs, strict=True):

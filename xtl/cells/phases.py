@@ -17,18 +17,19 @@ from typing import Any
 import datasets
 
 from xtl.core.errors import ConfigError, DataError, ModelError, unknown
-from xtl.core.progress import headless
-from xtl.core.provenance import collect
-from xtl.core.store import atomic_write_json, atomic_write_text
-from xtl.data import sources
-from xtl.data.hparams import (
+from xtl.core.hparams import (
     HPARAM_DEFAULTS,
     MULTITASK_KEYS,
     SPLITS,
     TASK_KEYS,
+    Hparams,
     check_hparam,
     reads,
 )
+from xtl.core.progress import headless
+from xtl.core.provenance import collect
+from xtl.core.store import atomic_write_json, atomic_write_text
+from xtl.data import sources
 from xtl.data.tasks import Task
 from xtl.data.tasks import resolve as resolve_task
 from xtl.evaluation import evaluate
@@ -48,7 +49,7 @@ class CellRun:
     cell_dir: Path
     checkpoint_dir: Path
     params: dict[str, Any]
-    hparams: dict[str, Any]
+    hparams: Hparams  # checked once, by `start`
     mirror: Path | None
     raw: Path | None
     declared: dict[str, dict]
@@ -59,7 +60,7 @@ class CellRun:
     flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
     training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
     started: float = field(default_factory=time.time)
-    # a multi-task stage: each task's own TASK values over `hparams` (xtl.data.hparams.TASK_KEYS)
+    # a multi-task stage: each task's own TASK values over `hparams` (xtl.core.hparams.TASK_KEYS)
     task_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     # where each value came from: {"*": {key: layer}, "<task>": {key: layer}} (xtl.grid.plan.Recipe)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -67,9 +68,10 @@ class CellRun:
     def task(self, name: str) -> Task:
         return resolve_task(name, self.declared)
 
-    def hparams_for(self, task: Task) -> dict[str, Any]:
+    def hparams_for(self, task: Task) -> Hparams:
         """What `task` runs with: the cell's values, its own TASK values over them."""
-        return self.hparams | self.task_hparams.get(task.name, {})
+        return self.hparams.replace(self.task_hparams.get(task.name, {}),
+                                    f"notebook parameter task_hparams.{task.name}")
 
     def load(self, task: Task, split: str, language: str | None = None, size: int | None = None,
              subsample_seed: int = 0) -> sources.Split:
@@ -141,8 +143,8 @@ class CellRun:
 
     def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
         """All languages in one process, on the training device, in the training precision."""
-        device = devices.resolve_device(self.hparams["device"])
-        self.precision = devices.resolve_precision(self.hparams["precision"], device)
+        device = devices.resolve_device(self.hparams.device)
+        self.precision = devices.resolve_precision(self.hparams.precision, device)
         return evaluate.evaluate(model.to(device), tokenizer, task, splits, self.hparams,
                                  self.precision)
 
@@ -172,7 +174,7 @@ class CellRun:
             "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
             **({"baselines": baselines} if baselines else {}),
             **({"estimates": estimates} if estimates is not None else {}),
-            "provenance": collect(data=self.data, hparams=self.hparams,
+            "provenance": collect(data=self.data, hparams=self.hparams.to_dict(),
                                   precision=self.precision, model_source=self.model_source,
                                   parent=self.parent, training=self.training, finished=now,
                                   wall_seconds=round(time.time() - self.started, 2),
@@ -274,10 +276,7 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"notebook parameter {key} must be a non-empty string, got "
                               f"{value!r}")
-    resolved = dict(HPARAM_DEFAULTS)
-    for key, value in hparams.items():
-        check_hparam(key, value, "notebook parameter hparams")
-        resolved[key] = value
+    resolved = Hparams.from_dict(hparams, "notebook parameter hparams")
     if kind not in ("stage", "target", "retrieval", "transferability"):
         raise ConfigError(f"kind must be 'stage', 'target', 'retrieval' or 'transferability', "
                           f"got {kind!r}")

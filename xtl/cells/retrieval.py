@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from xtl.core.errors import ConfigError, unknown
+from xtl.core.hparams import Hparams
 from xtl.data.embeddings import embed, encoder_depth, layer_index
 from xtl.data.search import search_backend
 from xtl.evaluation import metrics, retrieval_metrics, shortcuts
@@ -53,7 +54,7 @@ class LanguageResult:
 
 
 def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
-                   hp: dict[str, Any]) -> tuple[Any, Any, Any]:
+                   hp: Hparams) -> tuple[Any, Any, Any]:
     """(encoder in eval mode on its device, tokenizer, device): the base model's encoder, or the
     `encoder/` of an intermediate checkpoint (checksum verified, architecture checked against
     the base model); `run` (a phases.Run) records where it came from and the precision."""
@@ -69,8 +70,8 @@ def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
                             f"{report.parent.get('cell')}; base model: {source})")
         run.parent = {"cell": report.parent.get("cell"),
                       "checksum": report.parent.get("checksum"), "path": str(init)}
-    device = devices.resolve_device(hp["device"])
-    run.precision = devices.resolve_precision(hp["precision"], device)
+    device = devices.resolve_device(hp.device)
+    run.precision = devices.resolve_precision(hp.precision, device)
     return net.encoder.to(device).eval(), tokenizer, device
 
 
@@ -91,7 +92,7 @@ class RetrievalCell:
     thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
-    def hp(self) -> dict:
+    def hp(self) -> Hparams:
         return self.run.hparams
 
     def intro(self) -> str:
@@ -113,16 +114,16 @@ class RetrievalCell:
     def settings(self) -> dict[str, Any]:
         """The representation and search actually used (also written to metrics.json)."""
         n = encoder_depth(self.encoder)
-        return {"layer": self.hp["layer"], "layer_index": layer_index(self.hp["layer"], n),
+        return {"layer": self.hp.layer, "layer_index": layer_index(self.hp.layer, n),
                 "num_layers": n, "layer_reason": self.layer_reason(),
-                "pooling": self.hp["pooling"],
-                "input_prefix": self.hp["input_prefix"], "max_length": self.hp["max_length"],
+                "pooling": self.hp.pooling,
+                "input_prefix": self.hp.input_prefix, "max_length": self.hp.max_length,
                 "precision": self.run.precision, "device": str(self.device),
                 "search": self.backend}
 
     def layer_reason(self) -> str:
         """Why this layer: the model's own layer, the task's recipe, or the experiment file."""
-        layer = self.hp["layer"]
+        layer = self.hp.layer
         preset = zoo.PRESETS.get(self.model)
         if preset is not None and preset.hparams.get("layer") == layer:
             return f"the layer {self.model} is made to embed with: " + MODEL_LAYERS.get(
@@ -147,9 +148,9 @@ class RetrievalCell:
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         if self.encoder is None:
             raise ConfigError("load_encoder() first")
-        return embed(self.encoder, self.tokenizer, texts, self.hp["input_prefix"],
-                     self.hp["pooling"], self.hp["layer"], 2 * self.hp["batch_size"],
-                     max_length=self.hp["max_length"], precision=self.run.precision)
+        return embed(self.encoder, self.tokenizer, texts, self.hp.input_prefix,
+                     self.hp.pooling, self.hp.layer, 2 * self.hp.batch_size,
+                     max_length=self.hp.max_length, precision=self.run.precision)
 
     def evaluate(self, language: str, log: Callable[[str], None] = print) -> LanguageResult:
         """Load, embed, search or mine, and score one language."""

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from xtl.core.errors import ConfigError, unknown
+from xtl.core.hparams import Hparams
 from xtl.core.precision import autocast
 from xtl.evaluation import transferability
 from xtl.evaluation.transferability import FORMATS, REVISION, transferability_settings
@@ -145,7 +146,7 @@ class TransferabilityCell:
     estimates: list[dict] = field(default_factory=list)
 
     @property
-    def hp(self) -> dict:
+    def hp(self) -> Hparams:
         return self.run.hparams
 
     def intro(self) -> str:
@@ -181,7 +182,7 @@ class TransferabilityCell:
         """Embed a sample, run every estimator, keep one record per estimator."""
         feats = self._sample(task, split, language, rows)
         units = embed_units(self.encoder, self.tokenizer, task.format, feats,
-                            batch_size=self.hp["batch_size"], device=self.device,
+                            batch_size=self.hp.batch_size, device=self.device,
                             precision=self.run.precision,
                             max_units=self.settings["max_units"])
         values = estimate(units) if len(units.labels) >= 2 and len(set(units.labels)) >= 2 \

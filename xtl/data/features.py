@@ -21,6 +21,7 @@ from typing import Any
 import datasets
 
 import xtl
+from xtl.core.hparams import Hparams
 from xtl.core.store import atomic_write_json, cache_dir, read_json_object, sha256_tree, umask_mode
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
@@ -46,7 +47,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return tokenizer._xtl_fingerprint
 
 
-def cache_key(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool) -> str:
+def cache_key(task: Task, split: Split, tokenizer: Any, hp: Hparams, train: bool) -> str:
     parts = {"task": task.name, "format": task.format, "split": split.split,
              "language": split.language, "source": split.source, "data": split.fingerprint,
              "tokenizer": tokenizer_fingerprint(tokenizer), "train": train,
@@ -55,7 +56,7 @@ def cache_key(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool) -
     return f"{task.name}-{split.language}-{split.split}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
-def features(task: Task, split: Split, tokenizer: Any, hp: dict, train: bool = False,
+def features(task: Task, split: Split, tokenizer: Any, hp: Hparams, train: bool = False,
              cache: bool = True) -> datasets.Dataset:
     """Tokenised rows of a split, ready for the format's collator (padding is per batch).
 

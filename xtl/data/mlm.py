@@ -39,6 +39,7 @@ from safetensors import safe_open
 from torch import nn
 
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams, Spec, within
 from xtl.core.precision import autocast
 from xtl.core.store import cache_dir
 from xtl.data import tasks as registry
@@ -110,10 +111,10 @@ def canonicalize(task: Task, raw: datasets.Dataset, split: str, language: str
 
 # --- features and batches ------------------------------------------------------------------
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
     """One example per line, truncated at max_length (jiant's mlm_simple); masking is later."""
-    enc = tokenizer([hp["input_prefix"] + t for t in batch["text"]], truncation=True,
-                    max_length=hp["max_length"])
+    enc = tokenizer([hp.input_prefix + t for t in batch["text"]], truncation=True,
+                    max_length=hp.max_length)
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
@@ -251,16 +252,16 @@ def load_pretrained_head(head: MaskedLMHead, location: Path | str) -> list[str]:
 # --- evaluation ----------------------------------------------------------------------------
 
 @torch.inference_mode()
-def masked_accuracy(model: nn.Module, tokenizer: Any, task: Task, split: Any, hp: dict,
+def masked_accuracy(model: nn.Module, tokenizer: Any, task: Task, split: Any, hp: Hparams,
                     precision: str = "fp32") -> tuple[float, float, int]:
     """(accuracy 0-100, mean loss, masked tokens) on `split`, masked with a fixed seed."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     feats = features(task, split, tokenizer, hp)
-    collate = MaskingCollator(tokenizer, hp["mlm_probability"],
+    collate = MaskingCollator(tokenizer, hp.mlm_probability,
                               torch.Generator().manual_seed(EVAL_MASK_SEED))
-    size = 2 * hp["batch_size"]
+    size = 2 * hp.batch_size
     correct, total, loss_sum = 0, 0, 0.0
     for start in range(0, len(feats), size):
         part = feats[start:start + size]
@@ -277,7 +278,7 @@ def masked_accuracy(model: nn.Module, tokenizer: Any, task: Task, split: Any, hp
     return 100.0 * correct / max(1, total), loss_sum / max(1, total), total
 
 
-def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dict,
+def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: Hparams,
              precision: str = "fp32") -> tuple[list[dict], list[dict]]:
     """metrics.json records for MLM: masked-token accuracy (0-100) per split; no predictions."""
     records = []
@@ -290,11 +291,16 @@ def evaluate(model: nn.Module, tokenizer: Any, task: Task, splits: list, hp: dic
 
 # --- registration --------------------------------------------------------------------------
 
+MLM_PROBABILITY = Spec("mlm_probability", 0.15, (float,), "share of tokens masked",
+                       within(0, 1, closed_low=False), per_task=True)
+
+
 @register_format
 class MaskedLM(Format):
     """Masked-token prediction on plain text, mixed into a multi-task stage."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (MLM_PROBABILITY,)
     canonicalize = staticmethod(canonicalize)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)

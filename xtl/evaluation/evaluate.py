@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xtl.core.faults import fault
+from xtl.core.hparams import Hparams
 from xtl.core.precision import autocast
 from xtl.data.features import features
 from xtl.data.sources import Split
@@ -23,13 +24,13 @@ from xtl.model.models import XtlModel
 
 
 @torch.inference_mode()
-def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
+def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: Hparams,
             precision: str) -> torch.Tensor:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     fmt = get_format(task.format)
-    loader = DataLoader(features(task, split, tokenizer, hp), batch_size=2 * hp["batch_size"],
+    loader = DataLoader(features(task, split, tokenizer, hp), batch_size=2 * hp.batch_size,
                         collate_fn=fmt.collator(tokenizer))
     out = []
     for batch in loader:
@@ -40,7 +41,7 @@ def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
     return torch.cat(out)
 
 
-def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
+def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: Hparams,
             precision: str = "fp32") -> tuple[list, torch.Tensor | None]:
     """(predictions, logits or None) for every row of `split`, in row order."""
     fmt = get_format(task.format)
@@ -54,7 +55,7 @@ def references(task: Task, split: Split) -> list:
     return get_format(task.format).references(split.rows)
 
 
-def score_split(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: dict,
+def score_split(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: Hparams,
                 precision: str = "fp32") -> float:
     """The task's headline score on one split (dev evaluation while training)."""
     predictions, _ = predict(model, tokenizer, task, split, hp, precision)
@@ -71,7 +72,7 @@ def _shown(task: Task, value: Any) -> Any:
     return value
 
 
-def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], hp: dict,
+def evaluate(model: XtlModel, tokenizer: Any, task: Task, splits: list[Split], hp: Hparams,
              precision: str = "fp32") -> tuple[list[dict], list[dict]]:
     """Metric records (one per language and metric) and per-example prediction records."""
     records, examples = [], []

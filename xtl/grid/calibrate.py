@@ -32,6 +32,7 @@ from typing import Any
 
 import xtl
 from xtl.core.errors import ModelError
+from xtl.core.hparams import Hparams
 from xtl.core.store import atomic_write_json
 from xtl.grid.calibrate_probes import EvalProbe, Stepper, TrainProbe
 from xtl.grid.estimate import Item, Work
@@ -194,12 +195,12 @@ def _load_average() -> str:
         return "?"
 
 
-def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[Item, dict]]]:
+def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[Item, Hparams]]]:
     """(model identity, name, model settings) -> (speed key, kind) -> (item to sample, hparams).
 
     An evaluation is sampled from a language other than English where the cells have one
     (most evaluated rows are; dev evaluations are English and use the same figure)."""
-    needs: dict[tuple, dict[tuple[str, str], tuple[Item, dict]]] = {}
+    needs: dict[tuple, dict[tuple[str, str], tuple[Item, Hparams]]] = {}
     for work in works.values():
         hp = dict(work.hp)
         hp["device"] = resolve_device(hp["device"]).type
@@ -229,7 +230,7 @@ def kernel_overhead() -> float:
 
 # --- one model: its fixed costs and each task's rates ------------------------------------------
 
-def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[Item, dict]],
+def _measure_group(name: str, model_hp: dict, todo: dict[tuple[str, str], tuple[Item, Hparams]],
                    entry: dict, mirror: Path | None, raw: Path | None,
                    log: Callable[[str], None]) -> None:
     """Fixed costs, then every rate: each probe runs once per round, rounds one after another,

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from xtl.core.hparams import Hparams
 from xtl.data import embeddings, mlm, sources
 from xtl.data.features import features
 from xtl.evaluation import bitext, evaluate
@@ -36,19 +37,18 @@ class Stepper:
 
         self.tokenizer, self.device = tokenizer, device
         self.accelerator = devices.make_accelerator(precision, device)
-        optimizer = train.make_optimizer(net, {"learning_rate": 1e-5, "adam_epsilon": 1e-8,
-                                               "weight_decay": 0.01})
+        optimizer = train.make_optimizer(net, Hparams({"learning_rate": 1e-5}))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             net, optimizer, scheduler)
         self.model.train()
 
-    def __call__(self, item: Item, batches: list[dict], hp: dict) -> float:
+    def __call__(self, item: Item, batches: list[dict], hp: Hparams) -> float:
         import torch
 
         t0 = time.perf_counter()
         train.train_step(self.accelerator, self.model, self.optimizer, self.scheduler, item.task,
-                         batches, hp["max_grad_norm"])
+                         batches, hp.max_grad_norm)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -66,20 +66,20 @@ class TrainProbe:
     """Training examples (rows) per second: seconds per padded token, times the padded tokens
     per row of the task's batch plan (length grouping and QA windows included)."""
 
-    def __init__(self, step: Stepper, item: Item, hp: dict, mirror: Path | None,
+    def __init__(self, step: Stepper, item: Item, hp: Hparams, mirror: Path | None,
                  raw: Path | None):
         self.step, self.item, self.hp = step, item, hp
-        per_step = hp["batch_size"] * hp["grad_accum"]
+        per_step = hp.batch_size * hp.grad_accum
         split = sources.load(item.data, "train", item.language, mirror, raw=raw)
         sample = _sample(split, max(SAMPLE_ROWS, per_step * (TIMED_STEPS + 1)))
         self.feats = features(item.task, sample, step.tokenizer, hp, train=True, cache=False)
         lengths = train_data.lengths(self.feats)
-        self.batches = sampling.BatchPlan(lengths, hp["batch_size"], 0,
-                                          hp["group_by_length"]).epoch(0)
+        self.batches = sampling.BatchPlan(lengths, hp.batch_size, 0,
+                                          hp.group_by_length).epoch(0)
         padded = [len(b) * int(lengths[b].max()) for b in self.batches]
         self.per_row = sum(padded) / len(sample.rows)
-        groups = [list(range(i, min(i + hp["grad_accum"], len(self.batches))))
-                  for i in range(0, len(self.batches), hp["grad_accum"])]
+        groups = [list(range(i, min(i + hp.grad_accum, len(self.batches))))
+                  for i in range(0, len(self.batches), hp.grad_accum)]
         self.collate = train_data.collator(item.task, step.tokenizer, hp)
         self._run(groups[0])  # warm-up: the plan puts the longest batch first
         self.timed = groups[1:1 + TIMED_STEPS] or groups[:1]
@@ -98,7 +98,7 @@ class EvalProbe:
     """Evaluated rows per second over a sample (tokenisation, prediction, metrics); retrieval
     and dual-encoder tasks: rows whose texts are embedded per second."""
 
-    def __init__(self, net: Any, tokenizer: Any, item: Item, hp: dict, precision: str,
+    def __init__(self, net: Any, tokenizer: Any, item: Item, hp: Hparams, precision: str,
                  mirror: Path | None, raw: Path | None):
         self.net, self.tokenizer, self.item, self.hp = net, tokenizer, item, hp
         self.precision = precision
@@ -108,10 +108,10 @@ class EvalProbe:
         self.embedded = item.task.format in ("retrieval", "dual_encoder")
         if self.embedded:
             self.sides = _texts(item.task.format, self.sample.rows)
-            self._embed([(texts[:hp["batch_size"]], None if ctx is None else
-                          ctx[:hp["batch_size"]]) for texts, ctx in self.sides[:1]])
+            self._embed([(texts[:hp.batch_size], None if ctx is None else
+                          ctx[:hp.batch_size]) for texts, ctx in self.sides[:1]])
         else:
-            n = min(len(self.sample.rows), hp["batch_size"])
+            n = min(len(self.sample.rows), hp.batch_size)
             self._evaluate(replace(self.sample, rows=self.sample.rows.select(range(n)),
                                    fingerprint=f"{self.sample.fingerprint}|warm-up"))
 
@@ -127,9 +127,9 @@ class EvalProbe:
     def _embed(self, sides: list[tuple[list[str], list | None]]) -> None:
         hp = self.hp
         for texts, contexts in sides:
-            embeddings.embed(self.net.encoder, self.tokenizer, texts, hp["input_prefix"],
-                             hp["pooling"], hp["layer"], 2 * hp["batch_size"],
-                             max_length=hp["max_length"], precision=self.precision,
+            embeddings.embed(self.net.encoder, self.tokenizer, texts, hp.input_prefix,
+                             hp.pooling, hp.layer, 2 * hp.batch_size,
+                             max_length=hp.max_length, precision=self.precision,
                              pairs=contexts)
 
     def __call__(self) -> float:

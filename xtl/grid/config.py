@@ -16,9 +16,9 @@ import yaml
 
 from xtl.core import tracking
 from xtl.core.errors import ConfigError, unknown
+from xtl.core.hparams import SPLITS, check_hparam
 from xtl.data import mlm as _mlm  # noqa: F401  (registers the `mlm` format and task)
 from xtl.data import tasks as registry
-from xtl.data.hparams import SPLITS, check_hparam
 from xtl.data.tasks import resolve as resolve_task
 from xtl.evaluation.transferability import transferability_settings
 from xtl.grid import executors

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xtl.core.hparams import Hparams
 from xtl.core.tables import plural
 from xtl.data import sources
 from xtl.data.tasks import Task
@@ -44,7 +45,7 @@ class Work:
 
     cell: Cell
     model: str
-    hp: dict
+    hp: Hparams
     train: list[Item] = field(default_factory=list)  # rows = examples (rows x epochs)
     dev: list[Item] = field(default_factory=list)  # rows of ONE dev evaluation
     dev_evals: int = 0
@@ -52,9 +53,9 @@ class Work:
     snapshots: int = 0  # resume states (model, optimizer, RNGs), one per dev evaluation
     model_loads: int = 1
     eval: list[Item] = field(default_factory=list)  # the final evaluation, per language
-    task_hps: dict[str, dict] = field(default_factory=dict)  # a multi-task stage: per task
+    task_hps: dict[str, Hparams] = field(default_factory=dict)  # a multi-task stage: per task
 
-    def hp_of(self, item: Item) -> dict:
+    def hp_of(self, item: Item) -> Hparams:
         """The hyperparameters `item`'s head runs with (its task's own in a multi-task stage)."""
         return self.task_hps.get(item.task.name, self.hp)
 
@@ -136,26 +137,26 @@ def _training(work: Work, pairs: list[tuple[Task, Task]], size: int | None,
     rows = [size if size is not None else count(data, "train", data.train_language)
             for _, data in pairs]
     work.dev = [Item(head, data, "validation", data.train_language,
-                     _first(count(data, "validation", data.train_language), hp["dev_subset"]))
+                     _first(count(data, "validation", data.train_language), hp.dev_subset))
                 for head, data in pairs]
     known = [(pair, n) for pair, n in zip(pairs, rows, strict=True) if n is not None]
     if not known:
         work.train = [Item(h, d, "train", d.train_language, None) for h, d in pairs]
         return
     # Tasks of unknown size are left out of the mixture (and counted as 0 rows).
-    epochs = [work.task_hps.get(h.name, hp)["epochs"] for (h, _), _ in known]
+    epochs = [work.task_hps.get(h.name, hp).epochs for (h, _), _ in known]
     mix = mixture([h.name for (h, _), _ in known], [n for _, n in known],
                   [h.format == "mlm" for (h, _), _ in known], hp, epochs)
-    per_step = hp["batch_size"] * hp["grad_accum"]
+    per_step = hp.batch_size * hp.grad_accum
     # One task: its rows x epochs. Several: each task's expected share of the steps' examples.
     shares = iter([n * epochs[0] for _, n in known] if len(known) == 1 else
                   [p * mix.total * per_step for p in mix.probabilities])
     work.train = [Item(h, d, "train", d.train_language, None if n is None else next(shares))
                   for (h, d), n in zip(pairs, rows, strict=True)]
-    every = hp["eval_every"] or mix.steps_per_epoch
+    every = hp.eval_every or mix.steps_per_epoch
     evals = mix.total // every + (mix.total % every != 0)  # and one at the very end
     work.dev_evals = evals
-    work.snapshots = mix.total // hp["save_every"] if hp["save_every"] else evals
+    work.snapshots = mix.total // hp.save_every if hp.save_every else evals
     work.checkpoint_writes = evals + 1  # `best` at most at every evaluation (an upper bound)
 
 

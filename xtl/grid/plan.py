@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import TASK_KEYS, Hparams, split_scope
 from xtl.core.tables import plural
 from xtl.data import sources
-from xtl.data.hparams import HPARAM_DEFAULTS, TASK_KEYS, split_scope
 from xtl.evaluation import transferability
 from xtl.grid.config import CONTRACT_VERSION, Experiment, intermediate_stages
 from xtl.grid.config import resolve_task as _task
@@ -57,16 +57,16 @@ class Recipe:
         return asdict(self)
 
 
-def hparams_of(cell: Cell) -> dict[str, Any]:
+def hparams_of(cell: Cell) -> Hparams:
     """A cell's full cell-level hyperparameters (a plan before revision 3: from its identity)."""
-    if cell.recipe:
-        return dict(cell.recipe["hparams"])
-    return {**HPARAM_DEFAULTS, **cell.identity["hparams"]}
+    return Hparams.from_dict(cell.recipe["hparams"] if cell.recipe else cell.identity["hparams"],
+                             f"plan cell {cell.id}")
 
 
-def task_hparams_of(cell: Cell, task: str) -> dict[str, Any]:
+def task_hparams_of(cell: Cell, task: str) -> Hparams:
     """The hyperparameters one task of the cell runs with: its TASK values over the cell's."""
-    return hparams_of(cell) | dict(cell.recipe.get("tasks", {}).get(task, {}))
+    return hparams_of(cell).replace(cell.recipe.get("tasks", {}).get(task, {}),
+                                    f"plan cell {cell.id}, task {task}")
 
 
 def cell_id(kind: str, identity: dict[str, Any]) -> str:
@@ -381,12 +381,12 @@ def unavailable(plan: Plan, exp: Experiment) -> list[str]:
 
 def work(cell: Cell, exp: Experiment, mirror: Path | None) -> str:
     """Examples x epochs of a cell's training (and rows it evaluates), from cheap row counts."""
-    epochs = hparams_of(cell)["epochs"]
+    epochs = hparams_of(cell).epochs
     if cell.kind == "stage":
         names = [t if isinstance(t, str) else t["name"] for t in cell.identity["tasks"]]
         rows = [sources.count_rows(_task(n, exp.declared), "train", "en", mirror) for n in names]
         if len(names) > 1:
-            return " + ".join(_times(n, task_hparams_of(cell, name)["epochs"])
+            return " + ".join(_times(n, task_hparams_of(cell, name).epochs)
                               for name, n in zip(names, rows, strict=True))
         return _times(None if None in rows else sum(rows), epochs)
     task = _task(cell.axes["target"], exp.declared)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xtl.data.hparams import (
+from xtl.core.hparams import (
     HPARAM_DEFAULTS,
     MODEL_INTRINSIC,
     POST_V1,
     V1_HPARAMS,
+    Hparams,
     reads,
     split_scope,
 )
@@ -97,6 +98,8 @@ def resolve_hparams(phase: str, task: Task | None, preset: dict, values: dict,
             if key in layers[layer]:  # canonical: a recipe's 0 and a file's 0.0 are one value
                 resolved.values[key] = canonical(key, layers[layer][key])
                 resolved.sources[key] = f"tasks.{task_name}" if layer == "tasks" else layer
+    # checked once, merged: a preset's or a task recipe's value too (the file's were at load)
+    Hparams(resolved.values, f"{phase} hyperparameters" + (f" of {task_name}" if task else ""))
     return resolved
 
 

@@ -87,7 +87,7 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
     common = {
         "cell_id": cell.id, "model": cell.axes["model"], "seed": ident.get("seed"),
         # every resolved value (the identity leaves out post-v1 keys at their v1 behaviour)
-        "hparams": planning.hparams_of(cell),
+        "hparams": planning.hparams_of(cell).to_dict(),
         "hparam_sources": {"*": recipe.get("sources", {}), **recipe.get("task_sources", {})},
         "init_checkpoint": str(run_dir.checkpoint(cell.parent) / "best") if cell.parent
         else None,

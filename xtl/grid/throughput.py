@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xtl.core.errors import ConfigError, closest, unknown
+from xtl.core.hparams import Hparams
 from xtl.data.tasks import Task
 from xtl.grid.config import read_yaml
 
@@ -59,7 +60,7 @@ class Throughput:
                               f"{', '.join(sorted(self.models)) or 'none'}")
         return self.models[name]
 
-    def rate(self, model: str, task: Task, kind: str, hp: dict) -> float:
+    def rate(self, model: str, task: Task, kind: str, hp: Hparams) -> float:
         """examples/s: the calibrated settings key, else the task's name, format, `default`."""
         rates = self.model(model).rates
         for key in (speed_key(task, hp), task.name, task.format, "default"):
@@ -70,7 +71,7 @@ class Throughput:
                           f"models.{model}.rates.{task.format}.{kind} (or rates.default.{kind})")
 
 
-def speed_key(task: Task, hp: dict) -> str:
+def speed_key(task: Task, hp: Hparams) -> str:
     """'<task>@<settings>': the calibration key of a task under the settings that set its speed."""
     settings = ",".join(f"{k}={hp.get(k)!r}" for k in SPEED_HPARAMS)
     return f"{task.name}@{hashlib.sha256(settings.encode()).hexdigest()[:10]}"

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from xtl.core.errors import ConfigError, XtlError
+from xtl.core.hparams import Hparams
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, with_overrides
 from xtl.model.models import XtlModel
@@ -28,7 +29,7 @@ class TrainingError(XtlError, RuntimeError):
 
 
 def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
-           trains: list[Split], devs: list[Split], hp: dict, seed: int, checkpoint_dir: Path,
+           trains: list[Split], devs: list[Split], hp: Hparams, seed: int, checkpoint_dir: Path,
            history_path: Path, meta: dict, task_hps: list[dict] | None = None) -> FitResult:
     """Run `fit_tasks` in `processes` DDP ranks (torchrun) and load the result into `model`.
 
@@ -37,7 +38,7 @@ def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
     output is printed here, so it lands in the notebook.
     """
     strategy()  # a bad XTL_DISTRIBUTED fails here, not in every rank
-    cuda = torch.cuda.is_available() and hp["device"] != "cpu"
+    cuda = torch.cuda.is_available() and hp.device != "cpu"
     if cuda and torch.cuda.device_count() < processes:
         raise ConfigError(f"gpus_per_cell = {processes}, but this machine has "
                           f"{torch.cuda.device_count()} CUDA device(s)")
@@ -55,7 +56,7 @@ def launch(processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
 
 
 def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, tasks: list[Task],
-               trains: list[Split], devs: list[Split], hp: dict, seed: int,
+               trains: list[Split], devs: list[Split], hp: Hparams, seed: int,
                checkpoint_dir: Path, history_path: Path, meta: dict,
                task_hps: list[dict] | None = None) -> FitResult:
     # The rows are loaded: the ranks need no generator or reader (and a test's may not import).

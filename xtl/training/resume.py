@@ -27,6 +27,7 @@ import torch
 from xtl.core.atomicdir import recover, remove_dir, replace_dir
 from xtl.core.errors import ConfigError, ModelError
 from xtl.core.faults import fault
+from xtl.core.hparams import Hparams
 from xtl.core.store import atomic_write_json, read_json_object, sha256_file
 from xtl.data.sources import Split
 
@@ -51,7 +52,7 @@ def _data_identity(split: Split) -> dict:
     return {"fingerprint": split.fingerprint, "rows": len(split.rows), "ids": digest}
 
 
-def identity(meta: dict, hp: dict, seed: int, task: str | list[str], train: Split | list[Split],
+def identity(meta: dict, hp: Hparams, seed: int, task: str | list[str], train: Split | list[Split],
              dev: Split | list[Split], precision: str, device: str, processes: int = 1) -> dict:
     """What a resumed run must share with the run that saved the state.
 

@@ -30,7 +30,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from xtl.data.hparams import MULTITASK_SAMPLERS as SAMPLERS
+from xtl.core.hparams import MULTITASK_SAMPLERS as SAMPLERS
+from xtl.core.hparams import Hparams
 
 # Batches per mega-batch: larger groups more tightly by length, smaller keeps more randomness.
 MEGA_BATCH_MULT = 50
@@ -168,25 +169,25 @@ def sampler_weights(counted: Sequence[float], sampler: str, temperature: float) 
 
 
 def mixture(names: Sequence[str], examples: Sequence[int], auxiliary: Sequence[bool],
-            hp: dict, epochs: Sequence[float] | None = None) -> Mixture:
+            hp: Hparams, epochs: Sequence[float] | None = None) -> Mixture:
     """Sampling probabilities and step counts for tasks of `examples` training examples,
-    trained for `epochs` each (None: `hp["epochs"]` for every task).
+    trained for `epochs` each (None: `hp.epochs` for every task).
 
     `auxiliary` marks MLM tasks. With `mlm_weight` w > 0 (and labelled tasks beside them) they
     share w of the steps equally, the labelled tasks share the rest by the sampler, and the
     total grows to labelled steps / (1 - w): the labelled tasks keep their epochs. With w = 0
     every task, MLM included, is sampled and counted alike. One task: all steps are its own.
     """
-    epochs = [hp["epochs"]] * len(names) if epochs is None else list(epochs)
-    cap = hp["multitask_cap"]
+    epochs = [hp.epochs] * len(names) if epochs is None else list(epochs)
+    cap = hp.multitask_cap
     counted = [min(n, cap) if cap else n for n in examples]
-    per_step = hp["batch_size"] * hp["grad_accum"]
+    per_step = hp.batch_size * hp.grad_accum
     steps = [math.ceil(c / per_step) for c in counted]
-    weight = hp["mlm_weight"] if any(auxiliary) and not all(auxiliary) else 0.0
+    weight = hp.mlm_weight if any(auxiliary) and not all(auxiliary) else 0.0
     main = [k for k, aux in enumerate(auxiliary) if not (weight and aux)]
     probabilities = np.zeros(len(names))
     main_weights = sampler_weights([epochs[k] * counted[k] for k in main],
-                                   hp["multitask_sampler"], hp["multitask_temperature"])
+                                   hp.multitask_sampler, hp.multitask_temperature)
     probabilities[main] = (1.0 - weight) * main_weights / main_weights.sum()
     side = [k for k in range(len(names)) if k not in main]
     probabilities[side] = weight / max(1, len(side))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from xtl.core.hparams import Hparams
 from xtl.data import mlm
 from xtl.data.sources import Split
 from xtl.data.tasks import Task
@@ -17,7 +18,7 @@ from xtl.training.train_data import TaskData
 COLLAPSE_MARGIN = 1.0  # accuracy points above the majority-class share that still count as collapse
 
 
-def selection_rule(data: list[TaskData], hp: dict, how: str, best_step: int, steps: int,
+def selection_rule(data: list[TaskData], hp: Hparams, how: str, best_step: int, steps: int,
                    steps_per_epoch: int) -> str:
     """Which rule chose the best checkpoint, in words, for reports and metrics.json."""
     scored = [d for d in data if not d.auxiliary] or data
@@ -30,13 +31,13 @@ def selection_rule(data: list[TaskData], hp: dict, how: str, best_step: int, ste
                    else ""))
     else:
         what = f"best dev score of {how}"
-    when = (f"every {hp['eval_every']} optimizer steps and at the end" if hp["eval_every"]
+    when = (f"every {hp.eval_every} optimizer steps and at the end" if hp.eval_every
             else f"at the end of every epoch ({steps_per_epoch} optimizer steps)")
     rows = "; ".join(
         (f"the first {len(d.dev.rows):,} {d.dev.task} dev rows" if d.dev is not d.full_dev
          else f"all {len(d.dev.rows):,} {d.dev.task} dev rows") for d in data)
-    patience = (f"early stop after {hp['patience']} evaluations without improvement"
-                if hp["patience"] else "no early stopping")
+    patience = (f"early stop after {hp.patience} evaluations without improvement"
+                if hp.patience else "no early stopping")
     return (f"{what}, evaluated {when} on {rows}; {patience}; chosen at step {best_step} "
             f"of {steps}")
 
@@ -55,7 +56,7 @@ def _language(code: str) -> str:
 
 
 
-def dev_score(model: XtlModel, tokenizer: Any, data: TaskData, hp: dict, precision: str
+def dev_score(model: XtlModel, tokenizer: Any, data: TaskData, hp: Hparams, precision: str
               ) -> float:
     """A task's headline dev score; MLM's is masked-token accuracy (0-100)."""
     if data.auxiliary:
@@ -89,9 +90,9 @@ def is_collapsed(scores: list[float], majority: float | None) -> bool:
         s <= majority + COLLAPSE_MARGIN for s in scores)
 
 
-def eval_due(step: int, hp: dict, steps_per_epoch: int, total: int) -> bool:
-    if hp["eval_every"]:
-        return step % hp["eval_every"] == 0
+def eval_due(step: int, hp: Hparams, steps_per_epoch: int, total: int) -> bool:
+    if hp.eval_every:
+        return step % hp.eval_every == 0
     return step % steps_per_epoch == 0 or step == total
 
 

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -45,8 +46,8 @@ from transformers import get_linear_schedule_with_warmup
 from xtl.core import smokecaps, tracking
 from xtl.core.errors import ConfigError, ModelError
 from xtl.core.faults import fault
+from xtl.core.hparams import Hparams
 from xtl.core.progress import bar as progress_bar
-from xtl.data.hparams import HPARAM_DEFAULTS
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
 from xtl.model.models import XtlModel, save_checkpoint
@@ -84,22 +85,22 @@ from xtl.training.train_data import check_inputs, micro_batches, task_data
 
 # --- the pieces of the loop -----------------------------------------------------------------
 
-def make_optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, hp: Hparams) -> torch.optim.Optimizer:
     # No weight decay on biases and LayerNorm weights, as in the BERT/XLM-R recipes.
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": hp["weight_decay"]},
+    groups = [{"params": decay, "weight_decay": hp.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     # The fused kernel updates each tensor in one pass instead of a dozen: on CPU it is ~6x
     # faster, which matters when the optimizer step is a large share of the step (e5-small's
     # 96M-parameter embedding matrix). It is the Trainer's default too. Older torch: foreach.
     try:
-        return torch.optim.AdamW(groups, lr=hp["learning_rate"], eps=hp["adam_epsilon"],
+        return torch.optim.AdamW(groups, lr=hp.learning_rate, eps=hp.adam_epsilon,
                                  fused=True)
     except RuntimeError:
-        return torch.optim.AdamW(groups, lr=hp["learning_rate"], eps=hp["adam_epsilon"])
+        return torch.optim.AdamW(groups, lr=hp.learning_rate, eps=hp.adam_epsilon)
 
 
 def freeze_word_embeddings(model: XtlModel) -> None:
@@ -163,7 +164,8 @@ def train_step(accelerator: Accelerator, model: torch.nn.Module, optimizer: Any,
 
 # --- the loop --------------------------------------------------------------------------------
 
-def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, hp: dict,
+def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split,
+        hp: Hparams | Mapping[str, Any],
         seed: int, checkpoint_dir: Path, history_path: Path, meta: dict,
         processes: int | None = None) -> FitResult:
     """Train `model` for one task: `fit_tasks` with a mixture of one."""
@@ -172,30 +174,31 @@ def fit(model: XtlModel, tokenizer: Any, task: Task, train: Split, dev: Split, h
 
 
 def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[Split],
-              devs: list[Split], hp: dict, seed: int, checkpoint_dir: Path, history_path: Path,
-              meta: dict, processes: int | None = None,
+              devs: list[Split], hp: Hparams | Mapping[str, Any], seed: int,
+              checkpoint_dir: Path, history_path: Path, meta: dict, processes: int | None = None,
               task_hps: list[dict] | None = None) -> FitResult:
     """Train `model` on `tasks` at once; keep the best checkpoint by aggregate dev score, and last.
 
     `hp` holds the cell's values; `task_hps` (a multi-task stage) each task's own TASK values
-    (`xtl.data.hparams.TASK_KEYS`: its max length, epochs, ...) over them. If an earlier call with
+    (`xtl.core.hparams.TASK_KEYS`: its max length, epochs, ...) over them. If an earlier call with
     the same cell, data and hyperparameters died, continue from its last resumable state in
     `checkpoint_dir/resume` (a different one is an error). `processes` (default:
     $XTL_GPUS_PER_CELL, else 1) > 1 outside a launcher starts that many DDP ranks.
     """
-    hp = {**HPARAM_DEFAULTS, **hp}  # a partial dict (ad-hoc use) gets the kit's defaults
+    hp = Hparams.from_dict(hp, "fit")  # a partial mapping (ad-hoc use) gets the defaults
     # Everything that can be wrong is checked before any work.
     check_inputs(model, tasks, trains, devs, hp, task_hps)
-    hps = [hp | own for own in task_hps] if task_hps else [hp] * len(tasks)
+    hps = ([hp.replace(own, f"fit: task {t.name}") for t, own in zip(tasks, task_hps, strict=True)]
+           if task_hps else [hp] * len(tasks))
     processes = processes or int(os.environ.get(PROCESSES_ENV, "1"))
     if processes > 1 and world_size() == 1:
         return launch(processes, model, tokenizer, tasks, trains, devs, hp, seed,
                       checkpoint_dir, history_path, meta, task_hps)
-    device = resolve_device(hp["device"])
-    if world_size() > 1 and hp["device"].startswith("cuda:"):
-        raise ConfigError(f"device {hp['device']!r} pins one GPU, but this cell runs "
+    device = resolve_device(hp.device)
+    if world_size() > 1 and hp.device.startswith("cuda:"):
+        raise ConfigError(f"device {hp.device!r} pins one GPU, but this cell runs "
                           f"{world_size()} processes (one GPU each); use 'cuda' or 'auto'")
-    precision = resolve_precision(hp["precision"], device)
+    precision = resolve_precision(hp.precision, device)
     sharded = world_size() > 1 and strategy() == "fsdp"
     if sharded:
         check_fsdp(model, tasks, device)
@@ -206,9 +209,9 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
                               config=tracking.flat_config({**hp, "seed": seed}))
     main = accelerator.is_main_process
     set_seed(seed, device_specific=True)  # + rank: each process its own dropout and masks
-    if hp["gradient_checkpointing"]:
+    if hp.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
-    if hp["freeze_embeddings"]:
+    if hp.freeze_embeddings:
         freeze_word_embeddings(model)
 
     # Data: tokenised once (the main process first, so the others read its cache).
@@ -216,13 +219,13 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         data = [task_data(t, tr, dv, tokenizer, own, seed, k)
                 for k, (t, tr, dv, own) in enumerate(zip(tasks, trains, devs, hps, strict=True))]
     mix = sampling.mixture([t.name for t in tasks], [len(d.feats) for d in data],
-                           [d.auxiliary for d in data], hp, [own["epochs"] for own in hps])
+                           [d.auxiliary for d in data], hp, [own.epochs for own in hps])
     schedule = sampling.schedule(mix, seed)  # the task of every step, drawn up front
     steps_per_epoch, total = mix.steps_per_epoch, smokecaps.cap_steps(mix.total)
     many = len(tasks) > 1
 
     optimizer = make_optimizer(model, hp)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp["warmup_ratio"] * total), total)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     unwrapped = accelerator.unwrap_model(model)
 
@@ -260,7 +263,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         # Every rank scores (no rank idles in a collective meanwhile); the main's scores decide.
         scores = {d.task.name: dev_score(unwrapped, tokenizer, d, d.hp, precision) for d in data}
         scores = from_main(accelerator, scores)
-        score = aggregate(scores, data, hp["multitask_aggregate"])
+        score = aggregate(scores, data, hp.multitask_aggregate)
         log({"step": progress.step, "dev_score": score, "epoch": progress.step / steps_per_epoch,
              **({"dev_scores": scores} if many else {})})
         if score > progress.best_score:
@@ -269,7 +272,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
             keep("best", {"dev_score": score, **({"dev_scores": scores} if many else {})})
         else:
             progress.bad_evals += 1
-            progress.stop = hp["patience"] > 0 and progress.bad_evals >= hp["patience"]
+            progress.stop = hp.patience > 0 and progress.bad_evals >= hp.patience
 
     model.train()
     bar = progress_bar(total=total, initial=progress.step, desc=f"train {'+'.join(names)}",
@@ -277,11 +280,11 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
     start, seen = time.perf_counter(), 0
     while progress.step < total and not progress.stop:
         d = data[schedule[progress.step]]  # the sampler's task for this step
-        group = d.cursor.take(hp["grad_accum"])  # global micro-batches of example indices
+        group = d.cursor.take(hp.grad_accum)  # global micro-batches of example indices
         batches, weights = micro_batches(d, group, accelerator.process_index,
                                          accelerator.num_processes)
         loss, pad, tokens = train_step(accelerator, model, optimizer, scheduler, d.task, batches,
-                                       hp["max_grad_norm"], weights)
+                                       hp.max_grad_norm, weights)
         progress.step += 1
         progress.pad_tokens += pad
         progress.tokens += tokens
@@ -296,8 +299,8 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
             evaluate_and_keep()
             model.train()
         # Saved after the evaluation, so the state includes its score and best/.
-        if (hp["save_every"] and progress.step % hp["save_every"] == 0) or (
-                not hp["save_every"] and evaluated):
+        if (hp.save_every and progress.step % hp.save_every == 0) or (
+                not hp.save_every and evaluated):
             state = snapshot(accelerator, model, optimizer, scheduler, progress, data, sharded)
             if main:
                 store.save(progress.step, state)
@@ -330,10 +333,10 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
                      padded_fraction=progress.pad_tokens / max(1, progress.tokens),
                      collapsed=bool(collapsed), flags=["collapsed"] if collapsed else [],
                      resumed_from=resumed_from, best_scores=progress.best_scores,
-                     aggregate=hp["multitask_aggregate"] if many else names[0],
+                     aggregate=hp.multitask_aggregate if many else names[0],
                      task_steps={n: steps_of.get(k, 0) for k, n in enumerate(names)},
                      mixture=mix.table(), processes=accelerator.num_processes,
-                     selection=selection_rule(data, hp, hp["multitask_aggregate"],
+                     selection=selection_rule(data, hp, hp.multitask_aggregate,
                                               progress.best_step, progress.step,
                                               steps_per_epoch))
 

@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import torch
 
 from xtl.core.errors import ConfigError, DataError, ModelError, unknown
+from xtl.core.hparams import TASK_KEYS, Hparams, check_hparam
 from xtl.data import mlm
 from xtl.data.features import features
-from xtl.data.hparams import HPARAM_TYPES, TASK_KEYS, check_hparam
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
 from xtl.model.models import XtlModel
@@ -35,7 +35,7 @@ class TaskData:
     feats: datasets.Dataset
     cursor: sampling.Cursor
     collate: Callable[[list[dict]], dict]
-    hp: dict = field(default_factory=dict)
+    hp: Hparams = field(default_factory=Hparams)
     full_dev: Split | None = None  # the whole dev split (`dev` when no subset is taken)
 
     def __post_init__(self) -> None:
@@ -50,11 +50,8 @@ class TaskData:
 
 
 def check_inputs(model: XtlModel, tasks: list[Task], trains: list[Split], devs: list[Split],
-                 hp: dict, task_hps: list[dict] | None = None) -> None:
+                 hp: Hparams, task_hps: list[dict] | None = None) -> None:
     """Raise for every bad input before any work, naming the offending value."""
-    for key, value in hp.items():
-        if key in HPARAM_TYPES:
-            check_hparam(key, value, "fit")
     names = [t.name for t in tasks]
     if task_hps is not None:
         if len(task_hps) != len(tasks):
@@ -70,9 +67,9 @@ def check_inputs(model: XtlModel, tasks: list[Task], trains: list[Split], devs: 
     if not tasks or len(set(names)) != len(names) or not len(tasks) == len(trains) == len(devs):
         raise ConfigError(f"fit: tasks {names} must be distinct and have one train and one dev "
                           f"split each ({len(trains)} train, {len(devs)} dev given)")
-    if len(tasks) > 1 and hp["multitask_aggregate"] not in ("mean", *names):
+    if len(tasks) > 1 and hp.multitask_aggregate not in ("mean", *names):
         raise unknown("multitask_aggregate (the dev score that selects the best checkpoint)",
-                      hp["multitask_aggregate"], ("mean", *names))
+                      hp.multitask_aggregate, ("mean", *names))
     for task, train, dev in zip(tasks, trains, devs, strict=True):
         for split in (train, dev):
             if len(split.rows) == 0:
@@ -109,21 +106,21 @@ def lengths(feats: Any) -> np.ndarray:
     return pc.list_value_length(feats.with_format("arrow")["input_ids"]).to_numpy()
 
 
-def collator(task: Task, tokenizer: Any, hp: dict) -> Callable[[list[dict]], dict]:
+def collator(task: Task, tokenizer: Any, hp: Hparams) -> Callable[[list[dict]], dict]:
     """The format's collator; MLM's masks with the run's masking probability."""
     if task.format == mlm.FORMAT:
-        return mlm.collator(tokenizer, hp["mlm_probability"])
+        return mlm.collator(tokenizer, hp.mlm_probability)
     return get_format(task.format).collator(tokenizer)
 
 
-def task_data(task: Task, train: Split, dev: Split, tokenizer: Any, hp: dict, seed: int,
+def task_data(task: Task, train: Split, dev: Split, tokenizer: Any, hp: Hparams, seed: int,
               stream: int) -> TaskData:
     """Tokenised once (cached) with the task's own `hp`; the task's batches are a function of
     (seed, epoch, stream); `dev` is cut to the rows the selection evaluates (`dev_subset`)."""
     feats = features(task, train, tokenizer, hp, train=True)
-    plan = sampling.BatchPlan(lengths(feats), hp["batch_size"], seed, hp["group_by_length"],
+    plan = sampling.BatchPlan(lengths(feats), hp.batch_size, seed, hp.group_by_length,
                               stream=stream)
-    return TaskData(task, train, selection_split(dev, hp["dev_subset"]), feats,
+    return TaskData(task, train, selection_split(dev, hp.dev_subset), feats,
                     sampling.Cursor(plan), collator(task, tokenizer, hp), hp, full_dev=dev)
 
 

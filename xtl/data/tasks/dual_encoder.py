@@ -47,6 +47,7 @@ from torch import nn
 
 from xtl.core import chance as chance_levels
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Hparams
 from xtl.data import embeddings, search
 from xtl.data.readers import lareqa as lareqa_json
 from xtl.data.readers import mewslix, squad_sentences
@@ -205,7 +206,7 @@ def _key(candidate_id: str) -> int:
     return int.from_bytes(hashlib.sha1(candidate_id.encode()).digest()[:8], "big") >> 1
 
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False
               ) -> dict[str, list]:
     """Token ids of both sides of each pair: the query's as `input_ids` (what length grouping
     reads), the candidate's as `cand_*`, and `cand_key` to spot repeated candidates."""
@@ -215,7 +216,7 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
     if bad:
         raise DataError(f"dual-encoder features need (query, candidate) pairs; rows {bad[:3]} "
                         "lack one (evaluation splits are ranked by `predict`, not featurised)")
-    prefix, limit = hp["input_prefix"], hp["max_length"]
+    prefix, limit = hp.input_prefix, hp.max_length
     query = embeddings.encode_texts(tokenizer, batch["query"], batch["query_context"], prefix,
                                     limit)
     cand = embeddings.encode_texts(tokenizer, batch["candidate"], batch["candidate_context"],
@@ -284,7 +285,7 @@ def decode(*_: Any) -> Any:
 
 
 @torch.inference_mode()
-def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
+def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: Hparams,
             precision: str = "fp32") -> list[list[str]]:
     """Each query's top-20 candidate ids (best first; ties to the earlier pool row)."""
     view = View.of(split.rows)
@@ -295,11 +296,11 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Split, hp: dict,
     device = next(encoder.parameters()).device
 
     def embed(texts: list[str], pairs: list[str | None], desc: str | None) -> torch.Tensor:
-        return embeddings.embed(encoder, tokenizer, texts, hp["input_prefix"], "mean", -1,
-                                2 * hp["batch_size"], max_length=hp["max_length"],
+        return embeddings.embed(encoder, tokenizer, texts, hp.input_prefix, "mean", -1,
+                                2 * hp.batch_size, max_length=hp.max_length,
                                 precision=precision, pairs=pairs, desc=desc)
 
-    key = (view.pool_fingerprint(), hp["input_prefix"], hp["max_length"], precision)
+    key = (view.pool_fingerprint(), hp.input_prefix, hp.max_length, precision)
     shown = f"embed {len(view.pool_ids):,} candidates" if len(view.pool_ids) > BAR_FROM else None
     pool = embeddings.POOL_CACHE.get(
         encoder, key, lambda: embed(view.candidates, view.candidate_contexts, shown))

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import xtl  # annotations only: `xtl.data.tasks.Task` (xtl.data.tasks imports this module)
 from xtl.core.errors import ConfigError, unknown
+from xtl.core.hparams import Hparams, Spec, declare
 
 
 class Format(ABC):
@@ -32,6 +33,9 @@ class Format(ABC):
     """(task, files, split, language) -> None, raising DataError: a plan-time look into a
     mirror's files beyond their presence (span QA: a mixed-language config holds this
     language); None: presence is enough."""
+    hparams: ClassVar[tuple[Spec, ...]] = ()
+    """The hyperparameters only this format's tasks read (`xtl.core.hparams.Spec`; QA's doc
+    stride, retrieval's pooling); registration declares them into the schema."""
     predict: ClassVar[Callable[..., list] | None] = None
     """(model, tokenizer, task, split, hp, precision) -> one prediction per row, where the
     generic path (`xtl.evaluation.evaluate`, the default: None; the head's logits on every row, then
@@ -39,7 +43,7 @@ class Format(ABC):
 
     @staticmethod
     @abstractmethod
-    def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+    def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
         """Tokenise a batch of canonical rows (batched `datasets.map`; `hp` resolved)."""
 
     @staticmethod
@@ -108,6 +112,8 @@ def register_format(cls: type[Format]) -> type[Format]:
     if name in FORMATS:
         raise ConfigError(f"format {name!r} is registered twice "
                           f"({type(FORMATS[name]).__qualname__} and {cls.__qualname__})")
+    for spec in cls.hparams:
+        declare(spec, name)
     FORMATS[name] = cls()
     return cls
 

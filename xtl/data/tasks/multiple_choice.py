@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from xtl.core.errors import DataError
+from xtl.core.hparams import Hparams
 from xtl.data.tasks import Format, Task, register, register_format
 
 FORMAT = "multiple_choice"
@@ -135,9 +136,9 @@ def _label_mapper(task: Task, raw: datasets.Dataset, where: str) -> Callable[[An
 
 # --- features, batches, head --------------------------------------------------------------
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
     """One (context + question, choice) pair per choice: `input_ids` is [n_choices][length]."""
-    prefix = hp["input_prefix"]
+    prefix = hp.input_prefix
     firsts, seconds, sizes = [], [], []
     for context, question, choices in zip(batch["context"], batch["question"],
                                           batch["choices"], strict=True):
@@ -146,7 +147,7 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
         seconds += [prefix + c for c in choices]
         sizes.append(len(choices))
     # longest_first: a long context is cut, not the choice that tells the answer
-    enc = tokenizer(firsts, seconds, truncation=True, max_length=hp["max_length"])
+    enc = tokenizer(firsts, seconds, truncation=True, max_length=hp.max_length)
     out = {key: _regroup(values, sizes) for key, values in enc.items()}
     out["labels"] = list(batch["label"])
     return out

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xtl.core.hparams import Hparams
 from xtl.data.tasks import Format, Task, register, register_format
 from xtl.offline.synth import nli, target_train
 
@@ -19,15 +20,15 @@ CANONICAL_FIELDS = ("text_a", "text_b", "label")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
     """Tokenise a batch of canonical rows; padding is left to the collator (dynamic)."""
-    prefix = hp["input_prefix"]
+    prefix = hp.input_prefix
     a = [prefix + t for t in batch["text_a"]]
     if "text_b" in batch:
         b = [prefix + t for t in batch["text_b"]]
-        enc = tokenizer(a, b, truncation=True, max_length=hp["max_length"])
+        enc = tokenizer(a, b, truncation=True, max_length=hp.max_length)
     else:  # single-sentence task (SST-2)
-        enc = tokenizer(a, truncation=True, max_length=hp["max_length"])
+        enc = tokenizer(a, truncation=True, max_length=hp.max_length)
     enc["labels"] = list(batch["label"])
     return dict(enc)
 

@@ -31,6 +31,7 @@ from typing import Any
 import datasets
 
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Spec, one_of
 from xtl.data.readers import bucc, tatoeba
 from xtl.data.tasks import Format, Task, register, register_format
 from xtl.offline.synth import dataset_generator
@@ -109,11 +110,20 @@ def _checked_sentences(task: Task, raw: datasets.Dataset, split: str, language: 
                     batched=True, features=CANONICAL_FEATURES, desc=where)
 
 
+# Sentence embeddings (xtl.data.embeddings); a model preset sets them (e5: last layer, mean).
+POOLING = Spec("pooling", "mean", (str,), 'sentence embeddings: "mean" (masked) or "cls"',
+               one_of(("mean", "cls")), per_task=True, intrinsic=True)
+LAYER = Spec("layer", -1, (int, float),
+             "layer embedded: an index (-1 = last) or a fraction of depth (0.5 = middle)",
+             per_task=True, intrinsic=True)
+
+
 @register_format
 class Retrieval(Format):
     """Sentence retrieval with the encoder as it is (xtl.cells.retrieval): never trained."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (POOLING, LAYER)
     canonicalize = staticmethod(canonicalize)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)

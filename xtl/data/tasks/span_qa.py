@@ -14,7 +14,13 @@ from torch import nn
 from xtl.data.readers import squad as squad_json
 from xtl.data.tasks import Format, Task, register, register_format
 from xtl.data.tasks.span_qa_rows import CANONICAL_FIELDS, canonicalize, check_source, references
-from xtl.data.tasks.span_qa_windows import collator, featurize, predict
+from xtl.data.tasks.span_qa_windows import (
+    DOC_STRIDE,
+    MAX_ANSWER_LENGTH,
+    collator,
+    featurize,
+    predict,
+)
 from xtl.offline.synth import dataset_generator, target_train
 
 FORMAT = "span_qa"
@@ -59,6 +65,7 @@ class SpanQA(Format):
     """An answer span in the context (or none), decoded over overlapping windows."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (DOC_STRIDE, MAX_ANSWER_LENGTH)
     canonicalize = staticmethod(canonicalize)
     check_source = staticmethod(check_source)
     featurize = staticmethod(featurize)

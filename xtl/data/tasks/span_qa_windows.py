@@ -20,9 +20,16 @@ import pyarrow.compute as pc
 import torch
 
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Hparams, Spec, above
 from xtl.core.precision import autocast
 from xtl.data.tasks import Task
 from xtl.data.tasks.span_qa_rows import allows_no_answer
+
+# The format's hyperparameters (xtl.core.hparams; tagging's windows use the stride too).
+DOC_STRIDE = Spec("doc_stride", 128, (int,), "overlap between windows of a long context",
+                  above(0), per_task=True)
+MAX_ANSWER_LENGTH = Spec("max_answer_length", 30, (int,),
+                         "longest answer span (tokens) at decoding", above(0), per_task=True)
 
 # The columns the model reads; the collator drops everything else (ids, offsets).
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "start_positions",
@@ -32,11 +39,11 @@ CLS_INDEX = 0
 MAX_QUERY_LENGTH = 64
 
 
-def _question_limit(tokenizer: Any, hp: dict) -> int:
-    room = hp["max_length"] - tokenizer.num_special_tokens_to_add(pair=True) - hp["doc_stride"]
+def _question_limit(tokenizer: Any, hp: Hparams) -> int:
+    room = hp.max_length - tokenizer.num_special_tokens_to_add(pair=True) - hp.doc_stride
     if room < 2:
-        raise ConfigError(f"doc_stride {hp['doc_stride']} leaves no room for the question in "
-                          f"max_length {hp['max_length']}; lower doc_stride")
+        raise ConfigError(f"doc_stride {hp.doc_stride} leaves no room for the question in "
+                          f"max_length {hp.max_length}; lower doc_stride")
     # The tokenizer needs stride < the context's room, so the question must stay short.
     return min(MAX_QUERY_LENGTH, room - 1)
 
@@ -78,13 +85,13 @@ def _answer_tokens(offsets: list, first: int, last: int, answers: Mapping) -> tu
     return (start, end) if start <= end else (CLS_INDEX, CLS_INDEX)
 
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
     """Doc-stride windows of a batch of canonical rows (more windows than rows for long ones)."""
-    prefix = hp["input_prefix"]
+    prefix = hp.input_prefix
     questions = [prefix + q.lstrip() for q in batch["question"]]
     questions = _clip_questions(questions, tokenizer, _question_limit(tokenizer, hp))
     enc = tokenizer(questions, batch["context"], truncation="only_second",
-                    max_length=hp["max_length"], stride=hp["doc_stride"],
+                    max_length=hp.max_length, stride=hp.doc_stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True)
     samples = enc["overflow_to_sample_mapping"]
     out = {k: enc[k] for k in MODEL_KEYS if k in enc}
@@ -228,14 +235,14 @@ def postprocess(rows: Any, features: Any, start_logits: Any, end_logits: Any, n_
 
 
 @torch.inference_mode()
-def window_logits(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: dict,
+def window_logits(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: Hparams,
                   precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """(start, end) logits of every evaluation window, (windows, longest window), -inf padded."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     inputs = feats.select_columns([k for k in MODEL_KEYS if k in feats.column_names])
-    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp["batch_size"],
+    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp.batch_size,
                                          collate_fn=collator(tokenizer))
     lengths = pc.list_value_length(feats.with_format("arrow")["input_ids"]).to_numpy()
     width = int(lengths.max(initial=0))
@@ -253,7 +260,7 @@ def window_logits(model: Any, tokenizer: Any, task: Task, feats: datasets.Datase
     return start, end
 
 
-def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
+def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: Hparams,
             precision: str = "fp32") -> list[str]:
     """The answer text for every canonical row of `split` (a `sources.Split`), in order."""
     from xtl.data.features import features  # here: xtl.data.features imports the registry
@@ -262,5 +269,5 @@ def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
     start, end = window_logits(model, tokenizer, task, feats, hp, precision)
     threshold = 0.0 if allows_no_answer(task) else None
     answers = postprocess(split.rows, feats, start, end,
-                          max_answer_length=hp["max_answer_length"], null_threshold=threshold)
+                          max_answer_length=hp.max_answer_length, null_threshold=threshold)
     return [answers[row_id] for row_id in split.rows["id"]]

@@ -16,8 +16,9 @@ from xtl.data.readers import ccg as ccg_reader
 from xtl.data.readers import conllu
 from xtl.data.readers import panx as panx_reader
 from xtl.data.tasks import Format, Task, register, register_format
+from xtl.data.tasks.span_qa_windows import DOC_STRIDE
 from xtl.data.tasks.tagging_rows import TaggingTask, canonicalize, references
-from xtl.data.tasks.tagging_windows import IGNORE, collator, featurize, predict
+from xtl.data.tasks.tagging_windows import IGNORE, TAG_SUBTOKEN, collator, featurize, predict
 from xtl.offline.synth import dataset_generator, target_train
 
 FORMAT = "tagging"
@@ -61,6 +62,7 @@ class Tagging(Format):
     """One tag per word, from the word's first (or content) sub-token, over windows."""
 
     name, canonical_fields = FORMAT, CANONICAL_FIELDS
+    hparams = (DOC_STRIDE, TAG_SUBTOKEN)
     canonicalize = staticmethod(canonicalize)
     featurize = staticmethod(featurize)
     collator = staticmethod(collator)

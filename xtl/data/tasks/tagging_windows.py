@@ -24,12 +24,17 @@ import datasets
 import torch
 
 from xtl.core.errors import ConfigError, DataError
+from xtl.core.hparams import Hparams, Spec, one_of
 from xtl.core.precision import autocast
 from xtl.data.tasks import Task
 from xtl.data.tasks.tagging_rows import fallback_tag, tag_names
 
 IGNORE = -100  # label of positions that do not carry a word's tag
 TAG_SUBTOKEN_RULES = ("first", "content")  # the `tag_subtoken` hyperparameter
+TAG_SUBTOKEN = Spec("tag_subtoken", "first", (str,),
+                    'the sub-token of a word that carries its tag: "first" (XTREME, jiant) or '
+                    '"content" (v1: the first that is not a bare marker)',
+                    one_of(TAG_SUBTOKEN_RULES), per_task=True, v1_value="content")
 PADS = {"input_ids": None, "attention_mask": 0, "labels": IGNORE}  # None: the tokenizer's pad
 
 
@@ -58,12 +63,12 @@ def window_starts(n_tokens: int, room: int, overlap: int) -> list[int]:
     return starts
 
 
-def _room(tokenizer: Any, hp: dict) -> tuple[list[int], list[int], int, int]:
+def _room(tokenizer: Any, hp: Hparams) -> tuple[list[int], list[int], int, int]:
     head, tail = special_template(tokenizer)
-    room = hp["max_length"] - len(head) - len(tail)
+    room = hp.max_length - len(head) - len(tail)
     if room < 2:
-        raise ConfigError(f"max_length {hp['max_length']} leaves no room for words")
-    return head, tail, room, min(hp["doc_stride"], room // 2)
+        raise ConfigError(f"max_length {hp.max_length} leaves no room for words")
+    return head, tail, room, min(hp.doc_stride, room // 2)
 
 
 def _bare_ids(tokenizer: Any) -> set[int]:
@@ -97,12 +102,12 @@ def _label_positions(words: list[int], ids: list[int], bare: set[int],
     return out
 
 
-def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = False) -> dict:
+def featurize(batch: dict[str, list], tokenizer: Any, hp: Hparams, train: bool = False) -> dict:
     """Labels at each word's `tag_subtoken` position; training: the first window per row,
     evaluation: every window with the word each labelled position belongs to (`word_index`,
     -1 elsewhere) and its window number."""
     head, tail, room, overlap = _room(tokenizer, hp)
-    prefix = hp["input_prefix"].split()  # e5-style prefixes: extra leading words, no labels
+    prefix = hp.input_prefix.split()  # e5-style prefixes: extra leading words, no labels
     bare = _bare_ids(tokenizer)
     enc = tokenizer([prefix + list(t) for t in batch["tokens"]], is_split_into_words=True,
                     add_special_tokens=False)
@@ -113,7 +118,7 @@ def featurize(batch: dict[str, list], tokenizer: Any, hp: dict, train: bool = Fa
         ids = enc["input_ids"][i]
         words = [w - len(prefix) if w is not None and w >= len(prefix) else -1
                  for w in enc.word_ids(i)]
-        firsts = _label_positions(words, ids, bare, hp["tag_subtoken"])
+        firsts = _label_positions(words, ids, bare, hp.tag_subtoken)
         labels = [tags[w] if w >= 0 else IGNORE for w in firsts]
         for k, start in enumerate([0] if train else window_starts(len(ids), room, overlap)):
             end = min(start + room, len(ids))
@@ -148,14 +153,14 @@ def collator(tokenizer: Any) -> TaggingCollator:
 # --------------------------------------------------------------------------- prediction
 
 @torch.inference_mode()
-def window_tags(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: dict,
+def window_tags(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: Hparams,
                 precision: str = "fp32") -> list[list[int]]:
     """The argmax tag id at every position of every evaluation window, in window order."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     inputs = feats.select_columns(["input_ids", "attention_mask"])
-    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp["batch_size"],
+    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp.batch_size,
                                          collate_fn=collator(tokenizer))
     out: list[list[int]] = []
     for batch in loader:
@@ -189,7 +194,7 @@ def word_tags(n_words: Sequence[int], windows: Sequence[int], word_index: Sequen
     return out
 
 
-def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: dict,
+def predict(model: Any, tokenizer: Any, task: Task, split: Any, hp: Hparams,
             precision: str = "fp32") -> list[list[str]]:
     """Predicted tag names per word for every canonical row of `split`, in row order."""
     from xtl.data.features import features  # here: xtl.data.features imports the registry
