@@ -32,7 +32,7 @@ from xtl.evaluation.transferability import TRANSFERABILITY
 from xtl.grid import config, executors
 from xtl.grid import plan as planning
 from xtl.grid.check import require_hub
-from xtl.grid.lock import RunLock
+from xtl.grid.lock import RunLock, _alive
 from xtl.grid.rundir import (
     RunDir,
     changed_cells,
@@ -377,7 +377,6 @@ def _interrupted(run_dir: RunDir, cell: planning.Cell, started: str, where: str)
 def mark_interrupted(run_dir: RunDir, plan: planning.Plan) -> None:
     """After Ctrl-C: every cell this host's run left `running` (its process is this one or
     gone) becomes `interrupted`, so `xtl status` shows none running and a rerun resumes it."""
-    from xtl.grid.lock import _alive
 
     host = socket.gethostname()
     for cell in plan.cells:
