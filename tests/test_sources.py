@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import datasets
@@ -191,3 +192,84 @@ SYNTHETIC_ROWS = {
 def test_synthetic_rows_are_pinned(name, language, split):
     rows = sources.load(tasks.get(name), split, language, size=24)
     assert rows.fingerprint == SYNTHETIC_ROWS[name, language, split]
+
+
+# --- generated rows: made once per machine, read back from $XTL_CACHE/generated ---------------
+
+@pytest.fixture()
+def counted_nli(monkeypatch, tmp_path):
+    """synth-nli with a fresh cache, counting the calls that reach its generator."""
+    from xtl.offline.synth import nli
+
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path))
+    calls: list[tuple] = []
+    real = nli.generate
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nli, "generate", counting)
+    return tasks.get("synth-nli"), calls, tmp_path / "generated"
+
+
+def _same(a: sources.Split, b: sources.Split) -> bool:
+    return (a.fingerprint, a.rows.to_list(), a.rows.features) == (
+        b.fingerprint, b.rows.to_list(), b.rows.features)
+
+
+def test_generated_rows_are_read_back_not_made_again(counted_nli):
+    task, calls, folder = counted_nli
+    first = sources.load(task, "validation", "de", size=30)
+    assert len(calls) == 1 and len(list(folder.glob("synth-nli-de-validation-*.json"))) == 1
+    again = sources.load(task, "validation", "de", size=30)
+    assert len(calls) == 1 and _same(first, again)
+    assert again.fingerprint == sources.load(task, "validation", "de", size=30).fingerprint
+    qa = tasks.get("synth-qa")  # a generator that gives typed rows (nested features)
+    made, read = (sources.load(qa, "validation", "de", size=12) for _ in range(2))
+    assert _same(made, read) and len(list(folder.glob("synth-qa-*.json"))) == 1
+
+
+def test_damaged_generated_rows_are_made_again_with_a_warning(counted_nli):
+    task, calls, folder = counted_nli
+    first = sources.load(task, "validation", "de", size=30)
+    (entry,) = folder.glob("*.json")
+    edited = json.loads(entry.read_text())
+    edited["rows"][0]["premise"] += " edited"
+    for damage in (entry.read_text()[:200], json.dumps(edited)):  # truncated; one row edited
+        entry.write_text(damage)
+        with pytest.warns(UserWarning, match="damaged; generating them again"):
+            again = sources.load(task, "validation", "de", size=30)
+        assert _same(first, again)
+    assert len(calls) == 3
+
+
+def test_other_code_or_a_full_disk_never_serves_stale_rows(counted_nli, monkeypatch):
+    from xtl.data import generated
+
+    task, calls, folder = counted_nli
+    sources.load(task, "validation", "de", size=30)
+    monkeypatch.setattr(generated, "code_digest", lambda: "an edited generator")
+    sources.load(task, "validation", "de", size=30)
+    assert len(calls) == 2 and len(list(folder.glob("*.json"))) == 2
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generated, "atomic_write_json", full)
+    with pytest.warns(UserWarning, match="not cached.*No space left"):
+        rows = sources.load(task, "validation", "fr", size=30)
+    assert len(rows.rows) == 30 and len(calls) == 3
+
+
+def test_a_generator_outside_the_kit_is_never_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path))
+
+    def rows(language: str, split: str, n: int, seed: int) -> list[dict]:
+        return [{"a": f"row {i}", "b": "b", "y": i % 2} for i in range(n)]
+
+    toy = tasks.Task(name="toy-pairs", format="pair_classification", languages=("en",),
+                     label_names=("no", "yes"), fields={"text_a": "a", "text_b": "b", "label": "y"},
+                     generator=rows, sizes={"validation": 4})
+    assert len(sources.load(toy, "validation", "en").rows) == 4
+    assert not (tmp_path / "generated").exists()

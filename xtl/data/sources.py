@@ -22,6 +22,7 @@ import datasets
 from xtl.core import smokecaps
 from xtl.core.errors import DataError, unknown
 from xtl.core.store import sha256_file
+from xtl.data import generated
 from xtl.data.tasks import Task, get, get_format
 from xtl.offline import samples
 
@@ -169,14 +170,9 @@ def load(task: Task, split: str, language: str, mirror: Path | None = None, seed
         fingerprint = digest.hexdigest()[:16]
     elif task.generator is not None:
         n = size or task.sizes.get(split, 0)
-        rows = task.generator(language, split, n, seed)
-        # a generator may give a typed Dataset (nested features) or plain rows
-        raw_rows = rows if isinstance(rows, datasets.Dataset) else _synthetic_dataset(task, rows)
-        rows = raw_rows.to_list() if isinstance(rows, datasets.Dataset) else rows
-        key = json.dumps([task.name, language, split, n, seed], sort_keys=True)
+        raw_rows, fingerprint = generated.rows(task, language, split, n, seed)
         source = "synthetic"
         location = f"xtl.synth:{task.name}/{language}/{split}?n={n}&seed={seed}"
-        fingerprint = hashlib.sha256(key.encode() + _rows_digest(rows)).hexdigest()[:16]
     elif mirror is not None:
         files = _mirror_files(task, source_split, language, mirror)
         try:
@@ -267,19 +263,6 @@ def _tag_ids(rows: datasets.Dataset, member: str) -> datasets.Dataset:
     # members' own ids can collide (SNLI's generated ids, MNLI's idx): prefix the member
     return rows.map(lambda b: {"id": [f"{member}/{i}" for i in b["id"]]}, batched=True,
                     desc=f"ids of {member}")
-
-
-def _rows_digest(rows: list[dict]) -> bytes:
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).digest()
-
-
-def _synthetic_dataset(task: Task, rows: list[dict]) -> datasets.Dataset:
-    features = datasets.Features({
-        col: (datasets.ClassLabel(names=list(task.label_names)) if canon == "label"
-              else datasets.Value("string"))
-        for canon, col in task.fields.items()
-    })
-    return datasets.Dataset.from_list(rows, features=features)
 
 
 def _mirror_files(task: Task, source_split: str, language: str, mirror: Path) -> list[Path]:
