@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
-from torch.distributed.checkpoint import state_dict as dcp
 
 from xtl.core.store import atomic_write_text
 from xtl.training import resume
@@ -56,8 +55,16 @@ class Progress:
 
 
 
-def full_options(**kw: Any) -> dcp.StateDictOptions:
-    return dcp.StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
+def dcp() -> Any:
+    """torch.distributed.checkpoint's state-dict API, for sharded (FSDP) models only: importing
+    it costs about 1 s, which every notebook kernel paid at `import xtl.training.train`."""
+    from torch.distributed.checkpoint import state_dict
+
+    return state_dict
+
+
+def full_options(**kw: Any) -> Any:
+    return dcp().StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
 
 
 def model_state(accelerator: Accelerator, model: Any, sharded: bool) -> dict | None:
@@ -65,7 +72,7 @@ def model_state(accelerator: Accelerator, model: Any, sharded: bool) -> dict | N
     collective: every rank calls it; the others get None)."""
     if not sharded:
         return accelerator.unwrap_model(model).state_dict()
-    state = dcp.get_model_state_dict(model, options=full_options())
+    state = dcp().get_model_state_dict(model, options=full_options())
     return state if accelerator.is_main_process else None
 
 
@@ -74,7 +81,7 @@ def snapshot(accelerator: Accelerator, model: Any, optimizer: Any, scheduler: An
     # Every process's random streams (its dropout and MLM masks), gathered: a collective.
     rngs = gather(accelerator, resume.capture_rng())
     progress.cursors = [d.cursor.state() for d in data]
-    optimizer_state = (dcp.get_optimizer_state_dict(model, optimizer.optimizer,
+    optimizer_state = (dcp().get_optimizer_state_dict(model, optimizer.optimizer,
                                                     options=full_options())
                        if sharded else optimizer.state_dict())
     return {"model": model_state(accelerator, model, sharded), "optimizer": optimizer_state,
@@ -86,8 +93,8 @@ def snapshot(accelerator: Accelerator, model: Any, optimizer: Any, scheduler: An
 def restore(saved: dict, accelerator: Accelerator, model: Any, optimizer: Any, scheduler: Any,
              data: list[TaskData], sharded: bool = False) -> Progress:
     if sharded:  # every rank read the full state; each keeps its shards of it
-        dcp.set_model_state_dict(model, saved["model"], options=full_options())
-        dcp.set_optimizer_state_dict(model, optimizer.optimizer, saved["optimizer"],
+        dcp().set_model_state_dict(model, saved["model"], options=full_options())
+        dcp().set_optimizer_state_dict(model, optimizer.optimizer, saved["optimizer"],
                                      options=full_options())
     else:
         accelerator.unwrap_model(model).load_state_dict(saved["model"])

@@ -40,7 +40,6 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.distributed.checkpoint import state_dict as dcp
 from transformers import get_linear_schedule_with_warmup
 
 from xtl.core import smokecaps, tracking
@@ -66,6 +65,7 @@ from xtl.training.launch import check_private, launch
 from xtl.training.loop_state import (
     FitResult,
     Progress,
+    dcp,
     full_options,
     model_state,
     open_history,
@@ -352,7 +352,7 @@ def _rank_main(job_path: str) -> None:
                              job.pop("devs"), job.pop("hp"), job.pop("seed"),
                              Path(job.pop("checkpoint_dir")), Path(job.pop("history_path")),
                              job.pop("meta"), task_hps=job.pop("task_hps", None))
-    state = dcp.get_model_state_dict(model, options=full_options())  # FSDP: gathers
+    state = dcp().get_model_state_dict(model, options=full_options())  # FSDP: gathers
     if int(os.environ.get("RANK", "0")) == 0:
         work = Path(job_path).parent
         torch.save(state, work / "model.pt")
