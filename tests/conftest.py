@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -174,15 +175,26 @@ def run_xtl(args: list[str], timeout: int = 600, **env_vars: str) -> subprocess.
 def baseline(tmp_path_factory, tiny_dir) -> tuple[Path, dict]:
     """The uninterrupted in-process run of FAULT_EXP (its run directory's parent and
     `results`), with a cold feature cache (root / "cache"): later runs given that cache find
-    it warm. One run per session (per worker under xdist), shared by the test modules."""
-    root = tmp_path_factory.mktemp("baseline")
-    (root / "cache").mkdir()
-    (root / "cache" / "models").symlink_to(tiny_dir.parent)  # the built model, not its features
-    (root / "exp.yaml").write_text(FAULT_EXP)
-    proc = run_xtl(["run", str(root / "exp.yaml"), "--out", str(root / "out")],
-                   XTL_CACHE=str(root / "cache"))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (root / "cache" / "features").is_dir()
+    it warm. One run per test session, shared by the test modules and, under xdist, by the
+    workers: the first to need it makes it while the others wait on a file lock."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "baseline"
+    with open(shared / "baseline.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not (root / "made").is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker's failed attempt
+            (root / "cache").mkdir(parents=True)
+            # the built model, not its features
+            (root / "cache" / "models").symlink_to(tiny_dir.parent)
+            (root / "exp.yaml").write_text(FAULT_EXP)
+            proc = run_xtl(["run", str(root / "exp.yaml"), "--out", str(root / "out")],
+                           XTL_CACHE=str(root / "cache"))
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert (root / "cache" / "features").is_dir()
+            (root / "made").touch()
     found = results(root / "out")
     assert len([k for k in found if "/" not in k]) == 3
     return root, found
