@@ -20,6 +20,8 @@ from xtl.data import sources
 from xtl.data.tasks import Task
 from xtl.data.tasks import resolve as resolve_task
 from xtl.model import zoo
+from xtl.model.models import build
+from xtl.training import devices
 
 METRICS_SCHEMA = "xtl.metrics/1"
 
@@ -134,9 +136,6 @@ class FrozenCell(Cell):
         """The base model's encoder, or the `encoder/` of an intermediate checkpoint (checksum
         verified, architecture checked against the base model), in eval mode on its device;
         where it came from and the precision go to the provenance."""
-        from xtl.model.models import build
-        from xtl.training import devices  # lazy: accelerate loads only when a cell runs
-
         location, source = zoo.materialize(self.params["model"])
         init = Path(self.params["init_checkpoint"]) if self.params.get("init_checkpoint") else None
         net, tokenizer, report = build(location, [], init, expect_like=location if init else None)
