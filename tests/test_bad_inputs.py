@@ -23,7 +23,7 @@ import pytest
 from conftest import TINY_GRID, write_hub
 
 from xtl import cli
-from xtl.cells import phases, retrieval
+from xtl.cells import phases
 from xtl.core.errors import ConfigError, DataError, ModelError, XtlError
 from xtl.data import sources, tasks
 from xtl.data.readers import bucc, ccg, conllu, panx
@@ -394,8 +394,9 @@ CALL_ROWS = [
          r"Hub mirror '/no/mirror' .* is not a directory"),
     call("notebook train size 0", lambda t: _start(t).load(SYNTH, "train", size=0), ConfigError,
          r"train size 0 must be a positive integer or None"),
-    call("retrieval notebook on a classification task", lambda t: retrieval.start(
-        "c", "tiny", "xnli", {}, None, "validation", None, str(t / "cell")), ConfigError,
+    call("retrieval notebook on a classification task", lambda t: _start(
+        t, "retrieval", model="tiny", task="xnli", init_checkpoint=None,
+        eval_split="validation", eval_languages=None), ConfigError,
         r"task 'xnli' has format 'pair_classification'; the retrieval notebook"),
 ]
 

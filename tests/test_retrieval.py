@@ -12,7 +12,7 @@ import torch
 from conftest import SHARED
 from transformers import AutoModel, AutoTokenizer
 
-from xtl.cells import retrieval
+from xtl.cells import phases
 from xtl.core.errors import ConfigError, DataError
 from xtl.data import embeddings, search
 from xtl.evaluation import bitext, retrieval_metrics
@@ -313,9 +313,11 @@ def test_mined_candidates_score_with_the_dev_threshold():
 
 def tatoeba_raw(model: str, hparams: dict) -> dict[str, dict[str, float]]:
     """Top-1 accuracy both ways on the REAL LASER samples (raw files, not the Hub copy)."""
-    cell = retrieval.start("accept", model, "tatoeba", hparams, None, "validation",
-                           ["de", "zh", "hi"], tempfile.mkdtemp(), raw_dir=str(RAW))
-    cell.task = dataclasses.replace(cell.task, hub_languages=())
+    where = tempfile.mkdtemp()
+    cell = phases.start("retrieval", "accept", where, where, hparams, raw_dir=str(RAW),
+                        model=model, task="tatoeba", init_checkpoint=None,
+                        eval_split="validation", eval_languages=["de", "zh", "hi"])
+    cell.target = dataclasses.replace(cell.target, hub_languages=())
     cell.load_encoder()
     out = {}
     for language in cell.languages:

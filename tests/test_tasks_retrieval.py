@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import HUB, SHARED
 
-from xtl.cells import retrieval
+from xtl.cells import phases
 from xtl.core.errors import ConfigError, DataError
 from xtl.core.store import read_json
 from xtl.data import sources, tasks
@@ -247,8 +247,10 @@ def test_bucc_precheck_names_each_missing_file(bucc_root):
 def test_bucc_cell_tunes_on_sample_and_applies_to_training(bucc_root):
     scores = {}
     for split in ("validation", "test"):
-        cell = retrieval.start("bucc", "tiny", "bucc2018", {"precision": "fp32"}, None, split,
-                               ["de"], tempfile.mkdtemp(), raw_dir=str(bucc_root))
+        where = tempfile.mkdtemp()
+        cell = phases.start("retrieval", "bucc", where, where, {"precision": "fp32"},
+                            raw_dir=str(bucc_root), model="tiny", task="bucc2018",
+                            init_checkpoint=None, eval_split=split, eval_languages=["de"])
         cell.load_encoder()
         result = cell.evaluate("de", log=lambda line: None)
         assert [r["metric"] for r in result.records] == ["f1", "precision", "recall"]

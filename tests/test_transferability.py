@@ -313,7 +313,7 @@ def test_cell_embeds_each_format_and_writes_its_estimates(tmp_path, tiny_dir, on
                                                           task, unit):
     import torch
 
-    from xtl.cells import transferability_cell
+    from xtl.cells import phases
     from xtl.data import tasks
 
     target = tasks.get(task)
@@ -321,10 +321,12 @@ def test_cell_embeds_each_format_and_writes_its_estimates(tmp_path, tiny_dir, on
     langs = [lang for lang in target.languages if lang != "en"][:2]
 
     def estimate_once(where):
-        cell = transferability_cell.start(
-            "t-1", "tiny", task, train_task, {"precision": "fp32", "batch_size": 8,
-                                              "max_length": 64, "doc_stride": 32}, None,
-            langs, str(where), transferability={"rows": 24, "language_rows": 6})
+        cell = phases.start(
+            "transferability", "t-1", str(where), str(where),
+            {"precision": "fp32", "batch_size": 8, "max_length": 64, "doc_stride": 32},
+            model="tiny", task=task, train_task=train_task, init_checkpoint=None,
+            eval_languages=langs, subsample_seed=0,
+            transferability={"rows": 24, "language_rows": 6})
         cell.load_encoder()
         torch.manual_seed(0)
         results = cell.run_all()

@@ -1,5 +1,8 @@
-"""What the phase notebooks call: one object per executed cell that knows its directories,
-loads data, builds and trains the model, evaluates and writes metrics.json.
+"""The one entry of every phase notebook: `start(kind, ...)` checks the notebook's parameters
+and opens the cell, an object of the kind's class (KINDS) over `xtl.cells.base.Cell`: it knows
+its directories, loads data, builds, trains or embeds with the model, evaluates and writes
+metrics.json. Stage and target cells are here; retrieval and transferability cells in their
+own modules.
 
 The notebooks hold the narrative and display; the logic lives here so it is testable without
 a kernel (tests call these functions directly).
@@ -8,15 +11,15 @@ a kernel (tests call these functions directly).
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-from xtl.core.errors import ConfigError, DataError, ModelError, unknown
+from xtl.cells.base import Cell, check_compatible
+from xtl.cells.retrieval import RetrievalCell
+from xtl.cells.transferability_cell import TransferabilityCell
+from xtl.core.errors import ConfigError, ModelError, unknown
 from xtl.core.hparams import (
     HPARAM_DEFAULTS,
     MULTITASK_KEYS,
@@ -27,68 +30,16 @@ from xtl.core.hparams import (
     reads,
 )
 from xtl.core.progress import headless
-from xtl.core.provenance import collect
-from xtl.core.store import atomic_write_json, atomic_write_text
-from xtl.data import sources
+from xtl.data import mlm, sources
 from xtl.data.tasks import Task
-from xtl.data.tasks import resolve as resolve_task
 from xtl.evaluation import evaluate
 from xtl.model import zoo
 from xtl.model.models import build, load_heads, verify_checkpoint
-from xtl.training import devices, resume, train
-
-METRICS_SCHEMA = "xtl.metrics/1"
+from xtl.training import devices, resume, sampling, train
 
 
-@dataclass
-class CellRun:
-    """The running cell: parameters, directories and the provenance gathered on the way."""
-
-    cell_id: str
-    kind: str
-    cell_dir: Path
-    checkpoint_dir: Path
-    params: dict[str, Any]
-    hparams: Hparams  # checked once, by `start`
-    mirror: Path | None
-    raw: Path | None
-    declared: dict[str, dict]
-    data: dict[str, dict] = field(default_factory=dict)
-    model_source: str = ""
-    parent: dict | None = None
-    precision: str = "fp32"
-    flags: set[str] = field(default_factory=set)  # e.g. "collapsed" from training
-    training: dict | None = None  # fit_summary of this run's training (None: evaluation only)
-    started: float = field(default_factory=time.time)
-    # a multi-task stage: each task's own TASK values over `hparams` (xtl.core.hparams.TASK_KEYS)
-    task_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # where each value came from: {"*": {key: layer}, "<task>": {key: layer}} (xtl.grid.plan.Recipe)
-    sources: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def task(self, name: str) -> Task:
-        return resolve_task(name, self.declared)
-
-    def hparams_for(self, task: Task) -> Hparams:
-        """What `task` runs with: the cell's values, its own TASK values over them."""
-        return self.hparams.replace(self.task_hparams.get(task.name, {}),
-                                    f"notebook parameter task_hparams.{task.name}")
-
-    def load(self, task: Task, split: str, language: str | None = None, size: int | None = None,
-             subsample_seed: int = 0) -> sources.Split:
-        """Canonical rows; `size` takes a fixed random subset (nested across sizes)."""
-        language = language or task.train_language
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise ConfigError(f"train size {size!r} must be a positive integer or None")
-        loaded = sources.load(task, split, language, self.mirror, raw=self.raw)
-        if size is not None:
-            if size > len(loaded.rows):
-                raise DataError(f"train size {size} is larger than {task.name}/{language}/{split}"
-                                f" ({len(loaded.rows)} usable rows); not capping silently")
-            # Shuffle once with the subsample seed, then take a prefix: smaller sizes nest.
-            loaded.rows = loaded.rows.shuffle(seed=subsample_seed).select(range(size))
-            loaded.fingerprint = f"{loaded.fingerprint}|n={size}|seed={subsample_seed}"
-        self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
-        return loaded
+class _TrainingCell(Cell):
+    """A cell that trains (stage, target): model building, its finished checkpoint."""
 
     def build_model(self, name: str, tasks: list[Task], init_checkpoint: str | None = None):
         location, self.model_source = zoo.materialize(name)
@@ -102,17 +53,6 @@ class CellRun:
                            "checksum": report.parent.get("checksum"),
                            "path": str(init_checkpoint)}
         return model, tokenizer, report
-
-    def fit(self, model, tokenizer, task: Task, train_split, dev_split) -> train.FitResult:
-        meta = {"cell": self.cell_id, "kind": self.kind, "task": task.name,
-                "parent": self.parent}
-        result = train.fit(model, tokenizer, task, train_split, dev_split, self.hparams,
-                           self.params["seed"], self.checkpoint_dir, self.cell_dir /
-                           "history.jsonl", meta)
-        self.precision = result.precision
-        self.flags |= set(result.flags)
-        self.training = fit_summary(result)
-        return result
 
     def finished_checkpoint(self) -> Path | None:
         """This cell's own best checkpoint if a previous run completed its training.
@@ -141,47 +81,99 @@ class CellRun:
         load_heads(model, checkpoint)
         return model, tokenizer
 
-    def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
-        """All languages in one process, on the training device, in the training precision."""
+    def _device(self):
+        """The training device, and the training precision on it."""
         device = devices.resolve_device(self.hparams.device)
         self.precision = devices.resolve_precision(self.hparams.precision, device)
-        return evaluate.evaluate(model.to(device), tokenizer, task, splits, self.hparams,
-                                 self.precision)
+        return device
 
-    def finish(self, records: list[dict], examples: list[dict] | None = None,
-               extra: dict | None = None, baselines: list[dict] | None = None,
-               estimates: list[dict] | None = None) -> dict:
-        """Write predictions, then metrics.json (last: its presence means the cell is done);
-        `baselines`: the shortcut scores on the same rows (`xtl.evaluation.shortcuts.for_cell`);
-        `estimates`: a transferability cell's records (`xtl.cells.transferability_cell`)."""
-        if examples:
-            by_file: dict[str, list[str]] = {}
-            for ex in examples:
-                name = f"{ex['task']}.{ex['language']}.{ex['split']}.jsonl"
-                by_file.setdefault(name, []).append(json.dumps(ex, ensure_ascii=False))
-            for name, lines in by_file.items():
-                atomic_write_text(self.cell_dir / "predictions" / name, "\n".join(lines) + "\n")
-        previous = self.cell_dir / "metrics.json"
-        baselines = _merge(previous, baselines or [], "baselines")
-        records = _merge(previous, records)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        doc = {
-            "schema": METRICS_SCHEMA,
-            "cell": self.cell_id,
-            "kind": self.kind,
-            "params": self.params,
-            "records": records,
-            "flags": sorted(self.flags | {f for r in records for f in r.get("flags", [])}),
-            **({"baselines": baselines} if baselines else {}),
-            **({"estimates": estimates} if estimates is not None else {}),
-            "provenance": collect(data=self.data, hparams=self.hparams.to_dict(),
-                                  precision=self.precision, model_source=self.model_source,
-                                  parent=self.parent, training=self.training, finished=now,
-                                  wall_seconds=round(time.time() - self.started, 2),
-                                  **(extra or {})),
-        }
-        atomic_write_json(self.cell_dir / "metrics.json", doc, fault_point="metrics_write")
-        return doc
+
+class TargetCell(_TrainingCell):
+    """A target: fine-tuned on English rows (its own or another task's), evaluated zero-shot."""
+
+    def open(self) -> None:
+        task, train_task = self.params.get("task"), self.params.get("train_task")
+        if task and train_task:  # an ad-hoc run may not name them
+            check_compatible(self.task(task), self.task(train_task))
+
+    def fit(self, model, tokenizer, task: Task, train_split, dev_split) -> train.FitResult:
+        meta = {"cell": self.cell_id, "kind": self.kind, "task": task.name,
+                "parent": self.parent}
+        result = train.fit(model, tokenizer, task, train_split, dev_split, self.hparams,
+                           self.params["seed"], self.checkpoint_dir, self.cell_dir /
+                           "history.jsonl", meta)
+        self.precision = result.precision
+        self.flags |= set(result.flags)
+        self.training = fit_summary(result)
+        return result
+
+    def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
+        """All languages in one process, on the training device, in the training precision."""
+        return evaluate.evaluate(model.to(self._device()), tokenizer, task, splits,
+                                 self.hparams, self.precision)
+
+
+class StageCell(_TrainingCell):
+    """An intermediate stage of one task or SEVERAL trained at once on the shared encoder, one
+    head each (`xtl.training.train.fit_tasks`; the sampler in `xtl.training.sampling`), each
+    featurised, decoded and counted with its own TASK values (`hparams_for`). Each task is read
+    in its own `train_language`; an MLM task mixes every language it lists. metrics.json gets
+    one record per task and metric on that task's dev set."""
+
+    def load_split(self, task: Task, split: str) -> sources.Split:
+        """One task's rows: its train_language; an MLM task every language it lists."""
+        if task.format != mlm.FORMAT:
+            return self.load(task, split)  # in its train_language
+        task = mlm.with_reader(task)
+        if len(task.languages) == 1:
+            return self.load(task, split, task.languages[0])
+        parts = [self.load(task, split, language) for language in task.languages]
+        rows = datasets.concatenate_datasets([p.rows for p in parts])
+        return sources.Split(task.name, split, "mul", rows,
+                             "+".join(sorted({p.source for p in parts})),
+                             " + ".join(p.location for p in parts),
+                             "+".join(p.fingerprint for p in parts))
+
+    def load_stage(self, tasks: list[Task]) -> tuple[list[sources.Split], list[sources.Split]]:
+        """(train splits, dev splits) of the stage's tasks, in task order."""
+        return ([self.load_split(t, "train") for t in tasks],
+                [self.load_split(t, "validation") for t in tasks])
+
+    def fit(self, model, tokenizer, tasks: list[Task], trains: list[sources.Split],
+            devs: list[sources.Split]) -> train.FitResult:
+        names = [t.name for t in tasks]
+        meta = {"cell": self.cell_id, "kind": self.kind, "task": "+".join(names),
+                **({"tasks": names} if len(names) > 1 else {}), "parent": self.parent}
+        task_hps = ([self.task_hparams.get(t.name, {}) for t in tasks] if self.task_hparams
+                    else None)
+        result = train.fit_tasks(model, tokenizer, tasks, trains, devs, self.hparams,
+                                 self.params["seed"], self.checkpoint_dir,
+                                 self.cell_dir / "history.jsonl", meta, task_hps=task_hps)
+        self.precision = result.precision
+        self.flags |= set(result.flags)
+        self.training = {**fit_summary(result), "best_dev_scores": result.best_scores,
+                         "aggregate": result.aggregate, "task_steps": result.task_steps,
+                         "processes": result.processes}
+        return result
+
+    def evaluate(self, model, tokenizer, tasks: list[Task], devs: list[sources.Split]
+                 ) -> tuple[list[dict], list[dict]]:
+        """Every task's dev records (its metrics; MLM: masked-token accuracy) and predictions."""
+        model = model.to(self._device())
+        records, examples = [], []
+        for task, dev in zip(tasks, devs, strict=True):
+            score = mlm.evaluate if task.format == mlm.FORMAT else evaluate.evaluate
+            got, predicted = score(model, tokenizer, task, [dev], self.hparams_for(task),
+                                   self.precision)
+            records += got
+            examples += predicted
+        return records, examples
+
+
+# The cell each kind of notebook opens.
+KINDS: dict[str, type[Cell]] = {"stage": StageCell, "target": TargetCell,
+                                "retrieval": RetrievalCell,
+                                "transferability": TransferabilityCell}
 
 
 METRIC_NOTES = {
@@ -209,16 +201,53 @@ def fit_summary(result: train.FitResult) -> dict:
             "selection": result.selection}
 
 
-def describe_fit(result: train.FitResult, task: Task) -> None:
-    """One paragraph on a finished fit, for the notebook."""
+def describe_fit(result: train.FitResult, tasks: list[Task]) -> None:
+    """One paragraph on a finished fit, for the notebook; a multi-task stage: each task's part
+    in it."""
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
-    print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} "
-          f"({result.precision}{resumed}); padded tokens {result.padded_fraction:.1%}; "
-          f"best dev {task.metric} {result.best_score:.2f} at step {result.best_step}")
+    if len(tasks) == 1:
+        print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} "
+              f"({result.precision}{resumed}); padded tokens {result.padded_fraction:.1%}; "
+              f"best dev {tasks[0].metric} {result.best_score:.2f} at step {result.best_step}")
+    else:
+        print(f"{result.steps} optimizer steps in {result.seconds:.1f}s on {result.device} x "
+              f"{result.processes} ({result.precision}{resumed}); padded tokens "
+              f"{result.padded_fraction:.1%}; best aggregate dev score ({result.aggregate}) "
+              f"{result.best_score:.2f} at step {result.best_step}")
+        for name, score in result.best_scores.items():
+            print(f"  {name}: {result.task_steps.get(name, 0)} steps, dev {score:.2f} at that "
+                  "step")
     print(f"checkpoint: {result.selection}")
-    if result.collapsed:
+    if result.collapsed and len(tasks) == 1:
         print("WARNING: collapsed: the dev score never rose above the majority class; this run "
               "is flagged in metrics.json")
+    elif result.collapsed:
+        print("WARNING: a task collapsed (its dev score never rose above the majority class); "
+              "flagged in metrics.json")
+
+
+def mixture_table(tasks: list[Task], trains: list[sources.Split], hp: Hparams,
+                  epochs: list[float] | None = None):
+    """How a multi-task stage's sampler will share the steps (before tokenising: rows, not
+    features), each task for its own `epochs` (None: hp's)."""
+    import pandas as pd
+
+    mix = sampling.mixture([t.name for t in tasks], [len(s.rows) for s in trains],
+                           [t.format == mlm.FORMAT for t in tasks], hp, epochs)
+    frame = pd.DataFrame(mix.table()).set_index("task")
+    frame.attrs["total"] = mix.total
+    return frame
+
+
+def task_curves(history: list[dict]):
+    """Per task: training loss by step and dev score by evaluation, as one long table."""
+    import pandas as pd
+
+    rows = [{"step": h["step"], "task": h.get("task", "all"), "loss": h["loss"]}
+            for h in history if "loss" in h]
+    rows += [{"step": h["step"], "task": name, "dev_score": score}
+             for h in history if "dev_scores" in h for name, score in h["dev_scores"].items()]
+    return pd.DataFrame(rows)
 
 
 def _earlier_training(path: Path) -> dict | None:
@@ -229,24 +258,6 @@ def _earlier_training(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8")).get("provenance", {}).get("training")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def _merge(path: Path, records: list[dict], key: str = "records") -> list[dict]:
-    """Keep earlier records (or baselines) of (task, language, split) this run did not
-    evaluate again."""
-    if not path.is_file():
-        return records
-    fresh = {(r["task"], r["language"], r["split"]) for r in records}
-    old = json.loads(path.read_text(encoding="utf-8")).get(key, [])
-    return [r for r in old if (r["task"], r["language"], r["split"]) not in fresh] + records
-
-
-def check_compatible(target: Task, source: Task) -> None:
-    """A target trained on another task's rows (XNLI on MNLI) needs the same format and labels."""
-    if (target.format, tuple(target.label_names)) != (source.format, tuple(source.label_names)):
-        raise ConfigError(f"target {target.name!r} ({target.format}, {list(target.label_names)}) "
-                          f"cannot train on {source.name!r} ({source.format}, "
-                          f"{list(source.label_names)})")
 
 
 def records_table(records: list[dict]):
@@ -260,8 +271,10 @@ def records_table(records: list[dict]):
 def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: dict,
           mirror: str | None = None, declared_tasks: dict | None = None,
           raw_dir: str | None = None, *, task_hparams: dict | None = None,
-          hparam_sources: dict | None = None, **params: Any) -> CellRun:
-    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter).
+          hparam_sources: dict | None = None, **params: Any) -> Cell:
+    """Validate a notebook's parameters and open its cell (also for ad-hoc runs in Jupyter):
+    the shared checks, then the kind's own (`Cell.open`). A retrieval or transferability
+    notebook passes its cell_dir as checkpoint_dir (it writes no checkpoint).
 
     `task_hparams` (a multi-task stage): {task: its TASK values}; `hparam_sources`: where the
     plan resolved each value from ({"*": {key: layer}, task: {key: layer}}), for the report.
@@ -277,10 +290,10 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
             raise ConfigError(f"notebook parameter {key} must be a non-empty string, got "
                               f"{value!r}")
     resolved = Hparams.from_dict(hparams, "notebook parameter hparams")
-    if kind not in ("stage", "target", "retrieval", "transferability"):
+    if kind not in KINDS:
         raise ConfigError(f"kind must be 'stage', 'target', 'retrieval' or 'transferability', "
                           f"got {kind!r}")
-    run = CellRun(cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
+    run = KINDS[kind](cell_id, kind, Path(cell_dir), Path(checkpoint_dir),
                   {"cell_id": cell_id, "kind": kind, **params}, resolved,
                   sources.resolve_mirror(mirror), sources.resolve_raw(raw_dir),
                   dict(declared_tasks or {}), task_hparams=_task_values(task_hparams or {}),
@@ -292,6 +305,7 @@ def start(kind: str, cell_id: str, cell_dir: str, checkpoint_dir: str, hparams: 
             raise ConfigError(f"notebook parameter task_hparams names {name!r}, which is not a "
                               f"task of this cell ({stage_tasks})")
     run.cell_dir.mkdir(parents=True, exist_ok=True)
+    run.open()
     if headless():
         datasets.disable_progress_bars()
     return run
@@ -329,7 +343,7 @@ RETRIEVAL_KEYS = ("max_length", "input_prefix", "pooling", "layer", "batch_size"
                   "device")
 
 
-def recipe_table(run: CellRun, tasks: list[Task]):
+def recipe_table(run: Cell, tasks: list[Task]):
     """The values this cell runs with and where each came from (`kit`, `preset`, `task`,
     `file`, `model`, `tasks.<name>`, `grid`; `notebook` for an ad-hoc run), keys the cell's
     tasks do not read left out. A multi-task stage: the stage's values, then each task's own
@@ -364,7 +378,7 @@ def recipe_table(run: CellRun, tasks: list[Task]):
     return frame.drop(columns="scope", errors="ignore")
 
 
-def _check_names(run: CellRun, params: dict[str, Any]) -> None:
+def _check_names(run: Cell, params: dict[str, Any]) -> None:
     """Tasks, evaluation split and languages named by the parameters, before any data is read
     (a bad evaluation language would otherwise fail only after training)."""
     names = params.get("tasks") or [params[k] for k in ("task", "train_task") if params.get(k)]
@@ -392,7 +406,7 @@ def _shown_value(value: Any) -> str:
     return str(value)
 
 
-def data_table(run: CellRun, columns: list[str] | None = None):
+def data_table(run: Cell, columns: list[str] | None = None):
     """The data the cell read, one row per task/language/split (`columns` of its provenance,
     default all). Unusable rows (reason: count) only when some split has them: otherwise the
     column would be empty in every row."""

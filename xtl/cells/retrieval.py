@@ -4,10 +4,9 @@
 `xtl.evaluation.bitext` (Tatoeba's pair search, BUCC's margin mining) pin the protocol; this module
 runs a cell.
 
-`start(...)` opens a retrieval cell for notebooks/retrieval.ipynb: it loads the encoder (the
-base model or an intermediate checkpoint's `encoder/`), evaluates each language and writes
-metrics.json and predictions through `xtl.cells.phases.CellRun` (kind "target" until the phases
-module knows "retrieval").
+`RetrievalCell` is what `xtl.cells.phases.start("retrieval", ...)` opens for
+notebooks/retrieval.ipynb: it loads the encoder (the base model or an intermediate checkpoint's
+`encoder/`), evaluates each language and writes metrics.json and predictions.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from xtl.core.errors import ConfigError, unknown
-from xtl.core.hparams import Hparams
+from xtl.cells.base import FrozenCell
+from xtl.core.errors import ConfigError
 from xtl.data.embeddings import embed, encoder_depth, layer_index
 from xtl.data.search import search_backend
 from xtl.evaluation import metrics, retrieval_metrics, shortcuts
@@ -53,82 +51,54 @@ class LanguageResult:
     baselines: list[dict] = field(default_factory=list)  # xtl.evaluation.shortcuts: random ranking
 
 
-def frozen_encoder(run: Any, model: str, init_checkpoint: str | None,
-                   hp: Hparams) -> tuple[Any, Any, Any]:
-    """(encoder in eval mode on its device, tokenizer, device): the base model's encoder, or the
-    `encoder/` of an intermediate checkpoint (checksum verified, architecture checked against
-    the base model); `run` (a phases.Run) records where it came from and the precision."""
-    from xtl.model.models import build
-    from xtl.training import devices  # lazy: accelerate loads only when a cell runs
-
-    location, source = zoo.materialize(model)
-    init = Path(init_checkpoint) if init_checkpoint else None
-    net, tokenizer, report = build(location, [], init, expect_like=location if init else None)
-    run.model_source = source
-    if report.parent is not None:
-        run.model_source = (f"encoder of checkpoint {init} (cell "
-                            f"{report.parent.get('cell')}; base model: {source})")
-        run.parent = {"cell": report.parent.get("cell"),
-                      "checksum": report.parent.get("checksum"), "path": str(init)}
-    device = devices.resolve_device(hp.device)
-    run.precision = devices.resolve_precision(hp.precision, device)
-    return net.encoder.to(device).eval(), tokenizer, device
-
-
 @dataclass
-class RetrievalCell:
+class RetrievalCell(FrozenCell):
     """A retrieval evaluation: the encoder as it is, every language, no training."""
 
-    run: Any  # xtl.cells.phases.CellRun
-    task: Any  # xtl.data.tasks.Task
-    model: str
-    init_checkpoint: str | None
-    split: str
-    languages: list[str]
-    encoder: Any = None
-    tokenizer: Any = None
-    device: torch.device = torch.device("cpu")
+    split: str = ""
     backend: str = "torch"
     thresholds: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def hp(self) -> Hparams:
-        return self.run.hparams
+    def open(self) -> None:
+        task = self.params["task"]
+        self.target = self.task(task)
+        if self.target.format != "retrieval":
+            raise ConfigError(f"task {task!r} has format {self.target.format!r}; the retrieval "
+                              "notebook evaluates retrieval tasks (tatoeba, bucc2018)")
+        self.split = self.params["eval_split"]
+        self.languages = list(self.params.get("eval_languages") or self.target.languages)
+        self.target.source_split(self.split)
 
     def intro(self) -> str:
-        what = ("top-1 accuracy in both directions" if self.task.metric == "accuracy"
+        what = ("top-1 accuracy in both directions" if self.target.metric == "accuracy"
                 else "F1 of margin-mined pairs")
-        start = f"intermediate checkpoint {self.init_checkpoint}" if self.init_checkpoint \
-            else f"the base model {self.model}"
-        return (f"{self.task.name}: {what} on {self.split} in {len(self.languages)} languages "
-                f"({', '.join(self.languages)}), embedding with {start}; no training")
+        return (f"{self.target.name}: {what} on {self.split} in {len(self.languages)} languages "
+                f"({', '.join(self.languages)}), embedding with {self.checkpoint_text()}; no "
+                "training")
 
     def load_encoder(self) -> tuple[Any, Any]:
-        """The base model's encoder, or the `encoder/` of an intermediate checkpoint (its
-        checksum verified and its architecture checked against the base model)."""
-        self.encoder, self.tokenizer, self.device = frozen_encoder(
-            self.run, self.model, self.init_checkpoint, self.hp)
+        super().load_encoder()
         self.backend = search_backend("auto", self.device)
         return self.encoder, self.tokenizer
 
     def settings(self) -> dict[str, Any]:
         """The representation and search actually used (also written to metrics.json)."""
         n = encoder_depth(self.encoder)
-        return {"layer": self.hp.layer, "layer_index": layer_index(self.hp.layer, n),
+        return {"layer": self.hparams.layer, "layer_index": layer_index(self.hparams.layer, n),
                 "num_layers": n, "layer_reason": self.layer_reason(),
-                "pooling": self.hp.pooling,
-                "input_prefix": self.hp.input_prefix, "max_length": self.hp.max_length,
-                "precision": self.run.precision, "device": str(self.device),
+                "pooling": self.hparams.pooling,
+                "input_prefix": self.hparams.input_prefix, "max_length": self.hparams.max_length,
+                "precision": self.precision, "device": str(self.device),
                 "search": self.backend}
 
     def layer_reason(self) -> str:
         """Why this layer: the model's own layer, the task's recipe, or the experiment file."""
-        layer = self.hp.layer
-        preset = zoo.PRESETS.get(self.model)
+        layer = self.hparams.layer
+        preset = zoo.PRESETS.get(self.params["model"])
         if preset is not None and preset.hparams.get("layer") == layer:
-            return f"the layer {self.model} is made to embed with: " + MODEL_LAYERS.get(
-                self.model, "its preset's setting")
-        if self.task.hparams.get("layer") == layer:
+            return f"the layer {self.params['model']} is made to embed with: " + MODEL_LAYERS.get(
+                self.params["model"], "its preset's setting")
+        if self.target.hparams.get("layer") == layer:
             return ("the task's recipe: X-STILTs' retrieval layer (Phang et al. 2020: layer 14 "
                     "of XLM-R Large's 24, as a fraction of depth)")
         return "set in the experiment file (hparams or tasks.<name>.layer)"
@@ -137,7 +107,7 @@ class RetrievalCell:
         s = self.settings()
         which = "the last" if s["layer_index"] == s["num_layers"] else (
             "the embedding layer" if s["layer_index"] == 0 else f"block {s['layer_index']}")
-        return (f"encoder: {self.run.model_source}\n"
+        return (f"encoder: {self.model_source}\n"
                 f"representation: hidden_states[{s['layer_index']}] ({which} of {s['num_layers']}"
                 f" layers; layer = {s['layer']!r}), {s['pooling']} pooling, prefix "
                 f"{s['input_prefix']!r}, max {s['max_length']} tokens, L2-normalised\n"
@@ -148,19 +118,19 @@ class RetrievalCell:
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         if self.encoder is None:
             raise ConfigError("load_encoder() first")
-        return embed(self.encoder, self.tokenizer, texts, self.hp.input_prefix,
-                     self.hp.pooling, self.hp.layer, 2 * self.hp.batch_size,
-                     max_length=self.hp.max_length, precision=self.run.precision)
+        return embed(self.encoder, self.tokenizer, texts, self.hparams.input_prefix,
+                     self.hparams.pooling, self.hparams.layer, 2 * self.hparams.batch_size,
+                     max_length=self.hparams.max_length, precision=self.precision)
 
     def evaluate(self, language: str, log: Callable[[str], None] = print) -> LanguageResult:
         """Load, embed, search or mine, and score one language."""
-        if self.task.metric == "accuracy":
+        if self.target.metric == "accuracy":
             result = self._tatoeba(language)
-        elif self.task.metric == "bucc_f1":
+        elif self.target.metric == "bucc_f1":
             result = self._bucc(language)
         else:
-            raise ConfigError(f"task {self.task.name!r}: retrieval scores 'accuracy' (top-1) "
-                              f"or 'bucc_f1' (mining), not {self.task.metric!r}")
+            raise ConfigError(f"task {self.target.name!r}: retrieval scores 'accuracy' (top-1) "
+                              f"or 'bucc_f1' (mining), not {self.target.metric!r}")
         log(f"{language}: " + ", ".join(f"{k} {v}" for k, v in result.info.items()))
         return result
 
@@ -173,12 +143,12 @@ class RetrievalCell:
                          "sentences_per_s": round(n / max(seconds, 1e-9), 1)}
 
     def _tatoeba(self, language: str) -> LanguageResult:
-        split = self.run.load(self.task, self.split, language)
+        split = self.load(self.target, self.split, language)
         pairs = bitext(split.rows)
         (src, tgt), info = self._timed_embed(pairs.source, pairs.target)
         found = pair_search(pairs, src, tgt, backend=self.backend, device=self.device)
         scores = {d: found.accuracy(d) for d in DIRECTIONS}
-        n, name = len(pairs.source), self.task.name
+        n, name = len(pairs.source), self.target.name
         records = [_record(name, language, self.split, "accuracy", scores["en_xx"], n),
                    _record(name, language, self.split, "accuracy_en_xx", scores["en_xx"], n),
                    _record(name, language, self.split, "accuracy_xx_en", scores["xx_en"], n),
@@ -191,10 +161,10 @@ class RetrievalCell:
         info = {"pairs": n, **info, "en->xx": round(scores["en_xx"], 2),
                 "xx->en": round(scores["xx_en"], 2)}
         return LanguageResult(language, records, examples, info,
-                              shortcuts.for_cell(self.task, None, [split]))
+                              shortcuts.for_cell(self.target, None, [split]))
 
     def _mine_split(self, language: str, split: str) -> tuple[Mined, list, dict]:
-        pairs = bitext(self.run.load(self.task, split, language).rows)
+        pairs = bitext(self.load(self.target, split, language).rows)
         source, target = Side.of(pairs.source_ids, pairs.source), Side.of(pairs.target_ids,
                                                                            pairs.target)
         (x, y), info = self._timed_embed(source.texts, target.texts)
@@ -206,15 +176,15 @@ class RetrievalCell:
         done = {s: self._mine_split(language, s) for s in splits}
         (dev, dev_gold, _), (evaluated, gold, info) = done["validation"], done[self.split]
         if self.split == "validation":  # the official dev protocol: tuned on its own gold
-            scores = metrics.score(self.task, dev.candidates, dev_gold, language)
+            scores = metrics.score(self.target, dev.candidates, dev_gold, language)
         else:
             scores = retrieval_metrics.bucc_dev_test(dev.candidates, dev_gold,
                                                      evaluated.candidates, gold)
         self.thresholds[language] = scores["threshold"]
-        records = [_record(self.task.name, language, self.split, m, scores[m], len(gold))
+        records = [_record(self.target.name, language, self.split, m, scores[m], len(gold))
                    for m in ("f1", "precision", "recall")]
         examples = [line for s in splits
-                    for line in _mined_lines(self.task.name, language, s, *done[s][:2])]
+                    for line in _mined_lines(self.target.name, language, s, *done[s][:2])]
         info = {"gold": len(gold), "candidates": len(evaluated.candidates), **info,
                 "threshold": round(scores["threshold"], 4), "f1": round(scores["f1"], 2)}
         if evaluated.dropped:
@@ -224,10 +194,10 @@ class RetrievalCell:
     def finish(self, results: Sequence[LanguageResult]) -> dict:
         """metrics.json (one record per language and metric) and the predictions files."""
         extra = {"retrieval": {**self.settings(), "split": self.split,
-                               "headline": _headline(self.task.metric)}}
+                               "headline": _headline(self.target.metric)}}
         if self.thresholds:
             extra["retrieval"]["bucc_thresholds"] = dict(self.thresholds)
-        return self.run.finish([r for res in results for r in res.records],
+        return super().finish([r for res in results for r in res.records],
                                [e for res in results for e in res.examples], extra,
                                [b for res in results for b in res.baselines])
 
@@ -259,38 +229,15 @@ def _mined_lines(task: str, language: str, split: str, mined: Mined, gold: list
     return lines
 
 
-def start(cell_id: str, model: str, task: str, hparams: dict, init_checkpoint: str | None,
-          eval_split: str, eval_languages: list[str] | None, cell_dir: str,
-          mirror: str | None = None, raw_dir: str | None = None,
-          declared_tasks: dict | None = None, hparam_sources: dict | None = None
-          ) -> RetrievalCell:
-    """Validate the notebook's parameters and open the cell (also for ad-hoc runs)."""
-    from xtl.cells import phases
-
-    run = phases.start("retrieval", cell_id, cell_dir, cell_dir, hparams, mirror, declared_tasks,
-                       raw_dir, hparam_sources=hparam_sources, model=model, task=task,
-                       init_checkpoint=init_checkpoint, eval_split=eval_split,
-                       eval_languages=eval_languages)
-    resolved = run.task(task)
-    if resolved.format != "retrieval":
-        raise ConfigError(f"task {task!r} has format {resolved.format!r}; the retrieval notebook"
-                          " evaluates retrieval tasks (tatoeba, bucc2018)")
-    languages = list(eval_languages or resolved.languages)
-    for lang in languages:
-        if lang not in resolved.languages:
-            raise unknown(f"language of task {task!r}", lang, resolved.languages)
-    resolved.source_split(eval_split)
-    return RetrievalCell(run, resolved, model, init_checkpoint, eval_split, languages)
-
-
 # --------------------------------------------------------------------------- display
 
 def table(results: Sequence[LanguageResult]):
     """Language x metric (pandas), the mean over languages as the last row."""
-    from xtl.cells.phases import records_table
+    import pandas as pd
 
     records = [r for res in results for r in res.records]
-    frame = records_table(records)[list(dict.fromkeys(r["metric"] for r in records))]
+    frame = (pd.DataFrame(records).pivot_table(index="language", columns="metric", values="value")
+             .round(2)[list(dict.fromkeys(r["metric"] for r in records))])
     frame.loc["mean"] = frame.mean().round(2)
     return frame
 

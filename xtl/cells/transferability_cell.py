@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xtl.core.errors import ConfigError, unknown
-from xtl.core.hparams import Hparams
+from xtl.cells.base import FrozenCell, check_compatible
+from xtl.core.errors import ConfigError
 from xtl.core.precision import autocast
 from xtl.evaluation import transferability
 from xtl.evaluation.transferability import FORMATS, REVISION, transferability_settings
@@ -129,66 +129,57 @@ def estimate(units: Units, seed: int = 0) -> dict[str, float]:
 
 
 @dataclass
-class TransferabilityCell:
-    """One (model, checkpoint, target) estimate: English training rows, then per language a
-    sample of the target's validation rows."""
+class TransferabilityCell(FrozenCell):
+    """One (model, checkpoint, target) estimate: English training rows of `source` (whose rows
+    the target trains on; XNLI: MNLI), then per language a sample of the target's validation
+    rows."""
 
-    run: Any  # xtl.cells.phases.CellRun
-    task: Any  # the target
-    train_task: Any  # whose rows the target trains on (XNLI: MNLI)
-    model: str
-    init_checkpoint: str | None
-    languages: list[str]
-    settings: dict[str, int]
-    encoder: Any = None
-    tokenizer: Any = None
-    device: Any = "cpu"
+    source: Any = None
+    settings: dict[str, int] = field(default_factory=dict)
     estimates: list[dict] = field(default_factory=list)
 
-    @property
-    def hp(self) -> Hparams:
-        return self.run.hparams
+    def open(self) -> None:
+        task = self.params["task"]
+        self.target, self.source = self.task(task), self.task(self.params["train_task"])
+        if not supports(self.target.format):
+            raise ConfigError(f"task {task!r} has format {self.target.format!r}: no "
+                              f"transferability estimate (formats with one: {', '.join(FORMATS)})")
+        check_compatible(self.target, self.source)
+        self.languages = list(self.params.get("eval_languages") or self.target.languages)
+        self.settings = transferability_settings(self.params.get("transferability") or True,
+                                                 "notebook parameter") or {}
 
     def intro(self) -> str:
-        start = (f"intermediate checkpoint {self.init_checkpoint}" if self.init_checkpoint
-                 else f"the base model {self.model}")
-        return (f"{self.task.name}: how well the frozen features of {start} fit its labels "
-                f"({FORMATS[self.task.format]} units): up to {self.settings['rows']} English "
-                f"training rows of {self.train_task.name}, and up to "
-                f"{self.settings['language_rows']} validation rows in each of "
+        return (f"{self.target.name}: how well the frozen features of {self.checkpoint_text()} "
+                f"fit its labels ({FORMATS[self.target.format]} units): up to "
+                f"{self.settings['rows']} English training rows of {self.source.name}, and up "
+                f"to {self.settings['language_rows']} validation rows in each of "
                 f"{len(self.languages)} languages; no training")
-
-    def load_encoder(self) -> tuple[Any, Any]:
-        from xtl.cells.retrieval import frozen_encoder
-
-        self.encoder, self.tokenizer, self.device = frozen_encoder(
-            self.run, self.model, self.init_checkpoint, self.hp)
-        return self.encoder, self.tokenizer
 
     def _sample(self, task: Any, split: str, language: str, rows: int) -> Any:
         from xtl.data import features
 
-        seed = int(self.run.params.get("subsample_seed") or 0)
-        loaded = self.run.load(task, split, language)
+        seed = int(self.params.get("subsample_seed") or 0)
+        loaded = self.load(task, split, language)
         n = min(rows, len(loaded.rows))
         # the first n of the subsample seed's shuffle: the rows a target of train size n uses
         loaded.rows = loaded.rows.shuffle(seed=seed).select(range(n))
         loaded.fingerprint = f"{loaded.fingerprint}|n={n}|seed={seed}"
-        self.run.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
-        return features.features(task, loaded, self.tokenizer, self.run.hparams_for(task),
+        self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
+        return features.features(task, loaded, self.tokenizer, self.hparams_for(task),
                                  train=True, cache=False)
 
     def score(self, task: Any, split: str, language: str, rows: int) -> dict[str, Any]:
         """Embed a sample, run every estimator, keep one record per estimator."""
         feats = self._sample(task, split, language, rows)
         units = embed_units(self.encoder, self.tokenizer, task.format, feats,
-                            batch_size=self.hp.batch_size, device=self.device,
-                            precision=self.run.precision,
+                            batch_size=self.hparams.batch_size, device=self.device,
+                            precision=self.precision,
                             max_units=self.settings["max_units"])
         values = estimate(units) if len(units.labels) >= 2 and len(set(units.labels)) >= 2 \
             else {}
         for name, value in values.items():
-            self.estimates.append({"task": self.task.name, "data": task.name,
+            self.estimates.append({"task": self.target.name, "data": task.name,
                                    "language": language, "split": split, "estimator": name,
                                    "value": float(value), "n": int(len(units.labels)),
                                    "rows": int(units.rows), "unit": units.unit,
@@ -200,47 +191,19 @@ class TransferabilityCell:
                 "units": len(units.labels), **values}
 
     def run_all(self) -> list[dict[str, Any]]:
-        out = [self.score(self.train_task, "train", self.train_task.train_language,
+        out = [self.score(self.source, "train", self.source.train_language,
                           self.settings["rows"])]
         if self.settings["language_rows"]:
             for lang in self.languages:
-                out.append(self.score(self.task, "validation", lang,
+                out.append(self.score(self.target, "validation", lang,
                                       self.settings["language_rows"]))
         return out
 
     def finish(self) -> dict:
         extra = {"transferability": {**self.settings, "revision": REVISION,
-                                     "unit": FORMATS[self.task.format], "layer": "last",
+                                     "unit": FORMATS[self.target.format], "layer": "last",
                                      "estimators": list(transferability.ESTIMATORS)}}
-        return self.run.finish([], extra=extra, estimates=self.estimates)
-
-
-def start(cell_id: str, model: str, task: str, train_task: str, hparams: dict,
-          init_checkpoint: str | None, eval_languages: list[str] | None, cell_dir: str,
-          mirror: str | None = None, raw_dir: str | None = None,
-          declared_tasks: dict | None = None, hparam_sources: dict | None = None,
-          transferability: dict | None = None, subsample_seed: int = 0
-          ) -> TransferabilityCell:
-    """Validate the notebook's parameters and open the cell (also for ad-hoc runs)."""
-    from xtl.cells import phases
-
-    run = phases.start("transferability", cell_id, cell_dir, cell_dir, hparams, mirror,
-                       declared_tasks, raw_dir, hparam_sources=hparam_sources, model=model,
-                       task=task, train_task=train_task, init_checkpoint=init_checkpoint,
-                       eval_languages=eval_languages, subsample_seed=subsample_seed,
-                       transferability=transferability)
-    target, source = run.task(task), run.task(train_task)
-    if not supports(target.format):
-        raise ConfigError(f"task {task!r} has format {target.format!r}: no transferability "
-                          f"estimate (formats with one: {', '.join(FORMATS)})")
-    phases.check_compatible(target, source)
-    languages = list(eval_languages or target.languages)
-    for lang in languages:
-        if lang not in target.languages:
-            raise unknown(f"language of task {task!r}", lang, target.languages)
-    return TransferabilityCell(run, target, source, model, init_checkpoint, languages,
-                               transferability_settings(transferability or True,
-                                                       "notebook parameter") or {})
+        return super().finish([], extra=extra, estimates=self.estimates)
 
 
 def table(results: list[dict[str, Any]]):

@@ -48,7 +48,7 @@ ROUNDS = 3  # each figure is measured this often, spread over the calibration; f
 # what a cell costs beyond the imports (bench/runner_overhead.py).
 KERNEL_EXTRA_S = 2.0
 KERNEL_IMPORTS = ("import pandas, IPython.display, matplotlib.pyplot; "
-                  "from xtl.cells import multitask, phases, retrieval; "
+                  "from xtl.cells import phases, retrieval; "
                   "from xtl.evaluation import metrics, plots")
 # Settings that make a different model object (the rest vary per task on one model).
 MODEL_HPARAMS = ("precision", "device", "freeze_embeddings", "gradient_checkpointing")
