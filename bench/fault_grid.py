@@ -1,5 +1,5 @@
 """What one run of the test suite's fault-tolerance grid costs once the caches are warm: the
-grid of tests/conftest.py's FAULT_EXP (the tiny model, a synth-nli stage and two synth-nli
+grid of tests/fault_grid.yaml (the tiny model, a synth-nli stage and two synth-nli
 targets), which the slow tests run dozens of times. One cold run fills `XTL_CACHE`; then each
 warm run goes into a fresh run directory. Prints each run's wall time and the notebooks' own
 time in their data-loading cells. Compare two trees by running it with each on PYTHONPATH.
@@ -18,16 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GRID = """\
-xtl: 1
-name: faults
-models: [tiny]
-intermediate: [none, synth-nli]
-targets: [synth-nli]
-train_sizes: [100]
-eval_languages: [de]
-hparams: {epochs: 1, max_length: 64, precision: fp32, save_every: 10}
-"""
+GRID = Path(__file__).resolve().parents[1] / "tests" / "fault_grid.yaml"
 LOADING = ("run.load(", "load_stage(")  # the cells that read a split's rows
 
 
@@ -46,7 +37,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2, help="warm runs after the cold one")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="xtl-fault-grid-"))
-    (root / "exp.yaml").write_text(GRID)
+    (root / "exp.yaml").write_text(GRID.read_text())
     env = os.environ | {"XTL_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
                         "MKL_NUM_THREADS": "1"}
     for i in range(args.warm + 1):

@@ -131,16 +131,8 @@ eval_languages: [de]
 
 # A stage, its target and a baseline target: the crash, ENOSPC, concurrency and executor tests
 # run it end to end and compare with one uninterrupted run (`baseline`).
-FAULT_EXP = """\
-xtl: 1
-name: faults
-models: [tiny]
-intermediate: [none, synth-nli]
-targets: [synth-nli]
-train_sizes: [100]
-eval_languages: [de]
-hparams: {epochs: 1, max_length: 64, precision: fp32, save_every: 10}
-"""
+# (bench/fault_grid.py times it too)
+FAULT_EXP = (Path(__file__).parent / "fault_grid.yaml").read_text()
 
 # One intra-op thread in every `xtl run` of that grid, whatever the executor (Ray gives its
 # workers one): results and checkpoints are then bit-identical across all of them, so one
