@@ -222,17 +222,10 @@ def section(run_dir: str | Path) -> Section | None:
                           if "kind" in gains else gains)
     agree = agreement(compared)
     measured = compared["measured gain"].notna().any()
-    text = ("Each checkpoint's frozen features scored on the target's English training rows, "
-            "before any target training (higher = predicted to transfer better; the ranks are "
-            "by LogME). ")
-    text += ("The measured gain is the target's score after that intermediate task minus after "
-             "none (mean over seeds); correlations are over the intermediate tasks of one "
-             "model and target, their intervals from a paired bootstrap of (estimate, gain) "
-             "pairs (with a handful of tasks they are wide or undefined); regret@k is the gain "
-             "lost by picking the best of the top-k predicted tasks instead of the best one."
-             if measured else
-             "**No measured gains yet**: these are predictions alone; the grid's target cells "
-             "(after `xtl run`) add the measured gains beside them.")
+    # the method's prose is the analysis notebook's markdown; this says only what the run lacks
+    text = "" if measured else (
+        "**No measured gains yet**: these are predictions alone; the grid's target cells "
+        "(after `xtl run`) add the measured gains beside them.")
     tables = [("Predicted vs measured (English training sample)", _shown(compared))]
     if not agree.empty:
         tables.append(("Agreement between estimate and measured gain", agree))
