@@ -4,6 +4,7 @@ declarations (the kit's in xtl/core/hparams.py, each format's in its module)."""
 from __future__ import annotations
 
 import pickle
+import typing
 
 import pytest
 
@@ -19,6 +20,24 @@ def test_every_declaration_is_complete_and_its_default_valid():
         assert spec.doc and "\n" not in spec.doc, name
         assert spec.types and all(isinstance(t, type) for t in spec.types), name
         hparams.check_hparam(name, spec.default, "the kit")  # raises on a bad default
+
+
+def test_the_typed_attributes_are_the_declared_keys_and_types():
+    """Hparams lists every key as a typed attribute for type checkers (under TYPE_CHECKING:
+    never executed); those names and types must be the Specs'."""
+    import ast
+    import inspect
+
+    block = next(node for node in ast.walk(ast.parse(inspect.getsource(hparams.Hparams)))
+                 if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    annotated = {node.target.id: ast.unparse(node.annotation) for node in block.body
+                 if isinstance(node, ast.AnnAssign)}
+    assert sorted(annotated) == sorted(hparams.SPECS)  # (formats declare theirs as imported)
+    for name, spec in hparams.SPECS.items():
+        accepted = set(typing.get_args(eval(annotated[name]))) or {eval(annotated[name])}
+        if accepted == {float}:  # a float attribute may take ints too (the numeric tower)
+            accepted = {float, *({int} & set(spec.types))}
+        assert set(spec.types) == accepted, (name, annotated[name], spec.types)
 
 
 def test_derived_tables_equal_the_declarations():

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtl.core.errors import ConfigError, unknown
 
@@ -228,6 +228,39 @@ class Hparams(Mapping[str, Any]):
 
     __slots__ = ("_values",)
     _values: dict[str, Any]
+
+    if TYPE_CHECKING:  # every declared key as a typed attribute, for type checkers and editors
+        # (tests/test_hparam_schema.py holds this list to the Specs: names and types)
+        learning_rate: float
+        epochs: int | float
+        batch_size: int
+        grad_accum: int
+        max_length: int
+        warmup_ratio: float
+        weight_decay: float
+        max_grad_norm: float
+        adam_epsilon: float
+        eval_every: int
+        patience: int
+        precision: str
+        input_prefix: str
+        group_by_length: bool
+        gradient_checkpointing: bool
+        save_every: int
+        device: str
+        multitask_sampler: str
+        multitask_cap: int
+        multitask_temperature: float
+        multitask_aggregate: str
+        mlm_weight: float
+        freeze_embeddings: bool
+        dev_subset: int
+        pooling: str
+        layer: int | float
+        doc_stride: int
+        max_answer_length: int
+        tag_subtoken: str
+        mlm_probability: float
 
     def __init__(self, values: Mapping[str, Any] | None = None, where: str = "hparams") -> None:
         given = dict(values or {})
