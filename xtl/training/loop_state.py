@@ -40,7 +40,8 @@ class FitResult:
 
 @dataclass
 class Progress:
-    """The loop's position and bookkeeping: everything a resumed run needs besides tensors."""
+    """The loop's position and bookkeeping: everything a resumed run needs besides what
+    accelerate's save_state holds (tensors, random streams); saved as JSON."""
 
     step: int = 0
     cursors: list[list[int]] = field(default_factory=list)  # per task: [epoch, position]
