@@ -366,7 +366,7 @@ CALL_ROWS = [
         t / "best" / "checkpoint.json", '{"cell": "st').parent), ModelError,
         r"checkpoint '.*best' is corrupt: checkpoint\.json is not a JSON object"),
     call("resume marker truncated", lambda t: resume.ResumeStore(_write(
-        t / "resume" / "resume.json", "[").parent.parent, {}).load(), ModelError,
+        t / "resume" / "resume.json", "[").parent.parent, {}).load(None), ModelError,
         r"resume state '.*resume' is corrupt: resume\.json is not a JSON object"),
     # notebook parameters (xtl.cells.phases.start: the first call of every phase notebook)
     call("notebook hparams not a mapping", lambda t: _start(t, hparams=[1]), ConfigError,

@@ -12,11 +12,14 @@ import shutil
 
 import pytest
 import torch
+from conftest import assert_same_checkpoint
 from safetensors.torch import load_file
 from test_multitask import HP, NLI, SIZE, _split
 
+from xtl.core import faults
 from xtl.model.models import build, verify_checkpoint
 from xtl.training import train
+from xtl.training.launch import TrainingError
 
 # two fresh processes importing torch: ~30 s on 2 cores
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -74,3 +77,35 @@ def test_two_gloo_processes_match_one(no_dropout_tiny, tmp_path):
     assert all(torch.equal(saved[k], b[f"encoder.{k}"]) for k in saved)
     assert not list((tmp_path / "two" / "ckpt").glob(".launch*"))
     assert not (tmp_path / "two" / "ckpt" / "resume").exists()
+
+
+def test_two_processes_killed_and_resumed_match_an_uninterrupted_pair(tiny_dir, tmp_path,
+                                                                      monkeypatch):
+    """Dropout on: each rank's random streams come back from its own file of accelerate's
+    (random_states_<rank>.pkl), written into the main rank's temp directory; the resumed pair
+    ends in the same losses and byte-identical checkpoints."""
+    def run(out):
+        model, tok, _ = build(tiny_dir, [NLI, SIZE], seed=0)
+        trains = [_split(NLI, "train", 99), _split(SIZE, "train", 45)]
+        devs = [_split(NLI, "validation", 32), _split(SIZE, "validation", 16)]
+        hp = HP | {"epochs": 1, "grad_accum": 2, "batch_size": 8, "save_every": 4}
+        return train.fit_tasks(model, tok, [NLI, SIZE], trains, devs, hp, 0, out / "ckpt",
+                               out / "history.jsonl", {"cell": "ddp-resume"}, processes=2)
+
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+    reference = run(tmp_path / "ref")
+    monkeypatch.setenv(faults.ENV, "train_step:6")  # both ranks SIGKILL themselves
+    with pytest.raises(TrainingError):
+        run(tmp_path / "run")
+    state = tmp_path / "run" / "ckpt" / "resume"
+    assert json.loads((state / "resume.json").read_text())["step"] == 4
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in state.iterdir()}
+    monkeypatch.delenv(faults.ENV)
+    again = run(tmp_path / "run")
+    assert again.resumed_from == 4 and again.steps == reference.steps == 10
+    strip = [{k: v for k, v in h.items() if k != "examples_per_s"} for h in reference.history]
+    assert [{k: v for k, v in h.items() if k != "examples_per_s"}
+            for h in again.history] == strip
+    for which in ("best", "last"):
+        assert_same_checkpoint(tmp_path / "ref" / "ckpt" / which,
+                               tmp_path / "run" / "ckpt" / which)

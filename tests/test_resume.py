@@ -15,11 +15,11 @@ from conftest import assert_same_checkpoint
 from safetensors.torch import load_file
 
 from xtl.core import atomicdir, faults
-from xtl.core.errors import ConfigError
+from xtl.core.errors import ConfigError, ModelError
 from xtl.core.hparams import Hparams
 from xtl.data import sources, tasks
 from xtl.model.models import build, verify_checkpoint
-from xtl.training import resume, train
+from xtl.training import devices, resume, train
 
 TASK = tasks.get("synth-nli")
 HP = Hparams({"learning_rate": 2e-3, "epochs": 2, "batch_size": 16, "max_length": 64,
@@ -139,6 +139,41 @@ def test_death_inside_a_checkpoint_write_keeps_the_previous_one(tiny_dir, data, 
     assert record["step"] == 3
     crash_here(None)
     assert _fit(tiny_dir, data, tmp_path).resumed_from == 3
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "delete"])
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.bin", "random_states_0.pkl",
+                                  resume.PROGRESS])
+def test_a_damaged_state_file_is_refused_never_loaded(tmp_path, name, damage):
+    """Every file beside the marker is under its checksum: accelerate's and xtl's alike."""
+    accelerator = devices.make_accelerator("fp32", torch.device("cpu"))
+    model = torch.nn.Linear(2, 2)
+    accelerator.prepare(model, torch.optim.AdamW(model.parameters()))
+    store = resume.ResumeStore(tmp_path, {"cell": "x"})
+    store.save(3, accelerator, {"step": 3})
+    path = store.path / name
+    if damage == "delete":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"is corrupt \(its files are missing or do not match "
+                       r"their checksum\); delete it to start over"):
+        store.load(accelerator)
+
+
+def test_a_resume_state_of_an_older_xtl_says_delete_it(tmp_path):
+    """Format 2 (one state.pt of xtl's own) is not read by this xtl: the cell's training restarts
+    once the directory is deleted (docs/contracts.md, section 3)."""
+    store = resume.ResumeStore(tmp_path, {"cell": "x"})
+    store.save(0)
+    record = json.loads((store.path / resume.MARKER).read_text())
+    (store.path / resume.MARKER).write_text(json.dumps(record | {"format": 2, "step": 6}))
+    (store.path / "state.pt").write_bytes(b"format 2")
+    with pytest.raises(ModelError, match=r"has format 2; this xtl reads 3\. Delete it to start "
+                       "over"):
+        store.load(None)
 
 
 def test_a_swap_interrupted_between_its_renames_is_recovered(tmp_path):

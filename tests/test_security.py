@@ -16,11 +16,11 @@ import torch
 import yaml
 
 from xtl.core.errors import ConfigError
-from xtl.core.store import sha256_file
+from xtl.core.store import sha256_tree
 from xtl.data import tasks
 from xtl.grid import config, index, plan, rundir
 from xtl.grid import run as runner
-from xtl.training import resume
+from xtl.training import devices, resume
 
 GOOD = "xtl: 1\nmodels: [tiny]\nintermediate: [none, synth-nli]\ntargets: [synth-nli]\n"
 
@@ -73,22 +73,29 @@ def test_written_parameters_round_trip_as_plain_strings(tmp_path):
     assert yaml.safe_load(dumped) == params
 
 
-def test_resume_state_is_loaded_without_running_pickled_code(tmp_path):
-    """torch.load(weights_only=True): a state.pt whose pickle calls a function is refused."""
+@pytest.mark.parametrize("name", ["optimizer.bin", "random_states_0.pkl"])
+def test_resume_state_is_loaded_without_running_pickled_code(tmp_path, name):
+    """accelerate reads the state files with weights_only=True (xtl's progress is JSON): a file
+    whose pickle calls a function is refused, the random streams too (accelerate would only
+    log that it could not read them)."""
     marker = tmp_path / "pwned"
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
+    accelerator = devices.make_accelerator("fp32", torch.device("cpu"))
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    accelerator.prepare(model, optimizer)
     store = resume.ResumeStore(tmp_path, {"cell": "x"})
-    store.save(3, {"model": {"w": torch.zeros(1)}})
-    state = store.path / resume.STATE
-    torch.save({"model": Payload()}, state)
+    store.save(3, accelerator, {"step": 3})
+    torch.save({"state": Payload()}, store.path / name)
     record = json.loads((store.path / resume.MARKER).read_text())
-    (store.path / resume.MARKER).write_text(json.dumps(record | {"checksum": sha256_file(state)}))
+    (store.path / resume.MARKER).write_text(json.dumps(
+        record | {"checksum": sha256_tree(store.path, exclude=(resume.MARKER,))}))
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
-        store.load()
+        store.load(accelerator)
     assert not marker.exists()
 
 

@@ -1,5 +1,6 @@
-"""The loop's state and its result: `Progress` (everything a resumed run needs besides tensors),
-its snapshot and restore around `xtl.training.resume`'s store, history.jsonl, and `FitResult`.
+"""The loop's state and its result: `Progress` (everything a resumed run needs besides what
+accelerate saves), its save and restore through `xtl.training.resume`'s store, history.jsonl,
+and `FitResult`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from accelerate import Accelerator
 
 from xtl.core.store import atomic_write_text
 from xtl.training import resume
-from xtl.training.devices import gather
 from xtl.training.train_data import TaskData
 
 
@@ -40,7 +40,8 @@ class FitResult:
 
 @dataclass
 class Progress:
-    """The loop's position and bookkeeping: everything a resumed run needs besides tensors."""
+    """The loop's position and bookkeeping: everything a resumed run needs besides what
+    accelerate's save_state holds (tensors, random streams); saved as JSON."""
 
     step: int = 0
     cursors: list[list[int]] = field(default_factory=list)  # per task: [epoch, position]
@@ -52,7 +53,6 @@ class Progress:
     pad_tokens: int = 0
     tokens: int = 0
     history: list[dict] = field(default_factory=list)
-
 
 
 def dcp() -> Any:
@@ -67,45 +67,30 @@ def full_options(**kw: Any) -> Any:
     return dcp().StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
 
 
-def model_state(accelerator: Accelerator, model: Any, sharded: bool) -> dict | None:
-    """The whole model's state dict; sharded (FSDP): gathered to the main process (a
-    collective: every rank calls it; the others get None)."""
-    if not sharded:
-        return accelerator.unwrap_model(model).state_dict()
+def full_model_state(accelerator: Accelerator, model: Any) -> dict | None:
+    """A sharded (FSDP) model's whole state dict, gathered to the main process (a collective:
+    every rank calls it; the others get None)."""
     state = dcp().get_model_state_dict(model, options=full_options())
     return state if accelerator.is_main_process else None
 
 
-def snapshot(accelerator: Accelerator, model: Any, optimizer: Any, scheduler: Any,
-              progress: Progress, data: list[TaskData], sharded: bool = False) -> dict:
-    # Every process's random streams (its dropout and MLM masks), gathered: a collective.
-    rngs = gather(accelerator, resume.capture_rng())
+def save_state(store: resume.ResumeStore, accelerator: Accelerator, progress: Progress,
+               data: list[TaskData]) -> None:
+    """Save the resumable state at `progress.step` (every process calls it: a collective)."""
     progress.cursors = [d.cursor.state() for d in data]
-    optimizer_state = (dcp().get_optimizer_state_dict(model, optimizer.optimizer,
-                                                    options=full_options())
-                       if sharded else optimizer.state_dict())
-    return {"model": model_state(accelerator, model, sharded), "optimizer": optimizer_state,
-            "scheduler": scheduler.state_dict(),
-            "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
-            "progress": asdict(progress), "rng": rngs}
+    store.save(progress.step, accelerator, asdict(progress))
 
 
-def restore(saved: dict, accelerator: Accelerator, model: Any, optimizer: Any, scheduler: Any,
-             data: list[TaskData], sharded: bool = False) -> Progress:
-    if sharded:  # every rank read the full state; each keeps its shards of it
-        dcp().set_model_state_dict(model, saved["model"], options=full_options())
-        dcp().set_optimizer_state_dict(model, optimizer.optimizer, saved["optimizer"],
-                                     options=full_options())
-    else:
-        accelerator.unwrap_model(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    if accelerator.scaler is not None and saved["scaler"]:
-        accelerator.scaler.load_state_dict(saved["scaler"])
-    progress = Progress(**saved["progress"])
+def restore(store: resume.ResumeStore, accelerator: Accelerator,
+            data: list[TaskData]) -> Progress | None:
+    """The saved state put back (tensors and random streams into `accelerator`'s objects), or
+    None when there is nothing to resume."""
+    saved = store.load(accelerator)
+    if saved is None:
+        return None
+    progress = Progress(**saved)
     for d, (epoch, position) in zip(data, progress.cursors, strict=True):
         d.cursor.epoch, d.cursor.position = epoch, position
-    resume.restore_rng(saved["rng"][accelerator.process_index])  # last: nothing random after
     return progress
 
 

@@ -1,40 +1,58 @@
 """Resumable training state: `<checkpoint_dir>/resume/`, written atomically, checked on load.
 
 ```
-resume/resume.json   written last: {format, step, identity, identity_hash, checksum, created}
-resume/state.pt      torch.save of {model, optimizer, scheduler, scaler, progress, rng}
-``` `progress` holds the step, every task's position in its own epochs (the multi-task sampler's
-draws are a function of the seed and the step, so that is all of its state) and the best score;
-`rng` is a list with every process's random streams (one entry without DDP).
-`fit` writes a step-0 state (the json alone) when it starts and deletes the directory when it
-has written `last`, so `pending(checkpoint_dir)` says "a fit started here and did not finish".
-The identity (cell meta, seed, task, data, every hyperparameter that changes results) must
-match on resume: a mismatch is an error naming the differences, never a silent restart.
+resume/resume.json    written last: {format, step, identity, identity_hash, checksum, created}
+resume/progress.json  the loop's `Progress` (xtl.training.loop_state): step, every task's
+                      position in its own epochs, best score, history
+resume/model.safetensors optimizer.bin scheduler.bin [scaler.pt] random_states_<rank>.pkl
+                      (FSDP: pytorch_model_fsdp.bin for the model)   accelerate's save_state
+```
+What accelerate saves (`Accelerator.save_state`, accelerate/checkpointing.py): the prepared
+model, optimizer and scheduler, the fp16 GradScaler, and every process's random streams
+(python, numpy, torch CPU and CUDA), one file per rank; with FSDP (FULL_STATE_DICT, set in
+`xtl.training.devices.make_accelerator`) the full model and optimizer state gathered to rank 0,
+as xtl's own torch.distributed.checkpoint code did (not run here: FSDP needs GPUs).
+`load_state` reads them back, tensors with `weights_only=True`.
+
+What xtl adds: the marker, written last, with the run's identity (cell meta, seed, task, data,
+every hyperparameter that changes results: a mismatch is an error naming the differences,
+never a silent restart) and one checksum over every other file (a torn or edited state is an
+error, never a silent load); the atomic directory replace; `Progress` as JSON, not through
+`register_for_checkpointing` (accelerate unpickles custom objects with `weights_only=False`,
+which runs whatever code a pickle names); a check that the random streams came back
+(accelerate logs and goes on when it cannot read them: resume would silently differ); the
+step-0 mark: `fit` writes the json alone when it starts and deletes the directory when it has
+written `last`, so `pending(checkpoint_dir)` says "a fit started here and did not finish".
+The multi-task sampler's draws are a function of the seed and the step, so `Progress` is all
+of its state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import RNG_STATE_NAME
+from accelerate.utils import load as accelerate_load
 
 from xtl.core.atomicdir import recover, remove_dir, replace_dir
 from xtl.core.errors import ConfigError, ModelError
 from xtl.core.faults import fault
 from xtl.core.hparams import Hparams
-from xtl.core.store import atomic_write_json, read_json_object, sha256_file
+from xtl.core.store import atomic_write_json, read_json, read_json_object, sha256_tree
 from xtl.data.sources import Split
+from xtl.training.devices import from_main
 
-FORMAT = 2  # 2: per-task cursors and per-process random streams (multi-task, DDP)
+# 2: per-task cursors and per-process random streams; 3: accelerate's save_state files
+FORMAT = 3
 DIRNAME = "resume"
 MARKER = "resume.json"
-STATE = "state.pt"
+PROGRESS = "progress.json"
 # Cadence of saving only: changing it between a crash and the rerun changes no result.
 NOT_IN_IDENTITY = ("save_every",)
 
@@ -98,8 +116,10 @@ class ResumeStore:
         self.identity = run_identity
         self.hash = _hash(run_identity)
 
-    def load(self) -> dict | None:
-        """The saved state (None: nothing to resume, or only the step-0 mark of a start)."""
+    def load(self, accelerator: Accelerator) -> dict | None:
+        """Put the saved state into `accelerator`'s model, optimizer, scheduler, scaler and this
+        process's random streams; return the saved progress (None: nothing to resume, or only
+        the step-0 mark of a start). Every process calls it (FSDP: a collective)."""
         recover(self.path)
         marker = self.path / MARKER
         if not marker.is_file():
@@ -119,23 +139,40 @@ class ResumeStore:
                               "the same settings, or delete that directory to start over")
         if record["step"] == 0:
             return None
-        state_file = self.path / STATE
-        if not state_file.is_file() or sha256_file(state_file) != record.get("checksum"):
-            raise ModelError(f"resume state {str(self.path)!r} is corrupt ({STATE} is missing or "
-                             "does not match its checksum); delete it to start over")
-        return torch.load(state_file, map_location="cpu", weights_only=True)
+        if sha256_tree(self.path, exclude=(MARKER,)) != record.get("checksum"):
+            raise ModelError(f"resume state {str(self.path)!r} is corrupt (its files are missing "
+                             "or do not match their checksum); delete it to start over")
+        accelerator.load_state(str(self.path))
+        rng = self.path / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl"
+        if not torch.equal(torch.get_rng_state(), accelerate_load(rng)["torch_manual_seed"]):
+            raise ModelError(f"resume state {str(self.path)!r}: accelerate could not restore the "
+                             f"random streams from {rng.name}; delete it to start over")
+        return read_json(self.path / PROGRESS)
 
-    def save(self, step: int, state: dict | None) -> None:
-        """Replace the saved state with the one at optimizer `step` (None: the step-0 mark)."""
+    def save(self, step: int, accelerator: Accelerator | None = None,
+             progress: dict | None = None) -> None:
+        """Replace the saved state with `accelerator`'s and `progress` at optimizer `step`
+        (every process calls it: each writes its random streams); without them, the step-0
+        mark (the main process only)."""
+        if isinstance(accelerator, dict):  # xtl.grid.calibrate's timing probe: see capture_rng
+            replace_dir(self.path, lambda tmp: (torch.save(accelerator, tmp / "state.pt"),
+                                                sha256_tree(tmp)))
+            return
+        if accelerator is not None and not accelerator.is_main_process:
+            accelerator.save_state(from_main(accelerator, None))  # into the main's temp dir
+            accelerator.wait_for_everyone()
+            return
 
         def fill(tmp: Path) -> None:
             record = {"format": FORMAT, "step": step, "identity": self.identity,
                       "identity_hash": self.hash,
                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            if state is not None:
-                torch.save(state, tmp / STATE)
+            if accelerator is not None:
+                accelerator.save_state(from_main(accelerator, str(tmp)))
+                accelerator.wait_for_everyone()  # every rank's random streams are written
+                atomic_write_json(tmp / PROGRESS, progress)
                 fault("checkpoint_write")  # crash tests: state written, marker not yet
-                record["checksum"] = sha256_file(tmp / STATE)
+                record["checksum"] = sha256_tree(tmp)
             atomic_write_json(tmp / MARKER, record)
 
         replace_dir(self.path, fill)
@@ -145,22 +182,7 @@ class ResumeStore:
 
 
 def capture_rng() -> dict:
-    """Every random stream training reads in this process: python, numpy, torch CPU and CUDA."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    states = {"python": random.getstate(),
-              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
-                        "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng(states: dict) -> None:
-    random.setstate(states["python"])
-    n = states["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    """For xtl.grid.calibrate's snapshot probe only, which still builds a state dict itself
+    (training saves the random streams through accelerate); this and `save`'s dict case go
+    when the probe times `save(step, accelerator, progress)` instead."""
+    return {"torch": torch.get_rng_state()}

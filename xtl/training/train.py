@@ -20,7 +20,7 @@ and loads the trained weights back into `model`.
 Around the loop: `xtl.training.devices` (device, precision, ranks, the accelerator),
 `xtl.training.train_data`
 (each task's features and batches, the input checks), `xtl.training.selection` (dev scores, the
-checkpoint rule, collapse), `xtl.training.loop_state` (`Progress`, its snapshot and restore,
+checkpoint rule, collapse), `xtl.training.loop_state` (`Progress`, its save and restore,
 `FitResult`) and `xtl.training.launch` (the ranks started from a notebook).
 """
 
@@ -66,11 +66,11 @@ from xtl.training.loop_state import (
     FitResult,
     Progress,
     dcp,
+    full_model_state,
     full_options,
-    model_state,
     open_history,
     restore,
-    snapshot,
+    save_state,
 )
 from xtl.training.selection import (
     COLLAPSE_MARGIN,
@@ -236,13 +236,11 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         devs if many else devs[0], precision, device.type if world_size() > 1 else str(device),
         accelerator.num_processes) | ({"strategy": "fsdp"} if sharded else {})
         | ({"task_hps": task_hps} if task_hps else {}))
-    saved = store.load()
-    if saved is None:
+    progress = restore(store, accelerator, data)
+    if progress is None:
         progress = Progress(cursors=[d.cursor.state() for d in data])
         if main:
-            store.save(0, None)
-    else:
-        progress = restore(saved, accelerator, model, optimizer, scheduler, data, sharded)
+            store.save(0)
     resumed_from = progress.step
     history = open_history(Path(history_path), progress.history) if main else None
 
@@ -254,7 +252,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
 
     def keep(which: str, record: dict) -> None:
         """Write checkpoint `which` (the main process; with FSDP every rank gathers first)."""
-        state = model_state(accelerator, model, sharded) if sharded else None
+        state = full_model_state(accelerator, model) if sharded else None
         if main:
             save_checkpoint(unwrapped, tokenizer, Path(checkpoint_dir) / which,
                             {**meta, "step": progress.step, **record, "which": which}, state)
@@ -301,9 +299,7 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         # Saved after the evaluation, so the state includes its score and best/.
         if (hp.save_every and progress.step % hp.save_every == 0) or (
                 not hp.save_every and evaluated):
-            state = snapshot(accelerator, model, optimizer, scheduler, progress, data, sharded)
-            if main:
-                store.save(progress.step, state)
+            save_state(store, accelerator, progress, data)
         fault("train_step")
     if not progress.history or "dev_score" not in progress.history[-1]:
         evaluate_and_keep()
