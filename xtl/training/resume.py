@@ -154,10 +154,6 @@ class ResumeStore:
         """Replace the saved state with `accelerator`'s and `progress` at optimizer `step`
         (every process calls it: each writes its random streams); without them, the step-0
         mark (the main process only)."""
-        if isinstance(accelerator, dict):  # xtl.grid.calibrate's timing probe: see capture_rng
-            replace_dir(self.path, lambda tmp: (torch.save(accelerator, tmp / "state.pt"),
-                                                sha256_tree(tmp)))
-            return
         if accelerator is not None and not accelerator.is_main_process:
             accelerator.save_state(from_main(accelerator, None))  # into the main's temp dir
             accelerator.wait_for_everyone()
@@ -179,10 +175,3 @@ class ResumeStore:
 
     def clear(self) -> None:
         remove_dir(self.path)
-
-
-def capture_rng() -> dict:
-    """For xtl.grid.calibrate's snapshot probe only, which still builds a state dict itself
-    (training saves the random streams through accelerate); this and `save`'s dict case go
-    when the probe times `save(step, accelerator, progress)` instead."""
-    return {"torch": torch.get_rng_state()}
