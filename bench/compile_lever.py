@@ -18,7 +18,6 @@ import argparse
 import os
 import shlex
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,8 +33,7 @@ from train_vs_trainer import (  # noqa: E402
     MODEL,
     TASK,
     KitArm,
-    Tally,
-    Turns,
+    in_turns,
     make_pool,
     shape_of,
 )
@@ -89,16 +87,7 @@ def main() -> None:
         arm.warm_up(args.warm_up)
         warm[arm.name] = time.perf_counter() - start
         arm.losses = []
-    turns = Turns([a.name for a in arms], args.turn, torch.get_num_threads())
-    workers = [threading.Thread(target=arm.train, args=(steps, turns)) for arm in arms]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    tally = {arm.name: Tally() for arm in arms}
-    for arm in arms:
-        for seconds, mask in zip(turns.times[arm.name], arm.masks[:steps], strict=True):
-            tally[arm.name].add(seconds, mask, shape)
+    tally = in_turns(arms, steps, args.turn, shape)
     print(f"\n{'arm':<10}{'real tok/s':>11}{'s/step':>8}{'warm-up':>9}{'mean loss':>11}"
           f"   (one epoch: {steps} steps each after {args.warm_up} warm-up steps)")
     for arm in arms:

@@ -186,6 +186,23 @@ class Turns:
                 self.begin(name)
 
 
+def in_turns(arms: list, steps: int, turn: int, shape: Shape) -> dict[str, Tally]:
+    """Every arm trains `steps` steps, in turns of `turn` (one arm at a time), each in its own
+    thread; each arm's timed steps tallied."""
+    turns = Turns([a.name for a in arms], turn, torch.get_num_threads())
+    workers = [threading.Thread(target=arm.train, args=(steps, turns)) for arm in arms]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    tally = {arm.name: Tally() for arm in arms}
+    for arm in arms:
+        assert len(turns.times[arm.name]) == steps and len(arm.masks) >= steps
+        for seconds, mask in zip(turns.times[arm.name], arm.masks[:steps], strict=True):
+            tally[arm.name].add(seconds, mask, shape)
+    return tally
+
+
 def fresh_model(location: str) -> XtlModel:
     torch.manual_seed(0)  # the same head in every arm
     return XtlModel(AutoModel.from_pretrained(location), [TASK])
@@ -406,17 +423,7 @@ def main() -> None:
               f"{shape.layers} layers, hidden {shape.hidden}; {steps} steps per epoch")
         for arm in arms:  # warm-up: allocator, kernels, first optimizer state
             arm.warm_up(2)
-        turns = Turns([a.name for a in arms], args.turn, torch.get_num_threads())
-        workers = [threading.Thread(target=arm.train, args=(steps, turns)) for arm in arms]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        tally = {arm.name: Tally() for arm in arms}
-        for arm in arms:
-            assert len(turns.times[arm.name]) == steps and len(arm.masks) >= steps
-            for seconds, mask in zip(turns.times[arm.name], arm.masks[:steps], strict=True):
-                tally[arm.name].add(seconds, mask, shape)
+        tally = in_turns(arms, steps, args.turn, shape)
         arms[0].data.cursor.position = 10  # not an epoch's first (longest) batch
         parts = breakdown(arms[0], 4)
         gemm_share, ops = op_profile(arms[0])
