@@ -79,6 +79,12 @@ class Cell:
         self.data[f"{task.name}/{language}/{split}"] = loaded.provenance()
         return loaded
 
+    def _device(self) -> Any:
+        """The device of the `device` hyperparameter; sets the precision run on it."""
+        device = devices.resolve_device(self.hparams.device)
+        self.precision = devices.resolve_precision(self.hparams.precision, device)
+        return device
+
     def finish(self, records: list[dict], examples: list[dict] | None = None,
                extra: dict | None = None, baselines: list[dict] | None = None,
                estimates: list[dict] | None = None) -> dict:
@@ -145,8 +151,7 @@ class FrozenCell(Cell):
                                  f"{report.parent.get('cell')}; base model: {source})")
             self.parent = {"cell": report.parent.get("cell"),
                            "checksum": report.parent.get("checksum"), "path": str(init)}
-        self.device = devices.resolve_device(self.hparams.device)
-        self.precision = devices.resolve_precision(self.hparams.precision, self.device)
+        self.device = self._device()
         self.encoder, self.tokenizer = net.encoder.to(self.device).eval(), tokenizer
         return self.encoder, self.tokenizer
 

@@ -35,7 +35,7 @@ from xtl.data.tasks import Task
 from xtl.evaluation import evaluate
 from xtl.model import zoo
 from xtl.model.models import build, load_heads, verify_checkpoint
-from xtl.training import devices, resume, sampling, train
+from xtl.training import resume, sampling, train
 
 
 class _TrainingCell(Cell):
@@ -81,11 +81,12 @@ class _TrainingCell(Cell):
         load_heads(model, checkpoint)
         return model, tokenizer
 
-    def _device(self):
-        """The training device, and the training precision on it."""
-        device = devices.resolve_device(self.hparams.device)
-        self.precision = devices.resolve_precision(self.hparams.precision, device)
-        return device
+    def _record(self, result: train.FitResult, **extra: Any) -> train.FitResult:
+        """What a finished fit leaves in metrics.json: precision, flags, the training summary."""
+        self.precision = result.precision
+        self.flags |= set(result.flags)
+        self.training = {**fit_summary(result), **extra}
+        return result
 
 
 class TargetCell(_TrainingCell):
@@ -102,10 +103,7 @@ class TargetCell(_TrainingCell):
         result = train.fit(model, tokenizer, task, train_split, dev_split, self.hparams,
                            self.params["seed"], self.checkpoint_dir, self.cell_dir /
                            "history.jsonl", meta)
-        self.precision = result.precision
-        self.flags |= set(result.flags)
-        self.training = fit_summary(result)
-        return result
+        return self._record(result)
 
     def evaluate(self, model, tokenizer, task: Task, splits: list[sources.Split]):
         """All languages in one process, on the training device, in the training precision."""
@@ -149,12 +147,9 @@ class StageCell(_TrainingCell):
         result = train.fit_tasks(model, tokenizer, tasks, trains, devs, self.hparams,
                                  self.params["seed"], self.checkpoint_dir,
                                  self.cell_dir / "history.jsonl", meta, task_hps=task_hps)
-        self.precision = result.precision
-        self.flags |= set(result.flags)
-        self.training = {**fit_summary(result), "best_dev_scores": result.best_scores,
-                         "aggregate": result.aggregate, "task_steps": result.task_steps,
-                         "processes": result.processes}
-        return result
+        return self._record(result, best_dev_scores=result.best_scores,
+                            aggregate=result.aggregate, task_steps=result.task_steps,
+                            processes=result.processes)
 
     def evaluate(self, model, tokenizer, tasks: list[Task], devs: list[sources.Split]
                  ) -> tuple[list[dict], list[dict]]:
