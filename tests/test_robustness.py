@@ -112,8 +112,8 @@ import errno, os, sys
 _spec = os.environ.get("XTL_TEST_ENOSPC", "")
 if _spec:
     _who, _name, _n = _spec.split(":")
-    _role = "kernel" if "ipykernel" in " ".join(sys.orig_argv) else "runner"
-    if _role == _who:
+
+    def _install():
         import xtl.core.store as _store
         _real, _seen = _store.atomic_write_bytes, [0]
 
@@ -125,6 +125,13 @@ if _spec:
             return _real(path, data, fault_point)
 
         _store.atomic_write_bytes = _full
+
+    _argv = " ".join(sys.orig_argv)
+    if "xtl.core.forkserver" in _argv:  # it forks the kernels: each gets the hook at its fork
+        if _who == "kernel":
+            os.register_at_fork(after_in_child=_install)
+    elif ("ipykernel" in _argv) == (_who == "kernel"):
+        _install()
 """
 
 

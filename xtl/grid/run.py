@@ -9,6 +9,7 @@ notebook and error; the grid goes on and its dependants are skipped, saying why.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import hashlib
 import os
 import shutil
@@ -44,6 +45,7 @@ from xtl.grid.rundir import (
     read_plan,
     state_of,
 )
+from xtl.model import zoo
 
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
 NOTEBOOKS = resources.files("xtl.notebooks")
@@ -68,11 +70,9 @@ def kernel_name() -> str:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     name = "xtl-" + hashlib.sha256(sys.executable.encode()).hexdigest()[:8]
-    try:
+    with contextlib.suppress(NoSuchKernel):
         if KernelSpecManager().get_kernel_spec(name).argv[0] == sys.executable:
             return name
-    except NoSuchKernel:
-        pass
     from ipykernel.kernelspec import install
 
     install(kernel_name=name, display_name=f"Python (xtl, {sys.prefix})", prefix=sys.prefix)
@@ -125,8 +125,9 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
                       yaml.safe_dump(parameters, sort_keys=True, allow_unicode=True))
     os.environ[HEADLESS_ENV] = "1"
     source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
+    preload = kernels.notebook_imports(NOTEBOOKS) + zoo.MODELLING_MODULES  # the fork server's
     with open(output.parent / "log.txt", "w", encoding="utf-8") as log, \
-            kernels.engine_options(kernel_output=log) as quiet:
+            kernels.engine_options(log, preload) as quiet:
         pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
                             stderr_file=log, cwd=str(output.parent), **quiet)
@@ -434,8 +435,7 @@ def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool
 
 def status_table(root: Path) -> str:
     """`xtl status`: one line per cell with its state and why."""
-    plan = read_plan(root)
-    run_dir = RunDir(root)
+    plan, run_dir = read_plan(root), RunDir(root)
     rows, counts = [], {}
     for cell in plan.cells:
         state, note = state_of(run_dir, plan, cell)

@@ -16,6 +16,11 @@ from typing import Any
 from xtl.core.errors import ModelError, closest
 from xtl.core.store import cache_dir, read_json_object
 
+# the modelling code of the presets' families (XLM-R, BERT), whose first import costs seconds
+# (it pulls much of transformers): the kernels' fork server imports it once (core.kernels)
+MODELLING_MODULES = ("transformers.models.xlm_roberta.modeling_xlm_roberta",
+                     "transformers.models.bert.modeling_bert")
+
 
 @dataclass(frozen=True)
 class Preset:

@@ -1,0 +1,137 @@
+"""The kernel fork server (xtl.core.forkserver) and the kernels papermill gets from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from xtl.core import forkserver, kernels
+from xtl.grid import run
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="fork and Unix sockets")
+
+PROBE = """
+import json, os, sys
+json.dump({"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
+           "cwd": os.getcwd(), "argv": sys.argv[1:], "colour": os.environ.get("COLOUR"),
+           "jpy": os.environ.get("JPY_PARENT_PID"), "name": __name__,
+           "preloaded": "xtl.core.store" in sys.modules},
+          open("probe.json", "w"))
+print("to stdout")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    srv = forkserver.Server.start([sys.executable], dict(os.environ), ["xtl.core.store"])
+    yield srv
+    srv.stop()
+
+
+def _spawn(srv: forkserver.Server, where: Path, module: str, *argv: str,
+           **env: str) -> forkserver.Forked:
+    out = open(where / "out.txt", "wb")
+    with open(os.devnull, "rb") as stdin:
+        child = srv.spawn(module, argv, {**os.environ, **env}, str(where),
+                          [stdin.fileno(), out.fileno(), out.fileno()])
+    out.close()
+    return child
+
+
+def test_a_forked_child_is_python_m_module_in_its_own_place(server, tmp_path: Path) -> None:
+    (tmp_path / "probe_mod.py").write_text(PROBE)
+    child = _spawn(server, tmp_path, "probe_mod", "3", "x", COLOUR="green")
+    assert child.wait(timeout=60) == 3
+    seen = json.loads((tmp_path / "probe.json").read_text())
+    assert seen["pid"] == child.pid and seen["pgid"] == child.pid  # its own process group
+    assert seen["ppid"] == server.process.pid == int(seen["jpy"])  # ipykernel's parent check
+    assert seen["cwd"] == str(tmp_path) and seen["argv"] == ["3", "x"]
+    assert seen["colour"] == "green" and seen["name"] == "__main__"
+    assert seen["preloaded"]  # imported by the server before the fork
+    assert (tmp_path / "out.txt").read_text() == "to stdout\n"
+
+
+def test_signals_reach_the_child_and_its_exit_code_says_which(server, tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(120)\n")
+    child = _spawn(server, tmp_path, "sleeper")
+    assert child.poll() is None
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == -signal.SIGTERM and child.poll() == -signal.SIGTERM
+
+
+def test_a_stopped_server_takes_its_children_with_it(server, tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(120)\n")
+    child = _spawn(server, tmp_path, "sleeper")
+    server.stop()
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)
+
+
+def test_a_server_that_cannot_import_says_why() -> None:
+    with pytest.raises(RuntimeError, match="no_such_module_xyz"):
+        forkserver.Server.start([sys.executable], dict(os.environ), ["no_such_module_xyz"])
+
+
+def test_the_per_kernel_variables_do_not_change_the_environment_key() -> None:
+    env = {"A": "1", "XTL_CELL": "c1", "JPY_PARENT_PID": "5"}
+    assert forkserver.env_key(env) == forkserver.env_key({**env, "XTL_CELL": "c2"})
+    assert forkserver.env_key(env) != forkserver.env_key({**env, "A": "2"})
+
+
+CELL = """import os, sys
+print(json.dumps({"ppid": os.getppid(), "cell": os.environ.get("XTL_CELL"),
+                  "torch_before": torch_before}))"""
+
+
+def _notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import sys\ntorch_before = 'torch' in sys.modules"),
+                nbformat.v4.new_code_cell("import json\n" + CELL)]
+    nbformat.write(nb, path)
+    return path
+
+
+def _run(source: Path, out: Path, cell: str, preload: tuple[str, ...]) -> dict:
+    os.environ["XTL_CELL"] = cell
+    with open(out.with_suffix(".log"), "w") as log, \
+            kernels.engine_options(log, preload) as options:
+        pm.execute_notebook(str(source), str(out), kernel_name=run.kernel_name(),
+                            progress_bar=False, cwd=str(out.parent), **options)
+    text = nbformat.read(out, as_version=4).cells[1].outputs[0]["text"]
+    return json.loads(text)
+
+
+@pytest.mark.slow
+def test_papermill_kernels_come_from_one_server_with_the_imports_done(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    monkeypatch.setenv("XTL_CELL", "")
+    source = _notebook(tmp_path / "probe.ipynb")
+    first = _run(source, tmp_path / "a.ipynb", "cell-a", ("torch",))
+    second = _run(source, tmp_path / "b.ipynb", "cell-b", ("torch",))
+    assert first["torch_before"] and second["torch_before"]  # imported before the first cell
+    assert first["ppid"] == second["ppid"] != os.getpid()  # one server forked both
+    assert (first["cell"], second["cell"]) == ("cell-a", "cell-b")
+    kernels._stop_server()
+
+
+@pytest.mark.slow
+def test_a_server_that_fails_leaves_kernels_starting_as_usual(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.setenv("XTL_TEST_FORK_FAILS", str(time.time()))  # a server of its own
+    source = _notebook(tmp_path / "probe.ipynb")
+    seen = _run(source, tmp_path / "a.ipynb", "cell-a", ("no_such_module_xyz",))
+    assert seen["ppid"] == os.getpid() and not seen["torch_before"]
+    log = (tmp_path / "a.log").read_text()
+    assert "kernels start without the fork server" in log and "no_such_module_xyz" in log

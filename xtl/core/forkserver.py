@@ -1,0 +1,279 @@
+"""Kernels forked from a process that has already imported torch, transformers and xtl.
+
+Every cell runs in a fresh Jupyter kernel (docs/contracts.md); a fresh interpreter spends
+seconds of CPU importing the same modules before the cell's first line of work
+(BENCHMARKS.md, "Runner overhead per cell"). A fork server imports them once, then forks one
+child per kernel: the child is a new process (its own pid, session, environment, working
+directory, stdio and random seeds) that starts `python -m <module>` as the interpreter would,
+but with those modules already in memory.
+
+Server side: `python -m xtl.core.forkserver SOCKET MODULE...` imports the modules, listens on
+the Unix socket, prints `ready`, and serves one request per connection: a JSON line
+{"module", "argv", "env", "cwd"} with three file descriptors (stdin, stdout, stderr); it
+answers {"pid": N} and, when the child exits, {"exit": code} (Popen's returncode: negative
+for a signal). It holds no thread and never computes, so a fork inherits no thread pool.
+It stops when its stdin (the client's lifeline) closes, SIGKILLing the children still running:
+a client that dies takes its kernels with it.
+
+Client side: `Server.start(python, env, modules)` and `server.spawn(...)`, which returns a
+`Forked` object with the part of `subprocess.Popen` that jupyter_client's local provisioner
+uses (pid, poll, wait, send_signal, kill, terminate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+READY = b"ready\n"
+# kernel-start variables that change per kernel; everything else the imports may have read
+PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME", "XTL_CELL")
+
+
+def env_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """What a server's imports may have read: its environment less the per-kernel variables.
+    A kernel whose key differs gets a server of its own."""
+    return tuple(sorted((k, v) for k, v in env.items() if k not in PER_KERNEL_ENV))
+
+
+# ------------------------------------------------------------------ server (its own process)
+
+def _child(request: dict[str, Any], fds: list[int], closing: list[socket.socket]) -> None:
+    """In the forked child: become `python -m module argv...` in the requested place."""
+    import atexit
+    import random
+    import runpy
+
+    code = 1
+    try:
+        for sock in closing:
+            sock.close()
+        os.setsid()  # its own process group, as jupyter_client starts kernels
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits when it changes
+        os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # `python -m` puts the working directory first
+        random.seed()  # a fresh interpreter's seeds, not the server's copied state
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        sys.argv = [request["module"], *request["argv"]]
+        try:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except BaseException:  # noqa: BLE001 - the child must never return into the server loop
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _send(conn: socket.socket, message: dict[str, Any]) -> None:
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass  # the client went away; the child's exit is still reaped
+
+
+def serve(path: str, modules: Sequence[str]) -> None:
+    """Import `modules`, then fork a child per request until stdin closes."""
+    import importlib
+
+    # what ipykernel sets before a kernel imports matplotlib; pyplot reads it at import
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            # `from a import b`, b not a module: a.b is tried as well, and may not exist
+            if err.name != name or name.rpartition(".")[0] not in sys.modules:
+                raise
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    sel.register(sys.stdin.fileno(), selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}
+    sys.stdout.buffer.write(READY)
+    sys.stdout.flush()
+    while True:
+        for key, _ in sel.select(timeout=0.05):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                msg, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+                while not msg.endswith(b"\n"):
+                    msg += conn.recv(1 << 16)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    sel.close()
+                    _child(json.loads(msg), fds, [listener, conn, *children.values()])
+                for fd in fds:
+                    os.close(fd)
+                children[pid] = conn
+                _send(conn, {"pid": pid})
+            elif not os.read(sys.stdin.fileno(), 4096):  # the client is gone
+                for pid in children:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                for pid in children:  # reaped before the server goes: no zombie is left
+                    os.waitpid(pid, 0)
+                return
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = children.pop(pid, None)
+            if conn is not None:
+                _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+                conn.close()
+
+
+# ------------------------------------------------------------------ client (the kernel manager)
+
+class Forked:
+    """A forked child as jupyter_client's provisioner sees a Popen."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, conn: socket.socket, pid: int) -> None:
+        self._conn = conn
+        self.pid = pid
+        self.returncode: int | None = None
+        self._buffer = b""
+
+    def _read(self, block: bool) -> None:
+        self._conn.setblocking(block)
+        while self.returncode is None and b"\n" not in self._buffer:
+            try:
+                chunk = self._conn.recv(4096)
+            except BlockingIOError:
+                return
+            if not chunk:  # the server died: the child dies with it (see `serve`)
+                self.returncode = -signal.SIGKILL
+                break
+            self._buffer += chunk
+        if self.returncode is None and b"\n" in self._buffer:
+            self.returncode = int(json.loads(self._buffer.split(b"\n", 1)[0])["exit"])
+        if self.returncode is not None:
+            self._conn.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._read(block=False)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self._conn.settimeout(timeout)
+            self._read(block=True)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class Server:
+    """A running fork server and its lifeline (its stdin)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], folder: str, key: tuple) -> None:
+        # key: (the interpreter command, the environment key): what the imports depended on
+        self.process, self.folder, self.key = process, folder, key
+        self.path = os.path.join(folder, "s")
+
+    @classmethod
+    def start(cls, python: Sequence[str], env: dict[str, str], modules: Sequence[str]) -> Server:
+        """Start a server with `python` (the interpreter and its options) and wait until its
+        imports are done; RuntimeError (with the server's own error output) when it does not
+        get there."""
+        folder = tempfile.mkdtemp(prefix="xtl-f")  # short: a Unix socket path holds ~107 bytes
+        log = open(os.path.join(folder, "log"), "wb")  # noqa: SIM115 - the server owns it
+        server_env = {k: v for k, v in env.items() if k not in PER_KERNEL_ENV}
+        process = subprocess.Popen(
+            [*python, "-m", "xtl.core.forkserver", os.path.join(folder, "s"), *modules],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=server_env,
+            start_new_session=True)  # a Ctrl-C in the terminal is for the kernels, not for it
+        log.close()
+        assert process.stdout is not None
+        if process.stdout.readline() != READY:
+            process.wait()
+            error = Path(folder, "log").read_text(errors="replace").strip()
+            raise RuntimeError(f"the kernel fork server did not start: {error[-2000:]}")
+        return cls(process, folder, (tuple(python), env_key(env)))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def spawn(self, module: str, argv: Sequence[str], env: dict[str, str], cwd: str,
+              stdio: Sequence[int]) -> Forked:
+        """Fork `python -m module argv...` with this environment, directory and stdio fds."""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.path)
+        request = {"module": module, "argv": list(argv), "env": env, "cwd": cwd}
+        data = json.dumps(request).encode() + b"\n"
+        sent = socket.send_fds(conn, [data], list(stdio))
+        conn.sendall(data[sent:])
+        received = b""
+        while b"\n" not in received:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise RuntimeError("the kernel fork server stopped while forking a kernel")
+            received += chunk
+        line, rest = received.split(b"\n", 1)
+        child = Forked(conn, int(json.loads(line)["pid"]))
+        child._buffer = rest  # the exit line, if the child was that quick
+        return child
+
+    def stop(self) -> None:
+        """Close the lifeline; the server SIGKILLs what it still runs and exits."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2:])
