@@ -286,7 +286,7 @@ CALL_ROWS = [
         t, GOOD + "out: ..\n")), ConfigError, r"is the working directory or one above it"),
     call("file name gives no name", lambda t: config.load(_write(t / "..yaml", GOOD)),
          ConfigError, r"the file name gives the experiment no usable name \('\.'"),
-    call("damaged plan.json (status)", lambda t: runner.status_table(_write(
+    call("damaged plan.json (status)", lambda t: rundir.status_table(_write(
         t / "out" / "plan.json", '{"cells": [{"id": 1}]}').parent), ConfigError,
         r"plan\.json is damaged or not an xtl plan .*move it away"),
     call("label id outside the label set", lambda t: sources._label_mapper(

@@ -14,7 +14,7 @@ from xtl import cli
 from xtl.core.store import atomic_write_json
 from xtl.core.tables import plural, table
 from xtl.data import tasks
-from xtl.grid import run, rundir
+from xtl.grid import rundir
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -81,7 +81,7 @@ def test_status_table_has_headers_and_aligned_columns(tmp_path):
     stage = built.cells[0]
     run_dir.set_status(stage.id, state="failed", error="ValueError: boom", seconds=12.4,
                        where="local (h)")
-    lines = run.status_table(run_dir.root).splitlines()
+    lines = rundir.status_table(run_dir.root).splitlines()
     assert lines[0].endswith("1 failed, 2 pending")
     assert re.match(r"  STATE +CELL +LABEL +TIME +WHERE +NOTE$", lines[1])
     cell_col = lines[1].index("CELL")

@@ -470,7 +470,7 @@ def test_a_plan_without_recipes_still_loads(tmp_path):
     assert [c.id for c in old.cells] == [c.id for c in built.cells]
     params = run.notebook_parameters(old.cells[1], rundir.RunDir(root), old, exp)
     assert params["hparams"] == HPARAM_DEFAULTS | old.cells[1].identity["hparams"]
-    assert "3 pending" in run.status_table(root)
+    assert "3 pending" in rundir.status_table(root)
 
 
 def test_the_generators_revision_renames_generated_cells_only(monkeypatch):

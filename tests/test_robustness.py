@@ -204,6 +204,28 @@ def test_a_second_run_refuses_naming_the_holder_and_writes_nothing(tmp_path):
     assert "Traceback" not in second.stderr
 
 
+# Holds the first training step until the test releases it: the first run is certainly
+# still in a cell while the others look (cells take seconds).
+HOLD_SITECUSTOMIZE = """
+import os
+_hold = os.environ.get("XTL_TEST_HOLD")
+if _hold:
+    import time
+    import xtl.core.faults as _faults
+    _real = _faults.fault
+
+    def _fault(point):
+        if point == "train_step" and not os.path.exists(_hold + ".released"):
+            open(_hold + ".held", "w").close()
+            deadline = time.time() + 300
+            while not os.path.exists(_hold + ".released") and time.time() < deadline:
+                time.sleep(0.1)
+        _real(point)
+
+    _faults.fault = _fault  # before any xtl module imports it
+"""
+
+
 @pytest.mark.slow
 def test_two_runs_and_a_report_at_once(baseline, tmp_path):
     """While one `xtl run` works: a second refuses naming it, `xtl report` and `xtl status`
@@ -212,11 +234,16 @@ def test_two_runs_and_a_report_at_once(baseline, tmp_path):
     (tmp_path / "exp.yaml").write_text(FAULT_EXP)
     out = tmp_path / "out"
     args = ["run", str(tmp_path / "exp.yaml"), "--out", str(out)]
-    first = subprocess.Popen([sys.executable, "-m", "xtl.cli", *args], env=xtl_env(),
+    hooks, hold = tmp_path / "hooks", tmp_path / "hold"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(HOLD_SITECUSTOMIZE)
+    env = xtl_env(XTL_TEST_HOLD=str(hold), PYTHONPATH=os.pathsep.join(
+        [str(hooks), os.environ.get("PYTHONPATH", "")]))
+    first = subprocess.Popen([sys.executable, "-m", "xtl.cli", *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not _running_cell(out):
+        while time.time() < deadline and not hold.with_suffix(".held").exists():
             time.sleep(0.2)
         assert _running_cell(out), "the first run never started a cell"
         second = _xtl(args)
@@ -227,6 +254,7 @@ def test_two_runs_and_a_report_at_once(baseline, tmp_path):
         assert "running" in (out / "index.html").read_text()
         status = _xtl(["status", str(tmp_path / "exp.yaml"), "--out", str(out)])
         assert status.returncode == 0 and "running" in status.stdout
+        hold.with_suffix(".released").touch()
         stdout, stderr = first.communicate(timeout=600)
     finally:
         if first.poll() is None:

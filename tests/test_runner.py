@@ -110,7 +110,7 @@ def test_status_names_every_state_and_why(tmp_path):
     run_dir.set_status(stage.id, state="failed", error="ValueError: boom")
     dependant = next(t for t in targets if t.parent == stage.id)
     run_dir.set_status(dependant.id, state="skipped", reason=f"depends on {stage.id}")
-    table = run.status_table(run_dir.root)
+    table = rundir.status_table(run_dir.root)
     assert "1 failed, 1 pending, 1 skipped" in table
     assert "ValueError: boom" in table and f"depends on {stage.id}" in table
 

@@ -145,9 +145,9 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from xtl.grid import run
+    from xtl.grid import rundir
 
-    print(run.status_table(_root(args)))
+    print(rundir.status_table(_root(args)))
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -4,8 +4,8 @@ For every distinct (model, task, speed settings) of a plan: a few optimizer step
 of the task's own training rows, with the cell's batch size, max length, precision, frozen
 embeddings and length grouping (timed best of `ROUNDS`, as a quiet machine would run them), and
 an evaluation of a sample of rows it evaluates; per model a load from a checkpoint, a
-checkpoint write and a resume snapshot; per machine the per-cell overhead (a fresh interpreter
-importing what a kernel imports, plus kernel start, plots and HTML). Training is timed per
+checkpoint write and a resume snapshot; per machine the per-cell overhead (a kernel started as
+the runner starts one, importing what a kernel imports, plus plots and HTML). Training is timed per
 padded token and turned into examples/s with the padded tokens per row of the task's batch
 plan (length grouping and QA windows included), so a sample's few batches stand for the whole
 epoch.
@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,11 +40,11 @@ from xtl.model.models import build, save_checkpoint
 from xtl.training import devices, resume, train
 from xtl.training.devices import resolve_device
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 2: the per-cell overhead of kernels forked from the fork server
 ROUNDS = 3  # each figure is measured this often, spread over the calibration; fastest counts
-# Kernel start and shutdown (~0.7 s), HTML rendering (~0.7 s), plots and status files:
-# what a cell costs beyond the imports (bench/runner_overhead.py).
-KERNEL_EXTRA_S = 2.0
+# papermill's notebook writes, HTML rendering (0.2-0.7 s), plots and status files: what a
+# cell costs beyond its kernel's start, imports and shutdown (bench/runner_overhead.py).
+KERNEL_EXTRA_S = 1.0
 KERNEL_IMPORTS = ("import pandas, IPython.display, matplotlib.pyplot; "
                   "from xtl.cells import phases, retrieval; "
                   "from xtl.evaluation import metrics, plots")
@@ -217,14 +215,28 @@ def _needs(works: dict[str, Work]) -> dict[tuple, dict[tuple[str, str], tuple[It
 
 
 def kernel_overhead() -> float:
-    """Seconds a cell spends outside its notebook's own work: a fresh interpreter importing
-    what the phase notebooks import (the faster of two), plus `KERNEL_EXTRA_S`."""
+    """Seconds a cell spends outside its notebook's own work: a one-cell notebook with the
+    phase notebooks' imports, run as the runner runs a cell (its kernel forked from the fork
+    server, core.kernels; the faster of two, as the first also starts the server, once per
+    process), plus `KERNEL_EXTRA_S`."""
+    import nbformat
+    import papermill as pm
+
+    from xtl.core import kernels
+    from xtl.grid import run
+
     times = []
-    for _ in range(2):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", KERNEL_IMPORTS], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
+    with tempfile.TemporaryDirectory(prefix="xtl-overhead-") as tmp:
+        source = Path(tmp) / "imports.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            KERNEL_IMPORTS)]), source)
+        for attempt in range(2):
+            started = time.perf_counter()
+            with kernels.engine_options(None, run.kernel_preload()) as options:
+                pm.execute_notebook(str(source), str(Path(tmp) / f"out-{attempt}.ipynb"),
+                                    kernel_name=run.kernel_name(), progress_bar=False,
+                                    cwd=tmp, **options)
+            times.append(time.perf_counter() - started)
     return min(times) + KERNEL_EXTRA_S
 
 

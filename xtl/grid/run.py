@@ -28,7 +28,6 @@ from xtl.core.errors import ConfigError
 from xtl.core.faults import fault
 from xtl.core.progress import HEADLESS_ENV
 from xtl.core.store import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from xtl.core.tables import table
 from xtl.evaluation.transferability import TRANSFERABILITY
 from xtl.grid import config, executors
 from xtl.grid import plan as planning
@@ -42,8 +41,6 @@ from xtl.grid.rundir import (
     not_needed,
     now,
     outputs_complete,
-    read_plan,
-    state_of,
 )
 from xtl.model import zoo
 
@@ -116,6 +113,12 @@ def notebook_parameters(cell: planning.Cell, run_dir: RunDir, plan: planning.Pla
             "eval_split": cell.evaluation["split"], "eval_languages": cell.evaluation["languages"]}
 
 
+def kernel_preload() -> tuple[str, ...]:
+    """What the kernels' fork server imports once per process (core.kernels): the notebooks'
+    imports and the presets' modelling code."""
+    return kernels.notebook_imports(NOTEBOOKS) + zoo.MODELLING_MODULES
+
+
 def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel: str) -> None:
     """papermill with an explicit kernel; kernel output also goes to log.txt beside it."""
     import papermill as pm
@@ -125,9 +128,8 @@ def execute_notebook(name: str, output: Path, parameters: dict[str, Any], kernel
                       yaml.safe_dump(parameters, sort_keys=True, allow_unicode=True))
     os.environ[HEADLESS_ENV] = "1"
     source = NOTEBOOKS / f"{name}.ipynb"  # a file: the package is installed unzipped
-    preload = kernels.notebook_imports(NOTEBOOKS) + zoo.MODELLING_MODULES  # the fork server's
     with open(output.parent / "log.txt", "w", encoding="utf-8") as log, \
-            kernels.engine_options(log, preload) as quiet:
+            kernels.engine_options(log, kernel_preload()) as quiet:
         pm.execute_notebook(str(source), str(output), parameters=parameters,
                             kernel_name=kernel, progress_bar=False, stdout_file=log,
                             stderr_file=log, cwd=str(output.parent), **quiet)
@@ -431,20 +433,3 @@ def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool
     exp = config.load(Path(root) / "experiment.yaml")
     return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel_name(), print,
                         f"{cell.kind} {cell.label}")
-
-
-def status_table(root: Path) -> str:
-    """`xtl status`: one line per cell with its state and why."""
-    plan, run_dir = read_plan(root), RunDir(root)
-    rows, counts = [], {}
-    for cell in plan.cells:
-        state, note = state_of(run_dir, plan, cell)
-        counts[state] = counts.get(state, 0) + 1
-        status = run_dir.status(cell.id)
-        seconds = status.get("seconds")
-        took = f"{seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
-        where = status["where"] if status.get("where") and state != "pending" else ""
-        rows.append((state, cell.id, cell.label, took, where, note))
-    head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return f"{root}: {head}\n" + table(("STATE", "CELL", "LABEL", "TIME", "WHERE", "NOTE"), rows,
-                                       indent="  ", right=(3,))

@@ -15,6 +15,7 @@ from typing import Any
 
 from xtl.core.errors import ConfigError, ModelError
 from xtl.core.store import atomic_write_json, read_json
+from xtl.core.tables import table
 from xtl.grid import plan as planning
 from xtl.model.models import verify_checkpoint
 
@@ -151,3 +152,20 @@ def read_plan(root: Path) -> planning.Plan:
         raise ConfigError(
             f"{path} is damaged or not an xtl plan ({type(err).__name__}: {str(err)[:200]}); "
             "move it away (xtl run writes it again from the experiment file)") from None
+
+
+def status_table(root: Path) -> str:
+    """`xtl status`: one line per cell with its state and why."""
+    plan, run_dir = read_plan(root), RunDir(root)
+    rows, counts = [], {}
+    for cell in plan.cells:
+        state, note = state_of(run_dir, plan, cell)
+        counts[state] = counts.get(state, 0) + 1
+        status = run_dir.status(cell.id)
+        seconds = status.get("seconds")
+        took = f"{seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
+        where = status["where"] if status.get("where") and state != "pending" else ""
+        rows.append((state, cell.id, cell.label, took, where, note))
+    head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return f"{root}: {head}\n" + table(("STATE", "CELL", "LABEL", "TIME", "WHERE", "NOTE"), rows,
+                                       indent="  ", right=(3,))
