@@ -62,8 +62,6 @@ def reader(pattern: str, strip: bool = False):
 
     def read(folder: Path, split: str, language: str) -> tuple[list[dict], list[Path]]:
         path = Path(folder) / pattern.format(language=language, split=split)
-        if not path.is_file():
-            raise DataError(f"raw file {str(path)!r} does not exist")
         return read_file(path, strip), [path]
 
     return read
