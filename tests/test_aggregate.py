@@ -74,7 +74,7 @@ def test_metric_errors():
 
 
 def test_xtreme_overall_is_the_mean_over_nine_tasks_not_categories():
-    out = agg.xtreme_score(NINE)
+    out = agg.benchmark_score(NINE)
     assert out.overall == pytest.approx(550 / 9)  # 61.11
     assert out.categories == pytest.approx(
         {"classification": 85.0, "tagging": 65.0, "qa": 60.0, "retrieval": 35.0})
@@ -87,8 +87,8 @@ def test_xtreme_overall_is_the_mean_over_nine_tasks_not_categories():
 def test_xtreme_missing_tasks():
     some = {t: v for t, v in NINE.items() if t not in ("bucc2018", "tydiqa")}
     with pytest.raises(DataError, match="missing task scores for bucc2018, tydiqa"):
-        agg.xtreme_score(some)
-    out = agg.xtreme_score(some, allow_missing=True)
+        agg.benchmark_score(some)
+    out = agg.benchmark_score(some, allow_missing=True)
     assert out.partial and out.missing == ("bucc2018", "tydiqa")
     assert out.overall == pytest.approx(460 / 7)
     assert out.categories["retrieval"] == 30.0 and out.categories["qa"] == 65.0
@@ -97,7 +97,7 @@ def test_xtreme_missing_tasks():
 def test_xtreme_r_is_the_mean_over_tasks_present():
     scores = {"xnli": 80.0, "xcopa": 60.0, "udpos": 70.0, "panx": 60.0, "tatoeba": 50.0,
               "pawsx": 99.0}
-    out = agg.xtreme_r_score(scores)
+    out = agg.benchmark_score(scores, agg.XTREME_R)
     assert out.overall == pytest.approx(64.0)  # (80 + 60 + 70 + 60 + 50) / 5; pawsx ignored
     assert list(out.tasks) == ["xnli", "xcopa", "udpos", "panx", "tatoeba"]
     assert out.missing == ("xquad", "mlqa", "tydiqa", "mewslix", "lareqa")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from xtl.core.errors import ConfigError
 from xtl.data import languages, tasks
 from xtl.evaluation import aggregate
 
@@ -29,21 +26,15 @@ def test_entries_are_well_formed():
         assert lang.code == code and re.fullmatch(r"[a-z]{2,3}", code)
         assert re.fullmatch(r"[A-Z][a-z]{3}", lang.script), code  # ISO 15924
         if code == "mul":  # several languages: no tier
-            assert (lang.tier, languages.group(code)) == (None, "n/a")
+            assert (lang.tier, lang.group) == (None, None)
             continue
-        assert lang.tier in range(6) and lang.tier_name == languages.TIER_NAMES[lang.tier]
+        assert lang.tier in range(6)
     assert set(languages.FILLED_TIERS) <= set(languages.LANGUAGES)
 
 
 def test_known_values_and_groups():
-    assert languages.info("en").tier == 5 and languages.group("en") == "high"
-    assert (languages.info("sw").name, languages.group("sw")) == ("Swahili", "low")
-    assert languages.info("hi").script == "Deva" and languages.group("th") == "mid"
-    assert languages.info("zh").script == "Hani" and languages.info("ja").script == "Jpan"
-
-
-def test_unknown_code_is_a_clear_error():
-    with pytest.raises(ConfigError, match=r"unknown language code .*'xx'"):
-        languages.info("xx")
-    with pytest.raises(ConfigError, match=r"did you mean 'en'"):
-        languages.info("enn")
+    info = languages.LANGUAGES
+    assert info["en"].tier == 5 and info["en"].group == "high"
+    assert (info["sw"].name, info["sw"].group) == ("Swahili", "low")
+    assert info["hi"].script == "Deva" and info["th"].group == "mid"
+    assert info["zh"].script == "Hani" and info["ja"].script == "Jpan"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -173,7 +174,7 @@ def _ragged_rows(language: str, split: str, n: int, seed: int) -> list[dict]:
              "label": k} for k, f in zip(labels, fillers, strict=True)]
 
 
-RAGGED = tasks.with_overrides(NLI, name="toy-ragged", generator=_ragged_rows)
+RAGGED = replace(NLI, name="toy-ragged", generator=_ragged_rows)
 
 
 def test_length_groups_keep_every_example_once_and_pad_less():
@@ -276,7 +277,7 @@ def test_bad_hyperparameters_are_refused_before_any_work(tiny_dir, data, tmp_pat
 
 
 def test_labels_beyond_the_head_are_refused(tiny_dir, data, tmp_path):
-    two = tasks.with_overrides(NLI, label_names=("entailment", "not-entailment"))
+    two = replace(NLI, label_names=("entailment", "not-entailment"))
     model, tok, _ = build(tiny_dir, [two])
     with pytest.raises(DataError, match=r"label id 2 \(\d+ row\(s\)\) is outside the 2 classes"):
         train.fit(model, tok, two, *data, HP, 0, tmp_path / "ckpt", tmp_path / "h.jsonl",

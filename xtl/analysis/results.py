@@ -126,18 +126,13 @@ def _rows(root: Path, seen: set[str]) -> list[dict]:
                      f"{rec['task']}.{rec['language']}.{rec['split']}.jsonl")
             rows.append({**base, "task": rec["task"], "language": rec["language"],
                          "tier": lang.tier if lang else None,
-                         "tier_group": _group(lang), "script": lang.script if lang else None,
+                         "tier_group": lang.group if lang else None,
+                         "script": lang.script if lang else None,
                          "split": rec["split"], "metric": rec["metric"],
                          "value": float(rec["value"]), "n": rec.get("n"),
                          "flags": ",".join(rec.get("flags", [])),
                          "predictions": str(preds) if preds.is_file() else None})
     return rows
-
-
-def _group(lang: Any) -> str | None:
-    if lang is None or lang.tier is None:
-        return None
-    return "high" if lang.tier >= 4 else "mid" if lang.tier == 3 else "low"
 
 
 def run_collapsed(doc: dict) -> bool:

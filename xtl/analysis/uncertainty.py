@@ -107,10 +107,6 @@ def _qa_counts(task: Any, ex: Mapping, language: str | None) -> list[float]:
     return [scores["exact_match"] / 100, scores["f1"] / 100, 1.0]
 
 
-def _tags(task: Any, sentence: Sequence) -> list[str]:
-    return [t if isinstance(t, str) else task.label_names[int(t)] for t in sentence]
-
-
 def _seqeval_chunks(sentence: list[str]) -> set:
     from seqeval.metrics.sequence_labeling import get_entities
 
@@ -122,7 +118,8 @@ def _legacy_chunks(sentence: list[str]) -> set:
 
 
 def _chunk_counts(task: Any, ex: Mapping, chunks: Callable[[list[str]], set]) -> list[float]:
-    predicted, gold = chunks(_tags(task, ex["prediction"])), chunks(_tags(task, ex["reference"]))
+    predicted, gold = (chunks(tagging_metrics.tag_names([ex[side]], task.label_names, side)[0])
+                       for side in ("prediction", "reference"))
     return [float(len(predicted & gold)), float(len(predicted)), float(len(gold))]
 
 

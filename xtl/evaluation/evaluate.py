@@ -11,34 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from xtl.core.faults import fault
 from xtl.core.hparams import Hparams
-from xtl.core.precision import autocast
-from xtl.data.features import features
+from xtl.data.features import features, head_logits
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
 from xtl.evaluation import metrics
 from xtl.model.models import XtlModel
 
 
-@torch.inference_mode()
 def _logits(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: Hparams,
             precision: str) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    fmt = get_format(task.format)
-    loader = DataLoader(features(task, split, tokenizer, hp), batch_size=2 * hp.batch_size,
-                        collate_fn=fmt.collator(tokenizer))
-    out = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            out.append(model(task.name, batch).float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    rows = features(task, split, tokenizer, hp)
+    collate = get_format(task.format).collator(tokenizer)
+    return torch.cat([logits.float().cpu() for _, logits in
+                      head_logits(model, task, rows, collate, hp, precision)])
 
 
 def predict(model: XtlModel, tokenizer: Any, task: Task, split: Split, hp: Hparams,

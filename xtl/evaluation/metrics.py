@@ -59,15 +59,8 @@ def _score_accuracy(task: Task, predictions: Any, references: Any, language: str
     return {"accuracy": accuracy(predictions, references)}
 
 
-def _score_tagging(task: Task, predictions: Any, references: Any, language: str | None
-                   ) -> dict[str, float]:
-    scores = tagging_scores(predictions, references, task.label_names)
-    return {"f1": scores["f1"], "token_accuracy": scores["token_accuracy"]}
-
-
-def _score_udpos(task: Task, predictions: Any, references: Any, language: str | None
-                 ) -> dict[str, float]:
-    scores = udpos_scores(predictions, references, task.label_names)
+def _recorded(scores: dict[str, float]) -> dict[str, float]:
+    """What a tagging scorer's result records (its precision and recall are not kept)."""
     return {"f1": scores["f1"], "token_accuracy": scores["token_accuracy"]}
 
 
@@ -87,8 +80,8 @@ def _score_bucc(task: Task, predictions: Any, references: Any, language: str | N
 
 METRICS: dict[str, Callable[[Task, Any, Any, str | None], dict[str, float]]] = {
     "accuracy": _score_accuracy,
-    "seqeval_f1": _score_tagging,
-    "udpos_f1": _score_udpos,
+    "seqeval_f1": lambda task, p, r, lang: _recorded(tagging_scores(p, r, task.label_names)),
+    "udpos_f1": lambda task, p, r, lang: _recorded(udpos_scores(p, r, task.label_names)),
     "squad": lambda task, p, r, lang: squad(p, r),
     "mlqa": lambda task, p, r, lang: mlqa(p, r, lang),
     "squad_v2": lambda task, p, r, lang: squad_v2(p, r),

@@ -18,7 +18,6 @@ from accelerate.utils import (
     FullyShardedDataParallelPlugin,
     InitProcessGroupKwargs,
     broadcast_object_list,
-    gather_object,
 )
 
 from xtl.core.errors import ConfigError, ModelError, unknown
@@ -134,11 +133,6 @@ def make_accelerator(precision: str, device: torch.device,
     return Accelerator(mixed_precision=mixed, cpu=device.type == "cpu", kwargs_handlers=handlers,
                        dataloader_config=DataLoaderConfiguration(split_batches=True),
                        log_with=log_with)
-
-
-def gather(accelerator: Accelerator, value: Any) -> list:
-    """`value` of every process, in rank order, on every process."""
-    return [value] if accelerator.num_processes == 1 else gather_object([value])
 
 
 def from_main(accelerator: Accelerator, value: Any) -> Any:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from xtl.core.errors import ConfigError, XtlError
 from xtl.core.hparams import Hparams
 from xtl.data.sources import Split
-from xtl.data.tasks import Task, with_overrides
+from xtl.data.tasks import Task
 from xtl.model.models import XtlModel
 from xtl.training.devices import PROCESSES_ENV, strategy
 from xtl.training.loop_state import FitResult
@@ -88,7 +89,7 @@ def _launch_in(work: Path, processes: int, model: XtlModel, tokenizer: Any, task
 
 
 def _without_loaders(task: Task) -> Task:
-    return with_overrides(task, generator=None, raw_reader=None)
+    return replace(task, generator=None, raw_reader=None)
 
 
 def check_private(work: Path) -> None:

@@ -19,13 +19,16 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     A byte-order mark is dropped and CRLF/CR line ends read as "\n" (files saved on Windows).
 
     Bytes that are not UTF-8 are a `DataError` naming the file and the first bad line (a text
-    stream decodes ahead in blocks, so that line is found again in the raw bytes).
+    stream decodes ahead in blocks, so that line is found again in the raw bytes); so is a
+    missing file.
     """
     try:
         with open(path, encoding="utf-8-sig") as f:
             yield from enumerate(f, start=1)
     except UnicodeDecodeError:
         raise DataError(_not_utf8(Path(path))) from None
+    except FileNotFoundError:
+        raise DataError(f"raw file {str(path)!r} does not exist") from None
     except IsADirectoryError:
         raise DataError(f"raw file {str(path)!r} is a directory") from None
 

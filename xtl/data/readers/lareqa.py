@@ -18,27 +18,18 @@ format drops it and counts it as unusable (XTREME skips it with a warning).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from xtl.core.errors import DataError
-from xtl.data.readers import text_lines
+from xtl.data.readers import squad
 
 
 def _load(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"raw file {str(path)!r} does not exist (XQuAD-R: "
                         "google-research-datasets/lareqa xquad-r/<language>.json)")
-    try:
-        doc = json.loads("".join(line for _, line in text_lines(path)))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
-    except RecursionError:
-        raise DataError(f"{path}: not SQuAD-style JSON: nested too deeply") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise DataError(f"{path}: expected a SQuAD-style JSON object with a 'data' list")
-    return doc
+    return squad.document(path)
 
 
 def _breaks(path: Path, where: str, paragraph: dict) -> list[tuple[int, int]]:

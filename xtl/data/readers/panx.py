@@ -79,8 +79,6 @@ def reader(pattern: str = "{split}-{language}.tsv") -> Callable[..., tuple[list[
         if split not in SPLIT_FILES:
             raise DataError(f"PAN-X has no {split!r} split (only {list(SPLIT_FILES)})")
         path = Path(folder) / pattern.format(split=SPLIT_FILES[split], language=language)
-        if not path.is_file():
-            raise DataError(f"raw file {str(path)!r} does not exist")
         return read_file(path, language), [path]
 
     return read

@@ -9,12 +9,8 @@ from xtl.core.errors import DataError
 from xtl.data.readers import text_lines
 
 
-def read_file(path: Path, strip: bool = False) -> list[dict]:
-    """Rows {id, title, context, question, answers: {text, answer_start}} of one JSON file.
-
-    `strip` reproduces the Hub loaders of XQuAD/XTREME, which strip contexts and questions but
-    keep the raw answer starts (the adapter re-locates them), so both sources give equal rows.
-    """
+def document(path: Path) -> dict:
+    """The JSON object of a SQuAD-style file (XQuAD-R too), checked to hold a 'data' list."""
     try:
         doc = json.loads("".join(line for _, line in text_lines(path)))
     except json.JSONDecodeError as err:
@@ -24,6 +20,16 @@ def read_file(path: Path, strip: bool = False) -> list[dict]:
         raise DataError(f"{path}: not SQuAD JSON: nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f"{path}: expected a SQuAD JSON object with a 'data' list")
+    return doc
+
+
+def read_file(path: Path, strip: bool = False) -> list[dict]:
+    """Rows {id, title, context, question, answers: {text, answer_start}} of one JSON file.
+
+    `strip` reproduces the Hub loaders of XQuAD/XTREME, which strip contexts and questions but
+    keep the raw answer starts (the adapter re-locates them), so both sources give equal rows.
+    """
+    doc = document(path)
     rows, where = [], "data"
     try:
         for a, article in enumerate(doc["data"]):
@@ -56,8 +62,6 @@ def reader(pattern: str, strip: bool = False):
 
     def read(folder: Path, split: str, language: str) -> tuple[list[dict], list[Path]]:
         path = Path(folder) / pattern.format(language=language, split=split)
-        if not path.is_file():
-            raise DataError(f"raw file {str(path)!r} does not exist")
         return read_file(path, strip), [path]
 
     return read

@@ -40,8 +40,6 @@ def read_lines(path: Path) -> list[str]:
     Not `str.splitlines`, which also splits on U+2028, U+0085, form feeds, ... and would shift
     the alignment of every later line.
     """
-    if not path.is_file():
-        raise DataError(f"raw file {str(path)!r} does not exist")
     return [line for _, line in text_lines(path)]
 
 

@@ -18,7 +18,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -178,10 +178,6 @@ def _check_declaration(name: Any, spec: Mapping[str, Any]) -> None:
     if hub_id is not None and (not _HUB_ID.fullmatch(hub_id) or ".." in hub_id):
         raise ConfigError(f"task {name!r}: hub_id {hub_id!r} is not a Hub dataset id "
                           "('owner/name' or 'name')")
-
-
-def with_overrides(task: Task, **changes: Any) -> Task:
-    return replace(task, **changes)
 
 
 _import_format_modules()

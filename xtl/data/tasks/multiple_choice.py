@@ -22,6 +22,7 @@ from torch import nn
 from xtl.core.errors import DataError
 from xtl.core.hparams import Hparams
 from xtl.data.tasks import Format, Task, register, register_format
+from xtl.data.tasks.pair_classification import decode, loss  # a row's choices are its classes
 
 FORMAT = "multiple_choice"
 # Canonical row: {"id": str, "context": str, "question": str, "choices": list[str], "label": int}
@@ -204,14 +205,6 @@ class ChoiceHead(nn.Module):
 
 def make_head(task: Task, hidden_size: int) -> nn.Module:
     return ChoiceHead(hidden_size)
-
-
-def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits.float(), batch["labels"])
-
-
-def decode(logits: torch.Tensor) -> list[int]:
-    return logits.argmax(-1).tolist()
 
 
 @register_format

@@ -21,7 +21,6 @@ import torch
 
 from xtl.core.errors import ConfigError, DataError
 from xtl.core.hparams import Hparams, Spec, above
-from xtl.core.precision import autocast
 from xtl.data.tasks import Task
 from xtl.data.tasks.span_qa_rows import allows_no_answer
 
@@ -234,29 +233,22 @@ def postprocess(rows: Any, features: Any, start_logits: Any, end_logits: Any, n_
     return answers
 
 
-@torch.inference_mode()
 def window_logits(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: Hparams,
                   precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """(start, end) logits of every evaluation window, (windows, longest window), -inf padded."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    from xtl.data.features import head_logits  # here: xtl.data.features imports the registry
+
     inputs = feats.select_columns([k for k in MODEL_KEYS if k in feats.column_names])
-    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp.batch_size,
-                                         collate_fn=collator(tokenizer))
     lengths = pc.list_value_length(feats.with_format("arrow")["input_ids"]).to_numpy()
     width = int(lengths.max(initial=0))
     start = np.full((len(feats), width), -np.inf, dtype=np.float32)
     end = np.full((len(feats), width), -np.inf, dtype=np.float32)
     at = 0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            logits = model(task.name, batch).float().cpu().numpy()
+    for _, logits in head_logits(model, task, inputs, collator(tokenizer), hp, precision):
+        logits = logits.float().cpu().numpy()
         n, t = logits.shape[:2]
         start[at:at + n, :t], end[at:at + n, :t] = logits[..., 0], logits[..., 1]
         at += n
-    model.train(was_training)
     return start, end
 
 

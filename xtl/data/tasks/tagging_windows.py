@@ -25,7 +25,6 @@ import torch
 
 from xtl.core.errors import ConfigError, DataError
 from xtl.core.hparams import Hparams, Spec, one_of
-from xtl.core.precision import autocast
 from xtl.data.tasks import Task
 from xtl.data.tasks.tagging_rows import fallback_tag, tag_names
 
@@ -152,24 +151,16 @@ def collator(tokenizer: Any) -> TaggingCollator:
 
 # --------------------------------------------------------------------------- prediction
 
-@torch.inference_mode()
 def window_tags(model: Any, tokenizer: Any, task: Task, feats: datasets.Dataset, hp: Hparams,
                 precision: str = "fp32") -> list[list[int]]:
     """The argmax tag id at every position of every evaluation window, in window order."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    from xtl.data.features import head_logits  # here: xtl.data.features imports the registry
+
     inputs = feats.select_columns(["input_ids", "attention_mask"])
-    loader = torch.utils.data.DataLoader(inputs, batch_size=2 * hp.batch_size,
-                                         collate_fn=collator(tokenizer))
     out: list[list[int]] = []
-    for batch in loader:
+    for batch, logits in head_logits(model, task, inputs, collator(tokenizer), hp, precision):
         lengths = batch["attention_mask"].sum(1).tolist()
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            best = model(task.name, batch).argmax(-1).cpu()
-        out += [row[:n].tolist() for row, n in zip(best, lengths, strict=True)]
-    model.train(was_training)
+        out += [row[:n].tolist() for row, n in zip(logits.argmax(-1).cpu(), lengths, strict=True)]
     return out
 
 
