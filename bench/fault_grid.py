@@ -4,7 +4,9 @@ targets), which the slow tests run dozens of times. One cold run fills `XTL_CACH
 warm run goes into a fresh run directory. Prints each run's wall time and the notebooks' own
 time in their data-loading cells. Compare two trees by running it with each on PYTHONPATH.
 
-Usage: python bench/fault_grid.py [--warm 2]
+Usage: python bench/fault_grid.py [--warm 2] [--cpu-cells K]
+`--cpu-cells K` runs the cells in worker processes, K at once (`executor: {kind: local,
+cpu_cells: K}`), the path of the demo and of every cluster executor.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ def loading_seconds(out: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=int, default=2, help="warm runs after the cold one")
+    parser.add_argument("--cpu-cells", type=int, default=0, help="worker processes (0: none)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="xtl-fault-grid-"))
-    (root / "exp.yaml").write_text(GRID.read_text())
+    executor = (f"executor: {{kind: local, cpu_cells: {args.cpu_cells}}}\n"
+                if args.cpu_cells else "")
+    (root / "exp.yaml").write_text(GRID.read_text() + executor)
     env = os.environ | {"XTL_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
                         "MKL_NUM_THREADS": "1"}
     for i in range(args.warm + 1):

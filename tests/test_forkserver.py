@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -135,3 +136,35 @@ def test_a_server_that_fails_leaves_kernels_starting_as_usual(tmp_path: Path,
     assert seen["ppid"] == os.getpid() and not seen["torch_before"]
     log = (tmp_path / "a.log").read_text()
     assert "kernels start without the fork server" in log and "no_such_module_xyz" in log
+
+
+WORKER = """
+import json, os, sys
+from pathlib import Path
+import nbformat, papermill as pm
+from xtl.core import kernels
+from xtl.grid import run
+
+preload = ("torch",)
+kernels.fork_server_here(run.kernel_name(), preload)
+server = kernels._server
+out = Path(sys.argv[1])
+with open(out / "log.txt", "w") as log, kernels.engine_options(log, preload) as options:
+    pm.execute_notebook(sys.argv[2], str(out / "run.ipynb"), kernel_name=run.kernel_name(),
+                        progress_bar=False, cwd=str(out), **options)
+seen = json.loads(nbformat.read(out / "run.ipynb", as_version=4).cells[1].outputs[0]["text"])
+print(json.dumps({"server": server and server.pid, "forked_here": server and
+                  server.process is None, "same": kernels._server is server,
+                  "kernel_parent": seen["ppid"], "torch_before": seen["torch_before"]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_forks_its_server_from_itself_and_its_kernels_from_that(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "probe.ipynb")
+    done = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["forked_here"] and seen["same"]  # no second server was started
+    assert seen["kernel_parent"] == seen["server"] and seen["torch_before"]

@@ -12,12 +12,14 @@ the Unix socket, prints `ready`, and serves one request per connection: a JSON l
 {"module", "argv", "env", "cwd"} with three file descriptors (stdin, stdout, stderr); it
 answers {"pid": N} and, when the child exits, {"exit": code} (Popen's returncode: negative
 for a signal). It holds no thread and never computes, so a fork inherits no thread pool.
-It stops when its stdin (the client's lifeline) closes, SIGKILLing the children still running:
-a client that dies takes its kernels with it.
+It stops when its lifeline (its stdin: a pipe from the client) closes, SIGKILLing the
+children still running: a client that dies takes its kernels with it.
 
-Client side: `Server.start(python, env, modules)` and `server.spawn(...)`, which returns a
-`Forked` object with the part of `subprocess.Popen` that jupyter_client's local provisioner
-uses (pid, poll, wait, send_signal, kill, terminate).
+Client side: `Server.start(python, env, modules)` (a new interpreter), or `Server.fork(...)`
+for a process that has started no thread yet and would import the same modules anyway (a
+worker running one cell): it imports them itself and forks the server from there. Then
+`server.spawn(...)` returns a `Forked` object with the part of `subprocess.Popen` that
+jupyter_client's local provisioner uses (pid, poll, wait, send_signal, kill, terminate).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,28 +98,40 @@ def _send(conn: socket.socket, message: dict[str, Any]) -> None:
         pass  # the client went away; the child's exit is still reaped
 
 
-def serve(path: str, modules: Sequence[str]) -> None:
-    """Import `modules`, then fork a child per request until stdin closes."""
+def preload(modules: Sequence[str]) -> None:
+    """Import `modules` into this process, as a kernel would import them."""
     import importlib
 
-    # what ipykernel sets before a kernel imports matplotlib; pyplot reads it at import
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            # `from a import b`, b not a module: a.b is tried as well, and may not exist
-            if err.name != name or name.rpartition(".")[0] not in sys.modules:
-                raise
+    # what ipykernel sets before a kernel imports matplotlib: pyplot reads it at import
+    unset = "MPLBACKEND" not in os.environ
+    if unset:
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as err:
+                # `from a import b`, b not a module: a.b is tried as well, and may not exist
+                if err.name != name or name.rpartition(".")[0] not in sys.modules:
+                    raise
+    finally:
+        if unset:
+            del os.environ["MPLBACKEND"]
+
+
+def _listen(path: str) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
+    return listener
+
+
+def _loop(listener: socket.socket, lifeline: int) -> None:
+    """Fork a child per request until `lifeline` (a pipe's read end) closes."""
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    sel.register(sys.stdin.fileno(), selectors.EVENT_READ)
+    sel.register(lifeline, selectors.EVENT_READ)
     children: dict[int, socket.socket] = {}
-    sys.stdout.buffer.write(READY)
-    sys.stdout.flush()
     while True:
         for key, _ in sel.select(timeout=0.05):
             if key.fileobj is listener:
@@ -129,17 +144,19 @@ def serve(path: str, modules: Sequence[str]) -> None:
                 pid = os.fork()
                 if pid == 0:
                     sel.close()
+                    os.close(lifeline)
                     _child(json.loads(msg), fds, [listener, conn, *children.values()])
                 for fd in fds:
                     os.close(fd)
                 children[pid] = conn
                 _send(conn, {"pid": pid})
-            elif not os.read(sys.stdin.fileno(), 4096):  # the client is gone
-                for pid in children:
-                    try:
-                        os.killpg(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+            elif not os.read(lifeline, 4096):  # the client is gone
+                for pid in children:  # its group (its subprocesses), and itself in case it
+                    for kill in (os.killpg, os.kill):  # has not called setsid() yet
+                        try:
+                            kill(pid, signal.SIGKILL)
+                        except OSError:
+                            pass
                 for pid in children:  # reaped before the server goes: no zombie is left
                     os.waitpid(pid, 0)
                 return
@@ -154,6 +171,15 @@ def serve(path: str, modules: Sequence[str]) -> None:
             if conn is not None:
                 _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                 conn.close()
+
+
+def serve(path: str, modules: Sequence[str]) -> None:
+    """The server process: import `modules`, say `ready`, serve until stdin closes."""
+    preload(modules)
+    listener = _listen(path)
+    sys.stdout.buffer.write(READY)
+    sys.stdout.flush()
+    _loop(listener, sys.stdin.fileno())
 
 
 # ------------------------------------------------------------------ client (the kernel manager)
@@ -209,11 +235,13 @@ class Forked:
 
 
 class Server:
-    """A running fork server and its lifeline (its stdin)."""
+    """A running fork server, and its lifeline: the write end of the pipe it watches."""
 
-    def __init__(self, process: subprocess.Popen[bytes], folder: str, key: tuple) -> None:
+    def __init__(self, pid: int, lifeline: int, folder: str, key: tuple,
+                 process: subprocess.Popen[bytes] | None = None) -> None:
         # key: (the interpreter command, the environment key): what the imports depended on
-        self.process, self.folder, self.key = process, folder, key
+        self.pid, self.lifeline, self.folder, self.key = pid, lifeline, folder, key
+        self.process = process  # None: forked from this process (`Server.fork`)
         self.path = os.path.join(folder, "s")
 
     @classmethod
@@ -229,15 +257,53 @@ class Server:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=server_env,
             start_new_session=True)  # a Ctrl-C in the terminal is for the kernels, not for it
         log.close()
-        assert process.stdout is not None
-        if process.stdout.readline() != READY:
+        assert process.stdin is not None and process.stdout is not None
+        ready = process.stdout.readline()
+        process.stdout.close()
+        if ready != READY:
             process.wait()
             error = Path(folder, "log").read_text(errors="replace").strip()
             raise RuntimeError(f"the kernel fork server did not start: {error[-2000:]}")
-        return cls(process, folder, (tuple(python), env_key(env)))
+        return cls(process.pid, process.stdin.fileno(), folder,
+                   (tuple(python), env_key(env)), process)
+
+    @classmethod
+    def fork(cls, python: Sequence[str], env: dict[str, str], modules: Sequence[str]) -> Server:
+        """Import `modules` in this process, then fork the server from it: no second
+        interpreter imports them again. For a process that runs kernels with `python` and
+        `env` and has started no thread yet (RuntimeError otherwise: a fork copies only the
+        calling thread, and a lock another thread held would stay locked)."""
+        import threading
+
+        if threading.active_count() > 1:
+            raise RuntimeError("this process runs threads: the fork server needs its own")
+        preload(modules)
+        folder = tempfile.mkdtemp(prefix="xtl-f")
+        listener = _listen(os.path.join(folder, "s"))
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(write_end)
+                os.setsid()  # a Ctrl-C in the terminal is for the kernels, not for it
+                _loop(listener, read_end)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(read_end)
+        listener.close()
+        return cls(pid, write_end, folder, (tuple(python), env_key(env)))
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
 
     def spawn(self, module: str, argv: Sequence[str], env: dict[str, str], cwd: str,
               stdio: Sequence[int]) -> Forked:
@@ -261,17 +327,25 @@ class Server:
 
     def stop(self) -> None:
         """Close the lifeline; the server SIGKILLs what it still runs and exits."""
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
         import shutil
 
+        if self.process is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        elif self.lifeline >= 0:
+            os.close(self.lifeline)
+            self.lifeline = -1  # stopped: a second stop must not close an fd reused since
+            deadline = time.monotonic() + 10
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.alive():
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

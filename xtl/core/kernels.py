@@ -80,6 +80,38 @@ def _fileno(stream: Any, default: int) -> int:
     return default if stream is None else stream if isinstance(stream, int) else stream.fileno()
 
 
+def _module_at(cmd: Sequence[str]) -> int | None:
+    """Where `-m ipykernel_launcher` stands in a kernel command (None: another kernel)."""
+    return next((i for i in range(1, len(cmd) - 1)
+                 if list(cmd[i:i + 2]) == ["-m", "ipykernel_launcher"]), None)
+
+
+def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
+    """For a process that will run kernels of `kernel_name` and has nothing else to do first
+    (a worker running one cell): import `preload` here and fork the fork server from this
+    process, so that no second interpreter imports them. Where that cannot be done (not
+    POSIX, another kernel, threads already running) the first kernel starts a server as
+    usual."""
+    global _server
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    at = _module_at(spec.argv)
+    if os.name != "posix" or at is None or _server is not None:
+        return
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    # imported first: an import may set variables (torch sets TORCHINDUCTOR_CACHE_DIR), and
+    # the server's key must be the environment the kernels will be started with
+    forkserver.preload(["ipykernel.kernelapp", *preload])
+    # the environment jupyter_client gives a Python kernel: ours, the spec's, no PYTHONEXECUTABLE
+    env = {**os.environ, **spec.env}
+    env.pop("PYTHONEXECUTABLE", None)
+    _server = forkserver.Server.fork(spec.argv[:at], env, ())
+
+
 class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
     """LocalProvisioner whose `python -m ipykernel_launcher` is forked from the fork server."""
 
@@ -87,9 +119,7 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     def _forked(self, cmd: list[str], kw: dict[str, Any]) -> forkserver.Forked | None:
         global _server
-        # [python, interpreter options..., "-m", "ipykernel_launcher", kernel options...]
-        at = next((i for i in range(1, len(cmd) - 1)
-                   if cmd[i:i + 2] == ["-m", "ipykernel_launcher"]), None)
+        at = _module_at(cmd)  # [python, its options..., -m, ipykernel_launcher, options...]
         if os.name != "posix" or at is None:
             return None
         env = dict(kw.get("env") or os.environ)

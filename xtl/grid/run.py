@@ -426,10 +426,12 @@ def run_cell(root: str, cell_id: str, env: dict[str, str] | None = None) -> bool
     """Execute one cell of the plan in `root` (what `python -m xtl.grid.worker`, a Ray task or a
     SLURM job runs); True when it finished with complete outputs."""
     os.environ.update(env or {})
+    os.environ[HEADLESS_ENV] = "1"  # set before the fork server, as execute_notebook sets it
+    kernels.fork_server_here(kernel := kernel_name(), kernel_preload())  # before any thread
     plan = planning.Plan.from_json(read_json(Path(root) / "plan.json"))
     cell = plan.by_id().get(cell_id)
     if cell is None:
         raise SystemExit(f"xtl.grid.worker: no cell {cell_id!r} in {root}/plan.json")
     exp = config.load(Path(root) / "experiment.yaml")
-    return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel_name(), print,
+    return execute_cell(RunDir(Path(root)), cell, plan, exp, kernel, print,
                         f"{cell.kind} {cell.label}")
