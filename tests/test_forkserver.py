@@ -168,3 +168,12 @@ def test_a_worker_forks_its_server_from_itself_and_its_kernels_from_that(tmp_pat
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["forked_here"] and seen["same"]  # no second server was started
     assert seen["kernel_parent"] == seen["server"] and seen["torch_before"]
+
+
+def test_wait_with_a_timeout_gives_up_as_popen_does(server, tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(120)\n")
+    child = _spawn(server, tmp_path, "sleeper")
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(timeout=0.2)
+    child.kill()
+    assert child.wait(timeout=30) == -signal.SIGKILL

@@ -195,12 +195,14 @@ class Forked:
         self.returncode: int | None = None
         self._buffer = b""
 
-    def _read(self, block: bool) -> None:
-        self._conn.setblocking(block)
+    def _read(self, timeout: float | None) -> None:
+        """Read the exit line if it is there within `timeout` s (0: only what has arrived;
+        None: wait for it)."""
+        self._conn.settimeout(timeout)
         while self.returncode is None and b"\n" not in self._buffer:
             try:
                 chunk = self._conn.recv(4096)
-            except BlockingIOError:
+            except (BlockingIOError, TimeoutError):
                 return
             if not chunk:  # the server died: the child dies with it (see `serve`)
                 self.returncode = -signal.SIGKILL
@@ -213,14 +215,14 @@ class Forked:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self._read(block=False)
+            self._read(0)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            self._conn.settimeout(timeout)
-            self._read(block=True)
-        assert self.returncode is not None
+            self._read(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(f"forked pid {self.pid}", timeout or 0)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:

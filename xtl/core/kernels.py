@@ -103,13 +103,18 @@ def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
 
     if threading.active_count() > 1:
         return
-    # imported first: an import may set variables (torch sets TORCHINDUCTOR_CACHE_DIR), and
-    # the server's key must be the environment the kernels will be started with
-    forkserver.preload(["ipykernel.kernelapp", *preload])
-    # the environment jupyter_client gives a Python kernel: ours, the spec's, no PYTHONEXECUTABLE
-    env = {**os.environ, **spec.env}
-    env.pop("PYTHONEXECUTABLE", None)
-    _server = forkserver.Server.fork(spec.argv[:at], env, ())
+    try:
+        # imported first: an import may set variables (torch sets TORCHINDUCTOR_CACHE_DIR),
+        # and the server's key must be the environment the kernels will be started with
+        forkserver.preload(["ipykernel.kernelapp", *preload])
+        # what jupyter_client gives a Python kernel: our environment, the spec's, without
+        # PYTHONEXECUTABLE
+        env = {**os.environ, **spec.env}
+        env.pop("PYTHONEXECUTABLE", None)
+        _server = forkserver.Server.fork(spec.argv[:at], env, ())
+    except (ImportError, OSError, RuntimeError) as err:  # the kernels start as usual
+        print(f"xtl: no fork server forked from this process: {err}", file=sys.stderr,
+              flush=True)
 
 
 class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
