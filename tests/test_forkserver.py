@@ -17,7 +17,7 @@ import pytest
 from xtl.core import forkserver, kernels
 from xtl.grid import run
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="fork and Unix sockets")
+pytestmark = pytest.mark.skipif(not kernels.FORKS, reason="kernels are forked on Linux only")
 
 PROBE = """
 import json, os, sys
@@ -177,3 +177,11 @@ def test_wait_with_a_timeout_gives_up_as_popen_does(server, tmp_path: Path) -> N
         child.wait(timeout=0.2)
     child.kill()
     assert child.wait(timeout=30) == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_where_kernels_are_not_forked_they_start_as_before(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "FORKS", False)  # macOS, Windows
+    monkeypatch.setenv("XTL_CELL", "")
+    seen = _run(_notebook(tmp_path / "probe.ipynb"), tmp_path / "a.ipynb", "cell-a", ("torch",))
+    assert seen["ppid"] == os.getpid() and not seen["torch_before"]

@@ -12,7 +12,7 @@ Two lines ipykernel prints to the terminal read as a security problem and a fail
 The kernel process's own stdout/stderr (ipykernel's log, e.g. its traceback when `xtl run` is
 stopped with Ctrl-C and the kernel loses its sockets) go to the cell's log.txt, not the terminal.
 
-On POSIX the kernel is forked from a server that has already imported the notebooks' modules
+On Linux the kernel is forked from a server that has already imported the notebooks' modules
 (xtl.core.forkserver): one server per process and environment, reused by every later cell.
 A server that cannot start is reported in the cell's log, and the kernel starts as usual.
 """
@@ -38,6 +38,9 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from xtl.core import forkserver
 
+# Kernels are forked on Linux only: on macOS the system frameworks are not fork-safe once
+# initialised (CPython's multiprocessing starts processes by spawn there since 3.8).
+FORKS = sys.platform.startswith("linux")
 _server: forkserver.Server | None = None  # this process's fork server (one environment)
 _failed: set[tuple] = set()  # environments whose server did not start: not retried
 
@@ -90,14 +93,14 @@ def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
     """For a process that will run kernels of `kernel_name` and has nothing else to do first
     (a worker running one cell): import `preload` here and fork the fork server from this
     process, so that no second interpreter imports them. Where that cannot be done (not
-    POSIX, another kernel, threads already running) the first kernel starts a server as
+    Linux, another kernel, threads already running) the first kernel starts a server as
     usual."""
     global _server
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec(kernel_name)
     at = _module_at(spec.argv)
-    if os.name != "posix" or at is None or _server is not None:
+    if not FORKS or at is None or _server is not None:
         return
     import threading
 
@@ -125,7 +128,7 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
     def _forked(self, cmd: list[str], kw: dict[str, Any]) -> forkserver.Forked | None:
         global _server
         at = _module_at(cmd)  # [python, its options..., -m, ipykernel_launcher, options...]
-        if os.name != "posix" or at is None:
+        if not FORKS or at is None:
             return None
         env = dict(kw.get("env") or os.environ)
         key = (tuple(cmd[:at]), forkserver.env_key(env))
