@@ -20,10 +20,12 @@ from xtl.grid import run
 pytestmark = pytest.mark.skipif(not kernels.FORKS, reason="kernels are forked on Linux only")
 
 PROBE = """
-import json, os, sys
+import json, os, signal, sys
 json.dump({"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
            "cwd": os.getcwd(), "argv": sys.argv[1:], "colour": os.environ.get("COLOUR"),
            "jpy": os.environ.get("JPY_PARENT_PID"), "name": __name__,
+           "signals": [str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGPIPE,
+                                                          signal.SIGTERM, signal.SIGCHLD)],
            "preloaded": "xtl.core.store" in sys.modules},
           open("probe.json", "w"))
 print("to stdout")
@@ -58,6 +60,10 @@ def test_a_forked_child_is_python_m_module_in_its_own_place(server, tmp_path: Pa
     assert seen["cwd"] == str(tmp_path) and seen["argv"] == ["3", "x"]
     assert seen["colour"] == "green" and seen["name"] == "__main__"
     assert seen["preloaded"]  # imported by the server before the fork
+    fresh = subprocess.run([sys.executable, "-c", "import signal; print([str(signal.getsignal(s))"
+                            " for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGTERM, "
+                            "signal.SIGCHLD)])"], capture_output=True, text=True, check=True)
+    assert str(seen["signals"]) == fresh.stdout.strip()  # a fresh interpreter's handlers
     assert (tmp_path / "out.txt").read_text() == "to stdout\n"
 
 

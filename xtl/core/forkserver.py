@@ -64,7 +64,9 @@ def _child(request: dict[str, Any], fds: list[int], closing: list[socket.socket]
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        # the handlers a fresh interpreter starts with (SIGPIPE stays ignored, as CPython sets it)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(request["env"])
