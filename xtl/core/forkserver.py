@@ -15,9 +15,9 @@ for a signal). It holds no thread and never computes, so a fork inherits no thre
 It stops when its lifeline (its stdin: a pipe from the client) closes, SIGKILLing the
 children still running: a client that dies takes its kernels with it.
 
-Client side: `Server.start(python, env, modules)` (a new interpreter), or `Server.fork(...)`
-for a process that has started no thread yet and would import the same modules anyway (a
-worker running one cell): it imports them itself and forks the server from there. Then
+Client side: `Server.start(python, env, modules)` (a new interpreter), or `preload(modules)`
+then `Server.fork(python, env)` for a process that has started no thread yet and would import
+the same modules anyway (a worker running one cell): the server is forked from it. Then
 `server.spawn(...)` returns a `Forked` object with the part of `subprocess.Popen` that
 jupyter_client's local provisioner uses (pid, poll, wait, send_signal, kill, terminate).
 """
@@ -272,16 +272,16 @@ class Server:
                    (tuple(python), env_key(env)), process)
 
     @classmethod
-    def fork(cls, python: Sequence[str], env: dict[str, str], modules: Sequence[str]) -> Server:
-        """Import `modules` in this process, then fork the server from it: no second
-        interpreter imports them again. For a process that runs kernels with `python` and
-        `env` and has started no thread yet (RuntimeError otherwise: a fork copies only the
-        calling thread, and a lock another thread held would stay locked)."""
+    def fork(cls, python: Sequence[str], env: dict[str, str]) -> Server:
+        """Fork the server from this process, which has imported what the kernels need
+        (`preload`, called first: an import may change the environment that `env`, the
+        kernels' environment, must match). For a process that runs kernels with `python` and
+        has started no thread yet (RuntimeError otherwise: a fork copies only the calling
+        thread, and a lock another thread held would stay locked)."""
         import threading
 
         if threading.active_count() > 1:
             raise RuntimeError("this process runs threads: the fork server needs its own")
-        preload(modules)
         folder = tempfile.mkdtemp(prefix="xtl-f")
         listener = _listen(os.path.join(folder, "s"))
         read_end, write_end = os.pipe()

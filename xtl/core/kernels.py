@@ -114,7 +114,7 @@ def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
         # PYTHONEXECUTABLE
         env = {**os.environ, **spec.env}
         env.pop("PYTHONEXECUTABLE", None)
-        _server = forkserver.Server.fork(spec.argv[:at], env, ())
+        _server = forkserver.Server.fork(spec.argv[:at], env)
     except (ImportError, OSError, RuntimeError) as err:  # the kernels start as usual
         print(f"xtl: no fork server forked from this process: {err}", file=sys.stderr,
               flush=True)
