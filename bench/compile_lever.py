@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_vs_trainer import (  # noqa: E402
     BATCH,
     MODEL,
-    TASK,
     KitArm,
     in_turns,
     make_pool,
@@ -39,23 +38,14 @@ from train_vs_trainer import (  # noqa: E402
 )
 
 from xtl.model import zoo  # noqa: E402
-from xtl.training import train, train_data  # noqa: E402
 
 
 class LossArm(KitArm):
-    """The kit arm, keeping each step's loss."""
+    """The kit arm under a name of its own."""
 
     def __init__(self, name: str, *args) -> None:
         super().__init__(*args)
-        self.name, self.losses = name, []
-
-    def step(self) -> None:
-        group = self.data.cursor.take(1)
-        batches, weights = train_data.micro_batches(self.data, group, 0, 1)
-        loss, _, _ = train.train_step(self.accelerator, self.model, self.optimizer,
-                                      self.scheduler, TASK, batches, 1.0, weights)
-        self.losses.append(loss)
-        self.masks.append(batches[0]["attention_mask"])
+        self.name = name
 
 
 def main() -> None:
@@ -86,7 +76,6 @@ def main() -> None:
         start = time.perf_counter()
         arm.warm_up(args.warm_up)
         warm[arm.name] = time.perf_counter() - start
-        arm.losses = []
     tally = in_turns(arms, steps, args.turn, shape)
     print(f"\n{'arm':<10}{'real tok/s':>11}{'s/step':>8}{'warm-up':>9}{'mean loss':>11}"
           f"   (one epoch: {steps} steps each after {args.warm_up} warm-up steps)")

@@ -65,7 +65,7 @@ from transformers.utils import logging as hf_logging
 
 from xtl.core.hparams import Hparams
 from xtl.data import tasks
-from xtl.model import zoo
+from xtl.model import dropout, embedding_grad, zoo
 from xtl.model.models import XtlModel
 from xtl.training import devices, sampling, train, train_data
 
@@ -73,6 +73,8 @@ TASK = tasks.get("synth-nli")  # a 3-way pair-classification head; the rows are 
 BATCH = 32
 LR = 1e-5
 MODEL = "multilingual-e5-small"
+# The kit's CPU levers (xtl.model.dropout, xtl.model.embedding_grad), both on in `fit_tasks`.
+LEVERS = ("masks", "grad")
 
 
 # --- data and FLOPs ---------------------------------------------------------------------------
@@ -213,9 +215,14 @@ class KitArm:
 
     name = "kit"
 
-    def __init__(self, location: str, pool: datasets.Dataset, tokenizer, total: int):
+    def __init__(self, location: str, pool: datasets.Dataset, tokenizer, total: int,
+                 levers: tuple[str, ...] = LEVERS):
         hp = Hparams({"learning_rate": LR, "batch_size": BATCH})
         model = fresh_model(location)
+        if "masks" in levers:  # as fit_tasks does on a CPU
+            dropout.install(model)
+        if "grad" in levers:  # as fit_tasks does on a CPU, in one process
+            embedding_grad.install(model)
         self.accelerator = devices.make_accelerator("bf16", torch.device("cpu"))
         optimizer = train.make_optimizer(model, hp)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
@@ -226,19 +233,22 @@ class KitArm:
         self.data = train_data.TaskData(TASK, None, None, pool, sampling.Cursor(plan),
                                         train_data.collator(TASK, tokenizer, hp))
         self.masks: list[torch.Tensor] = []
+        self.losses: list[float] = []
 
     def step(self) -> None:
         group = self.data.cursor.take(1)
         batches, weights = train_data.micro_batches(self.data, group, 0, 1)
-        train.train_step(self.accelerator, self.model, self.optimizer, self.scheduler, TASK,
-                         batches, 1.0, weights)
+        loss, _, _ = train.train_step(self.accelerator, self.model, self.optimizer,
+                                      self.scheduler, TASK, batches, 1.0, weights)
         self.masks.append(batches[0]["attention_mask"])
+        self.losses.append(loss)
 
     def warm_up(self, steps: int) -> None:
         self.data.cursor.epoch = 1000  # an epoch of its own: the timed one starts fresh
         for _ in range(steps):
             self.step()
         self.data.cursor.epoch, self.data.cursor.position, self.masks = 0, 0, []
+        self.losses = []
 
     def train(self, steps: int, turns: Turns) -> None:
         turns.begin(self.name)
@@ -285,6 +295,17 @@ class RecordingCollator(DataCollatorWithPadding):
         return batch
 
 
+class LossTrainer(Trainer):
+    """A Trainer noting each step's training loss (the kit's `train_step` returns its own)."""
+
+    losses: list[float]
+
+    def training_step(self, *args, **kwargs) -> torch.Tensor:
+        loss = super().training_step(*args, **kwargs)
+        self.losses.append(float(loss))
+        return loss
+
+
 class TrainerArm:
     def __init__(self, name: str, location: str, pool: datasets.Dataset, tokenizer,
                  strategy: str, workdir: str):
@@ -298,14 +319,19 @@ class TrainerArm:
             lr_scheduler_type="linear", bf16=True, use_cpu=True, max_steps=1,
             train_sampling_strategy=strategy, save_strategy="no", report_to="none",
             disable_tqdm=True, seed=0)
-        self.trainer = Trainer(model=Classifier(fresh_model(location)), args=args,
-                               train_dataset=pool, data_collator=self.collator,
-                               callbacks=[self.callback])
+        self.trainer = LossTrainer(model=Classifier(fresh_model(location)), args=args,
+                                   train_dataset=pool, data_collator=self.collator,
+                                   callbacks=[self.callback])
         self.trainer.remove_callback(PrinterCallback)  # no metrics dict printed
+        self.trainer.losses = []
 
     def warm_up(self, steps: int) -> None:
         self.trainer.args.max_steps, self.trainer.args.seed = steps, 1000
         self.trainer.train()
+
+    @property
+    def losses(self) -> list[float]:
+        return self.trainer.losses
 
     @property
     def masks(self) -> list[torch.Tensor]:
@@ -314,7 +340,7 @@ class TrainerArm:
         return self.collator.masks
 
     def train(self, steps: int, turns: Turns) -> None:
-        self.collator.masks = []
+        self.collator.masks, self.trainer.losses = [], []
         self.trainer.args.max_steps, self.trainer.args.seed = steps, 0
         self.callback.turns, self.callback.steps = turns, steps
         self.trainer.train()
@@ -378,6 +404,15 @@ def small_matmul_rate(tokens: int, hidden: int) -> float:
     return best
 
 
+def print_loss_curves(losses: dict[str, list[float]], differ: str, window: int = 6) -> None:
+    """Each arm's training loss over the epoch, as means of `window` steps."""
+    print(f"training loss over the epoch, mean of each {window} steps (the same pool; {differ}):")
+    for name, curve in losses.items():
+        means = [np.mean(curve[i:i + window]) for i in range(0, len(curve), window)]
+        print(f"  {name:<11}" + " ".join(f"{m:.4f}" for m in means)
+              + f"   epoch mean {np.mean(curve):.4f}")
+
+
 # --- main -------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -424,6 +459,7 @@ def main() -> None:
         for arm in arms:  # warm-up: allocator, kernels, first optimizer state
             arm.warm_up(2)
         tally = in_turns(arms, steps, args.turn, shape)
+        losses = {arm.name: list(arm.losses) for arm in arms}
         arms[0].data.cursor.position = 10  # not an epoch's first (longest) batch
         parts = breakdown(arms[0], 4)
         gemm_share, ops = op_profile(arms[0])
@@ -443,6 +479,7 @@ def main() -> None:
         o = tally[other]
         print(f"kit / {other}: {kit.examples / kit.seconds / (o.examples / o.seconds):.2f}x "
               f"examples/s")
+    print_loss_curves(losses, "each arm its own batch order and dropout masks")
     step = sum(parts.values())
     print("kit step breakdown (mean of 4 steps): " + ", ".join(
         f"{k} {v:.2f} s ({v / step:.0%})" for k, v in parts.items()))

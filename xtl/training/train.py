@@ -49,6 +49,7 @@ from xtl.core.hparams import Hparams
 from xtl.core.progress import bar as progress_bar
 from xtl.data.sources import Split
 from xtl.data.tasks import Task, get_format
+from xtl.model import dropout, embedding_grad
 from xtl.model.models import XtlModel, save_checkpoint
 from xtl.training import resume, sampling
 from xtl.training.devices import (
@@ -213,6 +214,13 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         _enable_gradient_checkpointing(model)
     if hp.freeze_embeddings:
         freeze_word_embeddings(model)
+    # On a CPU: cheaper dropout masks (the same distribution) and, in one process, the word
+    # embeddings' gradient in a buffer reused across steps (the same values). BENCHMARKS.md.
+    reused = []
+    if device.type == "cpu":
+        dropout.install(model)
+        if world_size() == 1:
+            reused = embedding_grad.install(model)
 
     # Data: tokenised once (the main process first, so the others read its cache).
     with accelerator.main_process_first():
@@ -305,6 +313,8 @@ def fit_tasks(model: XtlModel, tokenizer: Any, tasks: list[Task], trains: list[S
         evaluate_and_keep()
     bar.close()
     keep("last", {})
+    for embedding in reused:
+        embedding.release()
     if main:
         history.close()
         store.clear()  # complete: `last` supersedes the resume state
