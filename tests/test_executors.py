@@ -10,6 +10,7 @@ and kills one worker mid-cell to show the grid stays resumable.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from conftest import FAULT_EXP, run_xtl
 from conftest import results as _results
 from test_runner import _fake_cell, _plan
 
+from xtl.core import forkserver
 from xtl.core.errors import ConfigError
 from xtl.core.store import atomic_write_json
 from xtl.grid import config, executors, run, rundir
@@ -74,6 +76,80 @@ def test_forwarded_env_carries_the_mirror_and_offline_switches(monkeypatch):
 
 
 # --- the scheduler with a fake executor --------------------------------------------------------
+
+PROBE = """
+import json, os, signal, sys
+
+if __name__ == "__main__":  # the fork server imports it too
+    root, cell = sys.argv[1:]
+    seen = {"ppid": os.getppid(), "where": os.environ["XTL_WHERE"],
+            "threads": os.environ["OMP_NUM_THREADS"], "preloaded": "wave" in sys.modules}
+    with open(os.path.join(root, "cells", cell, "probe.json"), "w") as out:
+        json.dump(seen, out)
+    print("probe ran", cell, flush=True)
+    if cell == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.exit(3 if cell == "fails" else 0)
+"""
+
+
+def _probe_workers(tmp_path: Path, monkeypatch) -> Workers:
+    """A pool of two CPU slots whose worker module is PROBE (and whose servers import `wave`)."""
+    from xtl.grid.executors import local
+
+    (tmp_path / "xtl_probe_worker.py").write_text(PROBE)
+    monkeypatch.setattr(local, "WORKER", "xtl_probe_worker")
+    return Workers(str(tmp_path), cpu_slots(2, 2), {"PYTHONPATH": str(tmp_path)}, ["wave"])
+
+
+def _outcome(tmp_path: Path, job, cell: str) -> tuple[dict, str | None]:
+    job.proc.wait(timeout=60)
+    return json.loads((tmp_path / "cells" / cell / "probe.json").read_text()), job.died()
+
+
+@pytest.mark.skipif(not forkserver.FORKS, reason="workers are forked on Linux only")
+def test_workers_are_forked_from_one_server_per_slot(tmp_path, monkeypatch):
+    """A slot's workers come from its fork server (imports done once, the slot's environment);
+    exit codes and deaths reach the runner as from a plain process."""
+    pool = _probe_workers(tmp_path, monkeypatch)
+    try:
+        first, second = pool.submit(["a", "b"])
+        (seen_a, died_a), (seen_b, died_b) = (_outcome(tmp_path, first, "a"),
+                                              _outcome(tmp_path, second, "b"))
+        assert died_a is died_b is None
+        assert seen_a["where"] == "local cpu 0" and seen_b["where"] == "local cpu 1"
+        assert seen_a["threads"] == seen_b["threads"] == "1" and seen_a["preloaded"]
+        servers = {slot: server.pid for slot, server in pool.servers.items()}
+        assert seen_a["ppid"] == servers[0] != seen_b["ppid"] == servers[1] != os.getpid()
+        (again,) = pool.submit(["fails"])  # slot 0 again: the same server
+        seen, died = _outcome(tmp_path, again, "fails")
+        assert seen["ppid"] == servers[0] and died == "worker process exited with 3"
+        (killed,) = pool.submit(["killed"])
+        assert _outcome(tmp_path, killed, "killed")[1] == \
+            "worker process exited with -9 (signal 9)"
+        assert "probe ran killed" in (tmp_path / "cells" / "killed" / "worker.log").read_text()
+    finally:
+        pool.close()
+    assert pool.servers == {} and not any(os.path.exists(f"/proc/{pid}")
+                                          for pid in servers.values())
+
+
+def test_a_slot_whose_server_fails_starts_plain_workers(tmp_path, monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("no imports today")
+
+    monkeypatch.setattr(forkserver.Server, "start", broken)
+    pool = _probe_workers(tmp_path, monkeypatch)
+    try:
+        (job,) = pool.submit(["a"])
+        seen, died = _outcome(tmp_path, job, "a")
+        assert died is None and seen["ppid"] == os.getpid() and not seen["preloaded"]
+        log = (tmp_path / "cells" / "a" / "worker.log").read_text()
+        assert ("workers start without a fork server: no imports today" in log) == \
+            forkserver.FORKS
+    finally:
+        pool.close()
+
 
 class FakeJob:
     def __init__(self, polls: int, finish) -> None:

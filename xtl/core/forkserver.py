@@ -37,6 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# Processes are forked on Linux only: on macOS the system frameworks are not fork-safe once
+# initialised (CPython's multiprocessing starts processes by spawn there since 3.8).
+FORKS = sys.platform.startswith("linux")
 READY = b"ready\n"
 # kernel-start variables that change per kernel; everything else the imports may have read
 PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME", "XTL_CELL")

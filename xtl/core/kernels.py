@@ -38,9 +38,7 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from xtl.core import forkserver
 
-# Kernels are forked on Linux only: on macOS the system frameworks are not fork-safe once
-# initialised (CPython's multiprocessing starts processes by spawn there since 3.8).
-FORKS = sys.platform.startswith("linux")
+FORKS = forkserver.FORKS
 _server: forkserver.Server | None = None  # this process's fork server (one environment)
 _failed: set[tuple] = set()  # environments whose server did not start: not retried
 

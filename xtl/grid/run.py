@@ -201,7 +201,8 @@ def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool 
             execute_cell(run_dir, by_id[cell_id], plan, exp, kernel, log, number[cell_id])
 
         executor = executors.make(exp["executor"], str(run_dir.root), exp["gpus_per_cell"],
-                                  executors.forwarded_env(), run_here, run_cell)
+                                  executors.forwarded_env(), run_here, run_cell,
+                                  kernel_preload())
         interrupted = False
         try:
             summary = _run_cells(run_dir, plan, exp, executor, retry_failed, log)

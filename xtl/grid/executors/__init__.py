@@ -107,13 +107,14 @@ def forwarded_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def make(spec: dict[str, Any], root: str, gpus_per_cell: int, env: dict[str, str],
-         run_here: Any, run_cell: Any) -> Executor:
+         run_here: Any, run_cell: Any, preload: Sequence[str] = ()) -> Executor:
     """The executor for a validated spec. `run_here(cell_id) -> None` runs a cell in this
     process (the local executor without GPUs uses it: no worker start-up per cell);
     `run_cell(root, cell_id, env) -> bool` is what a Ray task or SLURM job calls
-    (`xtl.grid.run.run_cell`, passed in so that no executor imports the runner)."""
+    (`xtl.grid.run.run_cell`, passed in so that no executor imports the runner); `preload`:
+    what local workers' fork servers import (`xtl.grid.run.kernel_preload`)."""
     if spec["kind"] == "local":
-        return make_local(spec, root, gpus_per_cell, env, run_here)
+        return make_local(spec, root, gpus_per_cell, env, run_here, preload)
     if spec["kind"] == "ray":
         return RayExecutor(spec, root, gpus_per_cell, env, run_cell)
 

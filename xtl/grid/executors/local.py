@@ -9,6 +9,12 @@ each cell with cores // K torch threads: small models scale poorly over threads 
 kernel start, imports and report are single-threaded, so K cells at once finish a grid sooner
 (BENCHMARKS.md "Cells in parallel on the CPU"). Numbers depend on the thread count, so a
 grid's results are reproducible for a given `cpu_cells` and machine, not across them.
+
+On Linux each slot's workers are forked from a fork server of their own (`xtl.core.forkserver`,
+started with the slot's environment at its first cell), which has imported the worker and
+what its kernels import once: a worker then starts in milliseconds instead of seconds of
+imports (BENCHMARKS.md, "Runner overhead per cell"). Where the server cannot start, the slot's
+workers start as plain processes, and the worker log says why.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xtl.core import forkserver
 from xtl.core.errors import ConfigError
+
+WORKER = "xtl.grid.worker"
 
 
 class DoneJob:
@@ -54,7 +63,8 @@ class InProcess:
 
 
 class ProcessJob:
-    def __init__(self, proc: subprocess.Popen, where: str, slot: int) -> None:
+    def __init__(self, proc: subprocess.Popen | forkserver.Forked, where: str,
+                 slot: int) -> None:
         self.proc, self.where, self.slot = proc, where, slot
 
     def finished(self) -> bool:
@@ -99,16 +109,38 @@ def usable_cores() -> int:
 
 
 class Workers:
-    """One worker process per slot, as many cells at once as there are slots."""
+    """One worker process per slot, as many cells at once as there are slots; `preload`: the
+    modules each slot's fork server imports for its workers (their kernels' imports)."""
 
-    def __init__(self, root: str, slots: list[Slot], env: dict[str, str]) -> None:
+    def __init__(self, root: str, slots: list[Slot], env: dict[str, str],
+                 preload: Sequence[str] = ()) -> None:
         self.root, self.slots, self.env = root, slots, env
         self.capacity = len(slots)
         self.jobs: list[ProcessJob] = []
+        self.preload = [WORKER, *preload]
+        self.servers: dict[int, forkserver.Server | None] = {}  # None: it failed to start
 
     def _free_slot(self) -> int:
         busy = {j.slot for j in self.jobs if not j.finished()}
         return next(i for i in range(len(self.slots)) if i not in busy)
+
+    def _server(self, slot: int, env: dict[str, str], log: Any) -> forkserver.Server | None:
+        """The slot's fork server, started at its first cell (None: workers start plain)."""
+        server = self.servers.get(slot)
+        if slot in self.servers and server is None:
+            return None
+        key = ((sys.executable,), forkserver.env_key(env))
+        if server is not None and (server.key != key or not server.alive()):
+            server.stop()
+            server = None
+        if server is None:
+            try:
+                server = forkserver.Server.start([sys.executable], env, self.preload)
+            except (OSError, RuntimeError) as err:
+                log.write(f"xtl: workers start without a fork server: {err}\n".encode())
+                log.flush()
+            self.servers[slot] = server
+        return server
 
     def submit(self, cell_ids: Sequence[str]) -> list[ProcessJob]:
         started = []
@@ -118,10 +150,17 @@ class Workers:
             log = Path(self.root) / "cells" / cell_id / "worker.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             env = os.environ | self.env | self.slots[slot].env | {"XTL_WHERE": where}
-            with open(log, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "xtl.grid.worker", self.root,
-                                         cell_id], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        preexec_fn=_die_with_parent)
+            argv = [self.root, cell_id]
+            with open(log, "ab") as out, open(os.devnull, "rb") as stdin:
+                server = self._server(slot, env, out) if forkserver.FORKS else None
+                if server is not None:
+                    proc: subprocess.Popen | forkserver.Forked = server.spawn(
+                        WORKER, argv, env, os.getcwd(),
+                        [stdin.fileno(), out.fileno(), out.fileno()])
+                else:
+                    proc = subprocess.Popen([sys.executable, "-m", WORKER, *argv], env=env,
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent)
             job = ProcessJob(proc, where, slot)
             self.jobs.append(job)
             started.append(job)
@@ -132,6 +171,10 @@ class Workers:
             if not job.finished():
                 job.proc.terminate()
                 job.proc.wait()
+        for server in self.servers.values():  # its workers have all ended
+            if server is not None:
+                server.stop()
+        self.servers.clear()
 
 
 def _die_with_parent() -> None:
@@ -163,11 +206,12 @@ def gpu_groups(gpus: Any, gpus_per_cell: int) -> list[list[int]]:
 
 
 def make_local(spec: dict, root: str, gpus_per_cell: int, env: dict[str, str],
-               run_here: Callable[[str], None]) -> InProcess | Workers:
+               run_here: Callable[[str], None], preload: Sequence[str] = ()
+               ) -> InProcess | Workers:
     groups = gpu_groups(spec["gpus"], gpus_per_cell)
     if len(groups) > 1:
-        return Workers(root, gpu_slots(groups), env)
+        return Workers(root, gpu_slots(groups), env, preload)
     if not groups and spec["cpu_cells"] > 1:
-        return Workers(root, cpu_slots(spec["cpu_cells"], usable_cores()), env)
+        return Workers(root, cpu_slots(spec["cpu_cells"], usable_cores()), env, preload)
     # one group (or one CPU cell) gains nothing from a worker process: the cell runs here
     return InProcess(run_here)
