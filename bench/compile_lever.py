@@ -48,27 +48,39 @@ class LossArm(KitArm):
         self.name = name
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def lever_args(description: str, parser: argparse.ArgumentParser | None = None
+               ) -> argparse.Namespace:
+    """The lever benches' options (`parser` may hold more), parsed; threads set, header printed."""
+    parser = parser or argparse.ArgumentParser(description=description)
     parser.add_argument("--pool", type=int, default=960)
     parser.add_argument("--turn", type=int, default=6)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--warm-up", type=int, default=4,
-                        help="steps before timing (the compiled arm compiles in them)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print("$ " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} "
           f"cores; load average before: {os.getloadavg()[0]:.2f}")
+    return args
+
+
+def lever_pool(args: argparse.Namespace) -> tuple[str, object, datasets.Dataset, int]:
+    """e5-small's location and tokenizer, the synthetic pool, and the steps of one epoch."""
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     location, _ = zoo.materialize(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(str(location))
-    pool = make_pool(args.pool, tokenizer)
-    steps = -(-args.pool // BATCH)
-    arms = [LossArm("eager", str(location), pool, tokenizer, steps + 8),
-            LossArm("compiled", str(location), pool, tokenizer, steps + 8)]
+    return str(location), tokenizer, make_pool(args.pool, tokenizer), -(-args.pool // BATCH)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm-up", type=int, default=4,
+                        help="steps before timing (the compiled arm compiles in them)")
+    args = lever_args("", parser)
+    location, tokenizer, pool, steps = lever_pool(args)
+    arms = [LossArm("eager", location, pool, tokenizer, steps + 8),
+            LossArm("compiled", location, pool, tokenizer, steps + 8)]
     arms[1].model.encoder.compile(dynamic=True)
     shape = shape_of(arms[0].model)
     warm = {}

@@ -20,31 +20,24 @@ embedding gradient, each way.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
-import datasets
 import torch
 from torch import nn
-from transformers import AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compile_lever import LossArm  # noqa: E402
+from compile_lever import LossArm, lever_args, lever_pool  # noqa: E402
 from train_vs_trainer import (  # noqa: E402
     BATCH,
-    MODEL,
     in_turns,
-    make_pool,
     print_loss_curves,
     shape_of,
 )
 
-from xtl.model import dropout, embedding_grad, zoo  # noqa: E402
+from xtl.model import dropout, embedding_grad  # noqa: E402
 
 ARMS = {"native": (), "masks": ("masks",), "masks+grad": ("masks", "grad")}
 
@@ -67,23 +60,9 @@ def one_backward(embedding: nn.Embedding, ids: torch.Tensor) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=int, default=960)
-    parser.add_argument("--turn", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=0)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print("$ " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} "
-          f"cores; load average before: {os.getloadavg()[0]:.2f}")
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    location, _ = zoo.materialize(MODEL)
-    tokenizer = AutoTokenizer.from_pretrained(str(location))
-    pool = make_pool(args.pool, tokenizer)
-    steps = -(-args.pool // BATCH)
-    arms = [LossArm(name, str(location), pool, tokenizer, steps + 8, levers)
+    args = lever_args(__doc__.splitlines()[0])
+    location, tokenizer, pool, steps = lever_pool(args)
+    arms = [LossArm(name, location, pool, tokenizer, steps + 8, levers)
             for name, levers in ARMS.items()]
     shape = shape_of(arms[0].model)
     for arm in arms:
