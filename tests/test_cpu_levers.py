@@ -128,9 +128,11 @@ def test_reused_gradient_is_torch_s_and_reuses_its_buffer(padding_idx) -> None:
         got = _grads(reused, ids, upstream)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
         assert torch.equal(got[ids.unique()].ne(0).any(1), want[ids.unique()].ne(0).any(1))
+        # stored as .grad without a copy: the gradient IS the buffer, the same one every step
+        assert got.untyped_storage().data_ptr() == reused._buffer.untyped_storage().data_ptr()
         buffers.add(got.data_ptr())
         plain.weight.grad = reused.weight.grad = None  # optimizer.zero_grad()
-    assert len(buffers) == 1  # one buffer, stored as .grad without a copy, every step
+    assert len(buffers) == 1
     # Micro-batches accumulating into one step: the second adds a tensor of its own.
     for _ in range(2):
         ids, upstream = torch.randint(0, 50, (2, 5)), torch.randn(2, 5, 6)

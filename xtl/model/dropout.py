@@ -1,13 +1,12 @@
-"""Dropout with cheaper random masks on the CPU: the same maths, a quarter of the random draws.
+"""Dropout with cheaper random masks on the CPU: the same distribution, from a faster generator.
 
 On a CPU, torch draws each dropout mask element with its own Bernoulli sample from its Mersenne
 Twister; for e5-small that is 16-18 % of a training step's operator time (BENCHMARKS.md, "The
-kit's loop vs transformers.Trainer"). Here numpy's SFC64 generator (a small fast chaotic
-generator that passes BigCrush and PractRand; O'Neill's and Vigna's test batteries) gives two
-32-bit uniforms per 64-bit word, each compared with a threshold: an element is dropped with
-probability p to within 2^-32, and the kept ones are scaled by 1 / (1 - p), as
-`torch.nn.functional.dropout` does. The masks differ from torch's own (another random stream),
-not their distribution.
+kit's loop vs transformers.Trainer"). Here the bits come from numpy's SFC64 generator (Chris
+Doty-Humphrey's Small Fast Chaotic generator), two 32-bit uniforms per 64-bit word, each
+compared with a threshold: an element is dropped with probability p to within 2^-32, and the
+kept ones are scaled by 1 / (1 - p), as `torch.nn.functional.dropout` does. The masks differ
+from torch's own (another random stream), not their distribution.
 
 `install(model)` swaps every `nn.Dropout` for `CpuDropout` and routes attention through
 `attention` (dropout on the attention probabilities, as BERT and XLM-R apply it). Both fall back

@@ -3,7 +3,7 @@
 torch's embedding backward allocates a dense zero gradient of the whole matrix at every step
 (e5-small: 250k x 384 = 96 M values, 384 MB) and `optimizer.zero_grad()` frees it again; on a
 CPU each fresh allocation is new pages from the kernel, which cost about ten times the writes
-(BENCHMARKS.md, "Dropout masks and the embedding gradient"). `ReusedGradEmbedding` computes
+(BENCHMARKS.md, "The kit's CPU training levers"). `ReusedGradEmbedding` computes
 the same gradient (the rows of each looked-up id summed, the padding row zero) into a buffer it
 keeps: autograd stores that buffer as the weight's `.grad` (nothing else holds it), and once
 the optimizer step has set `.grad` back to None the next step zeroes and reuses it. When a
