@@ -191,3 +191,39 @@ def test_where_kernels_are_not_forked_they_start_as_before(tmp_path: Path, monke
     monkeypatch.setenv("XTL_CELL", "")
     seen = _run(_notebook(tmp_path / "probe.ipynb"), tmp_path / "a.ipynb", "cell-a", ("torch",))
     assert seen["ppid"] == os.getpid() and not seen["torch_before"]
+
+
+CUDA_SPY = """
+import json
+import torch
+
+calls = []
+
+
+def spy(name, real):
+    def called(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+    return called
+
+
+for name in ("is_available", "device_count", "init", "_lazy_init", "current_device",
+             "is_bf16_supported", "get_device_capability", "get_device_properties"):
+    setattr(torch.cuda, name, spy(name, getattr(torch.cuda, name)))
+from xtl.core import forkserver  # noqa: E402
+from xtl.grid import run  # noqa: E402
+
+forkserver.preload(["ipykernel.kernelapp", "xtl.grid.worker", *run.kernel_preload()])
+after_imports = list(calls)
+torch.cuda.is_available()  # the spy sees a call
+print(json.dumps([after_imports, calls]))
+"""
+
+
+def test_the_servers_imports_leave_cuda_alone() -> None:
+    """A process forked after CUDA is initialised cannot use CUDA: what the kernel and worker
+    fork servers import must not call into torch.cuda (on a GPU machine the children do)."""
+    done = subprocess.run([sys.executable, "-c", CUDA_SPY], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [[], ["is_available"]]
