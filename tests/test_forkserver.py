@@ -67,6 +67,15 @@ def test_a_forked_child_is_python_m_module_in_its_own_place(server, tmp_path: Pa
     assert (tmp_path / "out.txt").read_text() == "to stdout\n"
 
 
+def test_an_exit_with_a_message_prints_it_and_exits_1(server, tmp_path: Path) -> None:
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit('no such grid')\n")
+    child = _spawn(server, tmp_path, "quits")
+    fresh = subprocess.run([sys.executable, "-m", "quits"], cwd=tmp_path, capture_output=True,
+                           text=True)
+    assert child.wait(timeout=60) == fresh.returncode == 1
+    assert (tmp_path / "out.txt").read_text() == fresh.stderr == "no such grid\n"
+
+
 def test_signals_reach_the_child_and_its_exit_code_says_which(server, tmp_path: Path) -> None:
     (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(120)\n")
     child = _spawn(server, tmp_path, "sleeper")
@@ -213,7 +222,7 @@ for name in ("is_available", "device_count", "init", "_lazy_init", "current_devi
 from xtl.core import forkserver  # noqa: E402
 from xtl.grid import run  # noqa: E402
 
-forkserver.preload(["ipykernel.kernelapp", "xtl.grid.worker", *run.kernel_preload()])
+forkserver.preload(["ipykernel.kernelapp", "xtl.grid.run", *run.kernel_preload()])
 after_imports = list(calls)
 torch.cuda.is_available()  # the spy sees a call
 print(json.dumps([after_imports, calls]))

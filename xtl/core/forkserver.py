@@ -85,6 +85,8 @@ def _child(request: dict[str, Any], fds: list[int], closing: list[socket.socket]
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            if not isinstance(stop.code, int) and stop.code is not None:
+                print(stop.code, file=sys.stderr)  # as the interpreter does: sys.exit("why")
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()

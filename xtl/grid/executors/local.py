@@ -30,6 +30,9 @@ from xtl.core import forkserver
 from xtl.core.errors import ConfigError
 
 WORKER = "xtl.grid.worker"
+# What the worker imports: the server must not import the module it runs as __main__ (runpy
+# warns that it found it in sys.modules).
+WORKER_IMPORTS = "xtl.grid.run"
 
 
 class DoneJob:
@@ -117,7 +120,7 @@ class Workers:
         self.root, self.slots, self.env = root, slots, env
         self.capacity = len(slots)
         self.jobs: list[ProcessJob] = []
-        self.preload = [WORKER, *preload]
+        self.preload = [WORKER_IMPORTS, *preload]
         self.servers: dict[int, forkserver.Server | None] = {}  # None: it failed to start
 
     def _free_slot(self) -> int:
