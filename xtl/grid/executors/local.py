@@ -11,8 +11,8 @@ kernel start, imports and report are single-threaded, so K cells at once finish 
 grid's results are reproducible for a given `cpu_cells` and machine, not across them.
 
 On Linux each slot's workers are forked from a fork server of their own (`xtl.core.forkserver`,
-started with the slot's environment at its first cell), which has imported the worker and
-what its kernels import once: a worker then starts in milliseconds instead of seconds of
+started with the slot's environment at its first cell), which has imported what the worker
+and its kernels import: a worker then starts in milliseconds instead of seconds of
 imports (BENCHMARKS.md, "Kernels from a fork server"). Where the server cannot start, the slot's
 workers start as plain processes, and the worker log says why.
 """
