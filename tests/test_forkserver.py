@@ -236,3 +236,95 @@ def test_the_servers_imports_leave_cuda_alone() -> None:
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [[], ["is_available"]]
+
+
+FORKED = """
+import json, os, sys
+from pathlib import Path
+from xtl.core import forkserver
+
+here = sys.argv[1]
+Path(here, "slow_mod.py").write_text("import time\\ntime.sleep(120)\\n")
+sys.path.insert(0, here)
+slow = forkserver.Server.fork([sys.executable], dict(os.environ), ["slow_mod"])
+slow.stop()  # no kernel was asked for: it does not wait for the imports
+gone = not slow.alive()
+bad = forkserver.Server.fork([sys.executable], dict(os.environ), ["no_such_module_xyz"])
+try:
+    bad.spawn("probe", [], dict(os.environ), here, [0, 1, 2])
+    why = None
+except RuntimeError as err:
+    why = str(err)
+bad.stop()
+print(json.dumps({"gone": gone, "why": why}))
+"""
+
+
+def test_a_server_forked_from_a_process_imports_after_the_fork(tmp_path: Path) -> None:
+    """Its imports run in the server, not in the process that forked it: stopping a server
+    that forked no kernel does not wait for them (else: 120 s, past the timeout), and one
+    whose imports failed says why when a kernel is asked for."""
+    done = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["gone"]
+    assert seen["why"].startswith("the kernel fork server stopped: ModuleNotFoundError")
+    assert "no_such_module_xyz" in seen["why"]
+
+
+AT_FORK = """
+import json, sys, threading
+import torch
+
+calls = []
+
+
+def spy(name, real):
+    def called(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+    return called
+
+
+for name in ("is_available", "device_count", "init", "_lazy_init", "current_device",
+             "is_bf16_supported", "get_device_capability", "get_device_properties"):
+    setattr(torch.cuda, name, spy(name, getattr(torch.cuda, name)))
+from xtl.core import kernels  # noqa: E402
+from xtl.grid import run  # noqa: E402
+
+
+def at_fork(kernel, preload):
+    print(json.dumps({"cuda": calls, "threads": threading.active_count()}))
+    raise SystemExit(0)
+
+
+kernels.fork_server_here = at_fork
+run.run(sys.argv[1], sys.argv[2], log=lambda line: None, fork_server=True)
+"""
+
+
+@pytest.mark.parametrize("grid", ["fault_grid", "demo"])
+def test_the_runner_forks_its_kernel_server_before_threads_and_cuda(tmp_path: Path, tiny_dir,
+                                                                    grid: str) -> None:
+    """`xtl run` forks its kernels' server from itself (kernels.fork_server_here): by then it
+    must have started no thread and not touched torch.cuda (a forked child could not use
+    CUDA), whatever the grid."""
+    exp = (Path(__file__).parent / "fault_grid.yaml" if grid == "fault_grid"
+           else Path(__file__).parents[1] / "parameters" / "demo.yaml")
+    done = subprocess.run([sys.executable, "-c", AT_FORK, str(exp), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["cuda"] == [] and seen["threads"] == 1
+
+
+def test_only_the_xtl_command_forks_its_kernel_server_from_itself() -> None:
+    """A test or a notebook calling `cli.main` may have run torch's OpenMP threads already."""
+    from xtl import cli
+
+    assert not cli._own_process()  # pytest is this process's program
+    script = "import sys\nfrom xtl.cli import main, _own_process\nprint(_own_process())\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)  # what the `xtl` console script does
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

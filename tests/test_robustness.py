@@ -108,30 +108,24 @@ def test_the_lock_heartbeat_survives_a_failed_write(tmp_path, monkeypatch):
 # --- end to end (slow): ENOSPC in the runner and in the kernels, then a rerun ---------------
 
 SITECUSTOMIZE = """
-import errno, os, sys
+import errno, os
 _spec = os.environ.get("XTL_TEST_ENOSPC", "")
 if _spec:
     _who, _name, _n = _spec.split(":")
+    import xtl.core.store as _store
 
-    def _install():
-        import xtl.core.store as _store
-        _real, _seen = _store.atomic_write_bytes, [0]
+    _real, _seen = _store.atomic_write_bytes, [0]
 
-        def _full(path, data, fault_point=None):
-            if os.path.basename(str(path)) == _name:
-                _seen[0] += 1
-                if _seen[0] == int(_n):
-                    raise OSError(errno.ENOSPC, "No space left on device (injected)", str(path))
-            return _real(path, data, fault_point)
+    def _full(path, data, fault_point=None):
+        # a kernel has JPY_PARENT_PID, forked or not; the runner and its fork servers do not
+        mine = ("JPY_PARENT_PID" in os.environ) == (_who == "kernel")
+        if mine and os.path.basename(str(path)) == _name:
+            _seen[0] += 1
+            if _seen[0] == int(_n):
+                raise OSError(errno.ENOSPC, "No space left on device (injected)", str(path))
+        return _real(path, data, fault_point)
 
-        _store.atomic_write_bytes = _full
-
-    _argv = " ".join(sys.orig_argv)
-    if "xtl.core.forkserver" in _argv:  # it forks the kernels: each gets the hook at its fork
-        if _who == "kernel":
-            os.register_at_fork(after_in_child=_install)
-    elif ("ipykernel" in _argv) == (_who == "kernel"):
-        _install()
+    _store.atomic_write_bytes = _full
 """
 
 

@@ -117,6 +117,15 @@ def _executor_slots(exp) -> tuple[int, int]:
     return (len(groups), 1) if groups else (spec["cpu_cells"], spec["cpu_cells"])
 
 
+def _own_process() -> bool:
+    """Whether this process is the `xtl` command (the console script, or `python -m xtl.cli`)
+    rather than a notebook or a test calling `main`: only then is it certain to have computed
+    nothing with torch before its cells (xtl.grid.run.run, `fork_server`)."""
+    entry = sys.modules.get("__main__")
+    spec = getattr(entry, "__spec__", None)
+    return getattr(spec, "name", None) == __name__ or getattr(entry, "main", None) is main
+
+
 def _run(args: argparse.Namespace) -> None:
     from xtl.grid import run
 
@@ -130,7 +139,8 @@ def _run(args: argparse.Namespace) -> None:
                   if getattr(args, k) is not None]
     if only_smoke:
         raise ConfigError(f"{', '.join(only_smoke)} only apply to a smoke run (add --smoke)")
-    summary = run.run(args.file, args.out, retry_failed=args.retry_failed, force=args.force)
+    summary = run.run(args.file, args.out, retry_failed=args.retry_failed, force=args.force,
+                      fork_server=_own_process())
     if summary.failed:
         sys.exit(1)
 

@@ -15,9 +15,11 @@ for a signal). It holds no thread and never computes, so a fork inherits no thre
 It stops when its lifeline (its stdin: a pipe from the client) closes, SIGKILLing the
 children still running: a client that dies takes its kernels with it.
 
-Client side: `Server.start(python, env, modules)` (a new interpreter), or `preload(modules)`
-then `Server.fork(python, env)` for a process that has started no thread yet and would import
-the same modules anyway (a worker running one cell): the server is forked from it. Then
+Client side: `Server.start(python, env, modules)` (a new interpreter), or
+`Server.fork(python, env, modules)` for a process that has imported part of what the kernels
+import (torch, datasets, xtl: the runner, a worker) and has started no thread and computed
+nothing yet: the server is forked from it and imports the rest itself, while the process goes
+on. Then
 `server.spawn(...)` returns a `Forked` object with the part of `subprocess.Popen` that
 jupyter_client's local provisioner uses (pid, poll, wait, send_signal, kill, terminate).
 """
@@ -187,6 +189,11 @@ def serve(path: str, modules: Sequence[str]) -> None:
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
     _loop(listener, sys.stdin.fileno())
+    # Its children are reaped and it holds no other state: tearing down the interpreter (torch,
+    # transformers) would keep the client waiting in `stop` for a second or more.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ------------------------------------------------------------------ client (the kernel manager)
@@ -251,6 +258,7 @@ class Server:
         # key: (the interpreter command, the environment key): what the imports depended on
         self.pid, self.lifeline, self.folder, self.key = pid, lifeline, folder, key
         self.process = process  # None: forked from this process (`Server.fork`)
+        self.spawned = False  # whether a child was asked for
         self.path = os.path.join(folder, "s")
 
     @classmethod
@@ -277,12 +285,16 @@ class Server:
                    (tuple(python), env_key(env)), process)
 
     @classmethod
-    def fork(cls, python: Sequence[str], env: dict[str, str]) -> Server:
-        """Fork the server from this process, which has imported what the kernels need
-        (`preload`, called first: an import may change the environment that `env`, the
-        kernels' environment, must match). For a process that runs kernels with `python` and
-        has started no thread yet (RuntimeError otherwise: a fork copies only the calling
-        thread, and a lock another thread held would stay locked)."""
+    def fork(cls, python: Sequence[str], env: dict[str, str], modules: Sequence[str]) -> Server:
+        """Fork the server from this process, for kernels started with `python` and `env`
+        (this process's environment: what its imports have read); the server then imports
+        `modules` itself and serves, without keeping this process waiting: a kernel asked
+        for meanwhile is forked once the imports are done.
+
+        Only for a process that has started no thread (RuntimeError otherwise: a fork copies
+        the calling thread only, and a lock another one held would stay locked) and has
+        computed nothing with torch yet: OpenMP's worker threads do not survive a fork either,
+        and a kernel forked after them hangs in its first parallel operation."""
         import threading
 
         if threading.active_count() > 1:
@@ -298,6 +310,11 @@ class Server:
             try:
                 os.close(write_end)
                 os.setsid()  # a Ctrl-C in the terminal is for the kernels, not for it
+                try:
+                    preload(modules)
+                except BaseException as err:  # the client reads why when it asks for a kernel
+                    Path(folder, "log").write_text(f"{type(err).__name__}: {err}")
+                    raise
                 _loop(listener, read_end)
                 code = 0
             finally:
@@ -317,18 +334,26 @@ class Server:
     def spawn(self, module: str, argv: Sequence[str], env: dict[str, str], cwd: str,
               stdio: Sequence[int]) -> Forked:
         """Fork `python -m module argv...` with this environment, directory and stdio fds."""
+        self.spawned = True
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.path)
         request = {"module": module, "argv": list(argv), "env": env, "cwd": cwd}
         data = json.dumps(request).encode() + b"\n"
-        sent = socket.send_fds(conn, [data], list(stdio))
-        conn.sendall(data[sent:])
         received = b""
-        while b"\n" not in received:
-            chunk = conn.recv(4096)
-            if not chunk:
-                raise RuntimeError("the kernel fork server stopped while forking a kernel")
-            received += chunk
+        try:
+            conn.connect(self.path)
+            sent = socket.send_fds(conn, [data], list(stdio))
+            conn.sendall(data[sent:])
+            while b"\n" not in received:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    raise ConnectionResetError("it closed the connection")
+                received += chunk
+        except OSError as err:
+            conn.close()
+            why = Path(self.folder, "log")
+            raise RuntimeError("the kernel fork server stopped: " + (
+                why.read_text(errors="replace").strip()[-2000:] if why.is_file() else str(err)
+            )) from None
         line, rest = received.split(b"\n", 1)
         child = Forked(conn, int(json.loads(line)["pid"]))
         child._buffer = rest  # the exit line, if the child was that quick
@@ -349,6 +374,8 @@ class Server:
         elif self.lifeline >= 0:
             os.close(self.lifeline)
             self.lifeline = -1  # stopped: a second stop must not close an fd reused since
+            if not self.spawned and self.alive():  # no kernel to stop: no wait for imports
+                os.kill(self.pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while self.alive() and time.monotonic() < deadline:
                 time.sleep(0.01)

@@ -88,15 +88,19 @@ def _module_at(cmd: Sequence[str]) -> int | None:
 
 
 def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
-    """For a process that will run kernels of `kernel_name` and has nothing else to do first
-    (a worker running one cell): import `preload` here and fork the fork server from this
-    process, so that no second interpreter imports them. Where that cannot be done (not
-    Linux, another kernel, threads already running) the first kernel starts a server as
-    usual."""
+    """For a process that will run kernels of `kernel_name` (the runner, a worker): fork the
+    fork server from this process, so that what it has imported already (torch, datasets,
+    xtl) is not imported a second time; the server imports the rest of `preload` while this
+    process goes on. Call it before this process starts a thread, computes with torch or
+    touches CUDA (see `forkserver.Server.fork`). Where that cannot be done (not Linux, another
+    kernel, threads already running) the first kernel starts a server as usual."""
     global _server
-    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:  # papermill says so when it starts the first kernel
+        return
     at = _module_at(spec.argv)
     if not FORKS or at is None or _server is not None:
         return
@@ -104,16 +108,13 @@ def fork_server_here(kernel_name: str, preload: Sequence[str]) -> None:
 
     if threading.active_count() > 1:
         return
+    # what jupyter_client gives a Python kernel: our environment, the spec's, without
+    # PYTHONEXECUTABLE
+    env = {**os.environ, **spec.env}
+    env.pop("PYTHONEXECUTABLE", None)
     try:
-        # imported first: an import may set variables (torch sets TORCHINDUCTOR_CACHE_DIR),
-        # and the server's key must be the environment the kernels will be started with
-        forkserver.preload(["ipykernel.kernelapp", *preload])
-        # what jupyter_client gives a Python kernel: our environment, the spec's, without
-        # PYTHONEXECUTABLE
-        env = {**os.environ, **spec.env}
-        env.pop("PYTHONEXECUTABLE", None)
-        _server = forkserver.Server.fork(spec.argv[:at], env)
-    except (ImportError, OSError, RuntimeError) as err:  # the kernels start as usual
+        _server = forkserver.Server.fork(spec.argv[:at], env, ["ipykernel.kernelapp", *preload])
+    except (OSError, RuntimeError) as err:  # the kernels start as usual
         print(f"xtl: no fork server forked from this process: {err}", file=sys.stderr,
               flush=True)
 
@@ -142,11 +143,18 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
                 print(f"xtl: kernels start without the fork server: {err}",
                       file=kw.get("stderr") or sys.stderr, flush=True)
                 return None
-        with open(os.devnull, "rb") as stdin:
-            return _server.spawn("ipykernel_launcher", cmd[at + 2:], env,
-                                 str(kw.get("cwd") or os.getcwd()),
-                                 [stdin.fileno(), _fileno(kw.get("stdout"), 1),
-                                  _fileno(kw.get("stderr"), 2)])
+        try:
+            with open(os.devnull, "rb") as stdin:
+                return _server.spawn("ipykernel_launcher", cmd[at + 2:], env,
+                                     str(kw.get("cwd") or os.getcwd()),
+                                     [stdin.fileno(), _fileno(kw.get("stdout"), 1),
+                                      _fileno(kw.get("stderr"), 2)])
+        except RuntimeError as err:  # a forked server whose imports failed
+            _stop_server()
+            _failed.add(key)
+            print(f"xtl: kernels start without the fork server: {err}",
+                  file=kw.get("stderr") or sys.stderr, flush=True)
+            return None
 
     async def launch_kernel(self, cmd: list[str], **kw: Any) -> Any:
         child = self._forked(cmd, kw)

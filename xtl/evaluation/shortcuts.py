@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+# imported here, not at first use: the kernels' fork server imports this module (a notebook
+# import) and so scikit-learn once, instead of every evaluation cell paying a second for it
+from sklearn.tree import DecisionTreeClassifier
+
 from xtl.core import chance
 from xtl.data.tasks import Task
 from xtl.evaluation import metrics
@@ -126,8 +130,6 @@ def overlap_features(a: str, b: str) -> list[float]:
 def overlap_tree(train_a: Sequence[str], train_b: Sequence[str], train_labels: Sequence[int]):
     """A fitted depth-4 decision tree on `overlap_features` (deterministic); on more than
     `TREE_ROWS` rows (MNLI's 393k) a fixed random sample of them, plenty for 9 features."""
-    from sklearn.tree import DecisionTreeClassifier
-
     rows = range(len(train_labels))
     if len(rows) > TREE_ROWS:
         rows = sorted(np.random.default_rng(0).choice(len(rows), TREE_ROWS, replace=False))

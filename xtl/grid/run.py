@@ -44,6 +44,13 @@ from xtl.grid.rundir import (
 )
 from xtl.model import zoo
 
+# A process that runs cells imports nbformat, which imports jsonschema, which imports its
+# optional IRI format checker, rfc3987-syntax, which compiles ~35 Earley grammars at import:
+# 1.3 s of CPU in every runner and worker, for a format no notebook schema uses (jsonschema
+# issue #1428; BENCHMARKS.md "Per-cell overhead"). jsonschema skips a checker whose module is
+# absent, as a module marked None in sys.modules is.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
 NOTEBOOKS = resources.files("xtl.notebooks")
 
@@ -179,22 +186,30 @@ def prepare(exp_path: str | Path, out: str | Path | None = None, force: bool = F
 
 
 def run(exp_path: str | Path, out: str | Path | None = None, retry_failed: bool = False,
-        force: bool = False, log=print) -> Summary:
-    """Plan, then execute every cell that is not done, in dependency order; then report."""
+        force: bool = False, log=print, fork_server: bool = False) -> Summary:
+    """Plan, then execute every cell that is not done, in dependency order; then report.
+
+    `fork_server`: fork the kernels' server from this process (kernels.fork_server_here),
+    which saves the imports it has done already; only for a process that has computed
+    nothing with torch so far (the `xtl run` command): a kernel forked from one whose OpenMP
+    threads have run hangs."""
     started = time.perf_counter()
     exp, plan, run_dir = prepare(exp_path, out, force)
     require_hub(plan, exp)  # offline without a mirror: one clear error, not a retry per cell
     run_dir.root.mkdir(parents=True, exist_ok=True)
+    # how many processes a cell trains with reaches the kernels through the environment
+    os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
+    os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
+    os.environ[HEADLESS_ENV] = "1"  # as execute_notebook sets it: the server's environment
+    tracking.export(exp["report_to"], run_dir.root, exp["name"])
+    kernel = kernel_name()
+    if fork_server:  # before the run lock's heartbeat thread and the executor's GPU query
+        kernels.fork_server_here(kernel, kernel_preload())
     # a heartbeat that finds the lock taken stops the cell running here (its kernel included)
     with RunLock(run_dir.root, log, on_lost=_thread.interrupt_main) as held:
         run_dir.guard = held.check
         atomic_write_bytes(run_dir.root / "experiment.yaml", Path(exp_path).read_bytes())
         atomic_write_json(run_dir.root / "plan.json", plan.to_json())
-        kernel = kernel_name()
-        # how many processes a cell trains with reaches the kernels through the environment
-        os.environ["XTL_GPUS_PER_CELL"] = str(exp["gpus_per_cell"])
-        os.environ["XTL_DISTRIBUTED"] = str(exp["distributed"])
-        tracking.export(exp["report_to"], run_dir.root, exp["name"])
         by_id, number = plan.by_id(), _numbered(plan)
 
         def run_here(cell_id: str) -> None:
