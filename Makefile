@@ -38,7 +38,11 @@ demo: $(DEMO_STAMP)
 # TEST_WORKERS pytest-xdist workers (worksteal: a worker that runs dry takes queued tests from
 # the other): the slow tests spend most of their time starting kernels on one core.
 TEST_WORKERS ?= 2
+# compileall: an editable install leaves xtl's own modules uncompiled, and where
+# PYTHONDONTWRITEBYTECODE is set every process the tests start (hundreds) would compile them
+# again (0.45 s each, BENCHMARKS.md "Per-cell overhead, round 3")
 test: $(STAMP) lint
+	$(BIN)/python -m compileall -q xtl
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=30
 
 test-fast: $(STAMP)
