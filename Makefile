@@ -27,9 +27,13 @@ $(DEMO_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[e5]'
 	touch $(DEMO_STAMP)
 
-$(STAMP): $(DEMO_STAMP)
+# on a fresh machine `make test` installs both levels in one go (one resolution, one build)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e '.[e5,dev]'
-	touch $(STAMP)
+	touch $(DEMO_STAMP) $(STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/xtl run $(DEMO)
