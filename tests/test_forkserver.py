@@ -202,8 +202,8 @@ def test_where_kernels_are_not_forked_they_start_as_before(tmp_path: Path, monke
     assert seen["ppid"] == os.getpid() and not seen["torch_before"]
 
 
-CUDA_SPY = """
-import json
+# records every call into torch.cuda (in `calls`) from here on
+SPY_ON_CUDA = """
 import torch
 
 calls = []
@@ -219,6 +219,9 @@ def spy(name, real):
 for name in ("is_available", "device_count", "init", "_lazy_init", "current_device",
              "is_bf16_supported", "get_device_capability", "get_device_properties"):
     setattr(torch.cuda, name, spy(name, getattr(torch.cuda, name)))
+"""
+
+CUDA_SPY = "import json\n" + SPY_ON_CUDA + """
 from xtl.core import forkserver  # noqa: E402
 from xtl.grid import run  # noqa: E402
 
@@ -273,23 +276,7 @@ def test_a_server_forked_from_a_process_imports_after_the_fork(tmp_path: Path) -
     assert "no_such_module_xyz" in seen["why"]
 
 
-AT_FORK = """
-import json, sys, threading
-import torch
-
-calls = []
-
-
-def spy(name, real):
-    def called(*args, **kwargs):
-        calls.append(name)
-        return real(*args, **kwargs)
-    return called
-
-
-for name in ("is_available", "device_count", "init", "_lazy_init", "current_device",
-             "is_bf16_supported", "get_device_capability", "get_device_properties"):
-    setattr(torch.cuda, name, spy(name, getattr(torch.cuda, name)))
+AT_FORK = "import json, sys, threading\n" + SPY_ON_CUDA + """
 from xtl.core import kernels  # noqa: E402
 from xtl.grid import run  # noqa: E402
 

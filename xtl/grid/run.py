@@ -47,8 +47,8 @@ from xtl.model import zoo
 # A process that runs cells imports nbformat, which imports jsonschema, which imports its
 # optional IRI format checker, rfc3987-syntax, which compiles ~35 Earley grammars at import:
 # 1.3 s of CPU in every runner and worker, for a format no notebook schema uses (jsonschema
-# issue #1428; BENCHMARKS.md "Per-cell overhead"). jsonschema skips a checker whose module is
-# absent, as a module marked None in sys.modules is.
+# issue #1428; BENCHMARKS.md "Per-cell overhead, round 3"). jsonschema skips a checker whose
+# module is absent, as a module marked None in sys.modules is.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 # the phase and analysis notebooks: the package `xtl.notebooks` (the repository's notebooks/)
