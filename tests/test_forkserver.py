@@ -315,3 +315,20 @@ def test_only_the_xtl_command_forks_its_kernel_server_from_itself() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)  # what the `xtl` console script does
     assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+BROKEN_FORK = WORKER.replace('preload = ("torch",)', 'preload = ("no_such_module_xyz",)')
+
+
+@pytest.mark.slow
+def test_a_forked_server_whose_imports_fail_leaves_kernels_starting_as_usual(
+        tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "probe.ipynb")
+    done = subprocess.run([sys.executable, "-c", BROKEN_FORK, str(tmp_path), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["forked_here"] and not seen["same"]  # it was given up
+    assert seen["kernel_parent"] != seen["server"] and not seen["torch_before"]
+    log = (tmp_path / "log.txt").read_text()
+    assert "kernels start without the fork server" in log and "no_such_module_xyz" in log
