@@ -67,6 +67,23 @@ def test_a_forked_child_is_python_m_module_in_its_own_place(server, tmp_path: Pa
     assert (tmp_path / "out.txt").read_text() == "to stdout\n"
 
 
+def test_an_ignored_sigint_stays_ignored_as_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """`xtl run ... &` in a script starts with SIGINT ignored; an exec'd kernel inherits that,
+    and so must a forked one."""
+    (tmp_path / "probe_mod.py").write_text(PROBE)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        srv = forkserver.Server.start([sys.executable], dict(os.environ), ["xtl.core.store"])
+    finally:
+        signal.signal(signal.SIGINT, before)
+    try:
+        assert _spawn(srv, tmp_path, "probe_mod", "0").wait(timeout=60) == 0
+    finally:
+        srv.stop()
+    seen = json.loads((tmp_path / "probe.json").read_text())
+    assert seen["signals"][0] == str(signal.SIG_IGN)  # not default_int_handler
+
+
 def test_an_exit_with_a_message_prints_it_and_exits_1(server, tmp_path: Path) -> None:
     (tmp_path / "quits.py").write_text("import sys\nsys.exit('no such grid')\n")
     child = _spawn(server, tmp_path, "quits")
@@ -99,8 +116,10 @@ def test_a_server_that_cannot_import_says_why() -> None:
 
 
 def test_the_per_kernel_variables_do_not_change_the_environment_key() -> None:
-    env = {"A": "1", "XTL_CELL": "c1", "JPY_PARENT_PID": "5"}
+    env = {"A": "1", "XTL_CELL": "c1", "JPY_PARENT_PID": "5", "PYTEST_CURRENT_TEST": "t (setup)"}
     assert forkserver.env_key(env) == forkserver.env_key({**env, "XTL_CELL": "c2"})
+    # pytest rewrites it around every test: runs in one test process share their server
+    assert forkserver.env_key(env) == forkserver.env_key({**env, "PYTEST_CURRENT_TEST": "u"})
     assert forkserver.env_key(env) != forkserver.env_key({**env, "A": "2"})
 
 
@@ -274,6 +293,30 @@ def test_a_server_forked_from_a_process_imports_after_the_fork(tmp_path: Path) -
     assert seen["gone"]
     assert seen["why"].startswith("the kernel fork server stopped: ModuleNotFoundError")
     assert "no_such_module_xyz" in seen["why"]
+
+
+FORKED_HANDLERS = """
+import os, signal, sys
+from xtl.core import forkserver
+
+signal.signal(signal.SIGINT, lambda *_: None)  # as `xtl run` sets its own
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+server = forkserver.Server.fork([sys.executable], dict(os.environ), ["xtl.core.store"])
+child = server.spawn("probe_mod", ["0"], dict(os.environ), sys.argv[1], [0, 1, 2])
+assert child.wait(timeout=60) == 0
+server.stop()
+"""
+
+
+def test_a_server_forked_from_xtl_run_gives_its_children_fresh_handlers(tmp_path: Path) -> None:
+    """Not the handlers of the process it was forked from."""
+    (tmp_path / "probe_mod.py").write_text(PROBE)
+    done = subprocess.run([sys.executable, "-c", FORKED_HANDLERS, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads((tmp_path / "probe.json").read_text())
+    assert seen["signals"] == [str(signal.default_int_handler), str(signal.SIG_IGN),
+                               str(signal.SIG_DFL), str(signal.SIG_DFL)]
 
 
 AT_FORK = "import json, sys, threading\n" + SPY_ON_CUDA + """

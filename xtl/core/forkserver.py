@@ -43,8 +43,9 @@ from typing import Any
 # initialised (CPython's multiprocessing starts processes by spawn there since 3.8).
 FORKS = sys.platform.startswith("linux")
 READY = b"ready\n"
-# kernel-start variables that change per kernel; everything else the imports may have read
-PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME", "XTL_CELL")
+# variables that change per kernel (or, PYTEST_CURRENT_TEST, per test phase: pytest rewrites it
+# around every test, and no import reads it); everything else the imports may have read
+PER_KERNEL_ENV = ("JPY_PARENT_PID", "JPY_SESSION_NAME", "XTL_CELL", "PYTEST_CURRENT_TEST")
 
 
 def env_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -54,6 +55,15 @@ def env_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 # ------------------------------------------------------------------ server (its own process)
+
+# What each child's handlers are set to: a fresh interpreter's. A server started as its own
+# interpreter (`Server.start`) takes the ones it started with, before any import: a SIGINT
+# ignored by whoever started it (`nohup`, `&` in a script) stays ignored, as it would across an
+# exec. A server forked from a process that has set its own (`Server.fork`, from `xtl run`)
+# keeps these defaults.
+_FRESH_HANDLERS: dict[int, Any] = {signal.SIGINT: signal.default_int_handler,
+                                   signal.SIGCHLD: signal.SIG_DFL, signal.SIGTERM: signal.SIG_DFL}
+
 
 def _child(request: dict[str, Any], fds: list[int], closing: list[socket.socket]) -> None:
     """In the forked child: become `python -m module argv...` in the requested place."""
@@ -69,10 +79,9 @@ def _child(request: dict[str, Any], fds: list[int], closing: list[socket.socket]
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        # the handlers a fresh interpreter starts with (SIGPIPE stays ignored, as CPython sets it)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGCHLD, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+        # a fresh interpreter's handlers (SIGPIPE stays ignored, as CPython sets it)
+        for sig, handler in _FRESH_HANDLERS.items():
+            signal.signal(sig, handler)
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits when it changes
@@ -184,6 +193,7 @@ def _loop(listener: socket.socket, lifeline: int) -> None:
 
 def serve(path: str, modules: Sequence[str]) -> None:
     """The server process: import `modules`, say `ready`, serve until stdin closes."""
+    _FRESH_HANDLERS.update({sig: signal.getsignal(sig) for sig in _FRESH_HANDLERS})
     preload(modules)
     listener = _listen(path)
     sys.stdout.buffer.write(READY)
