@@ -68,8 +68,8 @@ def test_a_forked_child_is_python_m_module_in_its_own_place(server, tmp_path: Pa
 
 
 def test_an_ignored_sigint_stays_ignored_as_in_a_fresh_interpreter(tmp_path: Path) -> None:
-    """`xtl run ... &` in a script starts with SIGINT ignored; an exec'd kernel inherits that,
-    and so must a forked one."""
+    """A process started with `&` in a non-interactive shell has SIGINT ignored; a kernel it
+    execs inherits that, and so must one forked by a server it started."""
     (tmp_path / "probe_mod.py").write_text(PROBE)
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

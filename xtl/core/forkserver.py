@@ -58,9 +58,9 @@ def env_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 # What each child's handlers are set to: a fresh interpreter's. A server started as its own
 # interpreter (`Server.start`) takes the ones it started with, before any import: a SIGINT
-# ignored by whoever started it (`nohup`, `&` in a script) stays ignored, as it would across an
-# exec. A server forked from a process that has set its own (`Server.fork`, from `xtl run`)
-# keeps these defaults.
+# ignored by whoever started it (a `&` in a non-interactive shell) stays ignored, as it would
+# across an exec. A server forked from a process that has set its own (`Server.fork`, from
+# `xtl run`) keeps these defaults.
 _FRESH_HANDLERS: dict[int, Any] = {signal.SIGINT: signal.default_int_handler,
                                    signal.SIGCHLD: signal.SIG_DFL, signal.SIGTERM: signal.SIG_DFL}
 
