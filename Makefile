@@ -8,6 +8,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 DEMO ?= parameters/demo.yaml
 BIN := $(VENV)/bin
+comma := ,
 # two install levels: what the demo needs (xtl and the e5 converter), and on top of it what the
 # tests and lint need (the `dev` extra: pytest, ruff, hypothesis, Ray and submitit for the
 # executor tests)
@@ -25,21 +26,21 @@ setup-demo: $(DEMO_STAMP)
 # about half pip's time on a fresh machine (BENCHMARKS.md "Set-up"). uv reads no pip.conf:
 # a private index for the rest goes in UV_INDEX_URL. --compile-bytecode: where
 # PYTHONDONTWRITEBYTECODE is set, nothing would ever be compiled and every process would pay.
-UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode
-
-$(DEMO_STAMP): pyproject.toml
+# $(call install,EXTRAS): the venv (kept if there is one), torch, then xtl with EXTRAS
+define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip uv
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(UV_INSTALL) -e '.[e5]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[$(1)]'
+endef
+
+$(DEMO_STAMP): pyproject.toml
+	$(call install,e5)
 	touch $(DEMO_STAMP)
 
 # on a fresh machine `make test` installs both levels in one go (one resolution, one build)
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip uv
-	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(UV_INSTALL) -e '.[e5,dev]'
+	$(call install,e5$(comma)dev)
 	touch $(DEMO_STAMP) $(STAMP)
 
 demo: $(DEMO_STAMP)

@@ -3,15 +3,15 @@
 # Each tool installs xtl's `e5,dev` extras into its own fresh venv that already holds torch
 # (installed by pip in both, as the Makefile does), with an empty cache, and the two
 # environments must end up with the same packages (`pip freeze`, uv itself left out).
-# Usage: bench/setup_install.sh   (TORCH_SPEC as in the Makefile; several minutes, network or
-# local package index as pip is configured)
+# Usage: bench/setup_install.sh   (PYTHON and TORCH_SPEC as in the Makefile; several minutes,
+# network or local package index as pip is configured)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for tool in pip uv; do
     venv="$work/$tool"
-    python3 -m venv "$venv"
+    "${PYTHON:-python3}" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip uv
     "$venv/bin/pip" install --quiet "${TORCH_SPEC:-torch==2.13.0}"
     start=$(date +%s.%N)
